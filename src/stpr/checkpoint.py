@@ -1,0 +1,72 @@
+"""Saving and loading STPR weights.
+
+A weights file is a single ``.safetensors`` file whose metadata holds the model config as JSON, so
+it is self-describing: ``load_model(path)`` rebuilds the right architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from stpr.errors import ModelError
+from stpr.models.stpr_arch import STPR, STPRConfig
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "stpr_default.safetensors"
+
+
+def save_model(model: STPR, path: Path, extra: dict | None = None) -> None:
+    """Write weights + config atomically (temp file, then rename)."""
+    path = Path(path)
+    meta = {"stpr_config": json.dumps(model.cfg.to_dict()), "format": "stpr-1"}
+    if extra:
+        meta.update({k: json.dumps(v) for k, v in extra.items()})
+    tmp = path.with_name(f".{path.name}.tmp")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def read_metadata(path: Path) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def load_model(path: Path | None = None, **overrides) -> STPR:
+    """Build an STPR from a weights file. ``overrides`` change inference-only config fields
+    (e.g. ``flow_mode="dis"``, ``frames=1``).
+
+    Raises:
+        ModelError: missing, unreadable, or not matching the architecture.
+    """
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        meta = read_metadata(path)
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
+        raise ModelError(f"cannot read weights file {path}: {e}") from None
+    if "stpr_config" not in meta:
+        raise ModelError(f"{path} is not an stpr weights file (no stpr_config metadata)")
+    try:
+        cfg_dict = json.loads(meta["stpr_config"])
+        cfg_dict.update(overrides)
+        cfg = STPRConfig.from_dict(cfg_dict)
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"bad model config in {path}: {e}") from None
+    model = STPR(cfg)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:  # same names, different shapes
+        missing, unexpected = ["<shape mismatch>"], []
+    if missing or unexpected:
+        raise ModelError(f"{path} does not match the STPR architecture "
+                         f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
+    return model.eval()

@@ -1,0 +1,336 @@
+"""Training and validation data.
+
+Every sample is a short clip of N frames: ``{"low": (N, 3, S, S), "high": (N, 3, S, S),
+"flow_fw": (N-1, 2, S/4, S/4), "flow_bw": (N-1, 2, S/4, S/4), "flow_valid": (N-1, 1, S/4, S/4)}``
+as float tensors in [0, 1]; ``flow_fw[i]`` is the teacher flow frame i -> i+1 and ``flow_bw[i]``
+frame i+1 -> i, at 1/4 resolution in 1/4-resolution pixels.
+
+Sources:
+* ``LOLClips``: real LOL low/normal pairs made into clips with synthetic motion (exact flow).
+* ``SyntheticVideoClips``: normal-light video darkened by ``stpr.data.synthesis`` (DIS teacher
+  flow computed on the clean frames).
+* ``PairedVideoFolders``: per-scene folders of low and normal frames (SDSD / SMID / DID layouts).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stpr.data.motion import affine_flow, random_trajectory, warp_crop
+from stpr.data.synthesis import darken_clip, sample_params
+from stpr.models.flow_arch import dis_flow
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def natural_key(p: Path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB (works with non-ASCII paths)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot decode image {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_video_frames(path: Path, max_frames: int | None = None, scale: float = 1.0) -> np.ndarray:
+    """Decode a whole (short) video to (N, H, W, 3) uint8, optionally downscaled."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            img = f.to_ndarray(format="rgb24")
+            if scale != 1.0:
+                img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            frames.append(img)
+            if max_frames and len(frames) >= max_frames:
+                break
+    return np.stack(frames)
+
+
+# --------------------------------------------------------------------------- LOL split
+def lol_split(root: Path, num_val: int = 30) -> tuple[list[str], list[str]]:
+    """Fixed split of a LOL-style folder: the ``num_val`` highest-numbered pairs are validation.
+
+    A contiguous block (rather than every k-th pair) keeps near-duplicate neighbouring shots of a
+    scene out of training as far as possible.
+    """
+    names = sorted((p.stem for p in (Path(root) / "low").iterdir() if p.suffix.lower() in IMAGE_EXTS),
+                   key=lambda s: natural_key(Path(s)))
+    return names[:-num_val], names[-num_val:]
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _dis_teacher(clean: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DIS flows between consecutive clean frames at 1/4 resolution, with a fw-bw validity mask."""
+    small = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (size, size), interpolation=cv2.INTER_AREA)
+             for f in clean]
+    fw, bw, valid = [], [], []
+    for a, b in zip(small[:-1], small[1:]):
+        f = dis_flow(a, b, cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        g = dis_flow(b, a, cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        # forward-backward check on the DIS result
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+        g_at = cv2.remap(g, xs + f[..., 0], ys + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err = ((f + g_at) ** 2).sum(-1)
+        v = (err < 0.01 * ((f ** 2).sum(-1) + (g_at ** 2).sum(-1)) + 0.5).astype(np.float32)
+        fw.append(f.transpose(2, 0, 1))
+        bw.append(g.transpose(2, 0, 1))
+        valid.append(v[None])
+    return np.stack(fw), np.stack(bw), np.stack(valid)
+
+
+def _flip(sample: dict, rng: np.random.Generator) -> dict:
+    """Random horizontal flip of a whole clip (flows negate their x component)."""
+    if rng.random() < 0.5:
+        for k in ("low", "high"):
+            sample[k] = np.ascontiguousarray(sample[k][:, :, ::-1])
+        for k in ("flow_fw", "flow_bw"):
+            f = np.ascontiguousarray(sample[k][..., ::-1])
+            f[:, 0] *= -1
+            sample[k] = f
+        sample["flow_valid"] = np.ascontiguousarray(sample["flow_valid"][..., ::-1])
+    return sample
+
+
+def _finish(sample: dict) -> dict:
+    out = {"low": _to_tensor(sample["low"]), "high": _to_tensor(sample["high"])}
+    for k in ("flow_fw", "flow_bw", "flow_valid"):
+        out[k] = torch.from_numpy(np.ascontiguousarray(sample[k])).float()
+    return out
+
+
+# --------------------------------------------------------------------------- LOL clips
+@dataclass
+class NoiseModel:
+    """Signal-dependent noise fitted on one real dark image: var = a * mean + b (8-bit units)."""
+
+    a: float
+    b: float
+
+
+def fit_noise(low: np.ndarray) -> tuple[np.ndarray, NoiseModel]:
+    """Denoise a real dark image and fit var(residual) = a * intensity + b.
+
+    Returns the denoised image (uint8) and the fitted model; used to give every synthetic-motion
+    frame fresh noise with the statistics of the real sensor noise.
+    """
+    den = cv2.fastNlMeansDenoisingColored(low, None, 7, 7, 5, 15)
+    r = low.astype(np.float32) - den.astype(np.float32)
+    m = den.astype(np.float32).ravel()
+    v = (r ** 2).ravel()
+    bins = np.clip((m // 4).astype(int), 0, 63)
+    cnt = np.bincount(bins, minlength=64)
+    mv = np.bincount(bins, weights=m, minlength=64)
+    vv = np.bincount(bins, weights=v, minlength=64)
+    ok = cnt > 200
+    if ok.sum() >= 2:
+        a, b = np.polyfit(mv[ok] / cnt[ok], vv[ok] / cnt[ok], 1)
+    else:
+        a, b = 0.0, float(v.mean())
+    return den, NoiseModel(max(float(a), 0.0), max(float(b), 0.1))
+
+
+class LOLClips(torch.utils.data.Dataset):
+    """Real LOL pairs as N-frame clips with synthetic motion.
+
+    Noise never repeats across frames: at most one frame (chosen at random) keeps the real noisy
+    low image; the others are the denoised low image plus fresh noise drawn from the noise model
+    fitted on that same real image.
+
+    Args:
+        root: folder with ``low/`` and ``high/``.
+        names: file stems to use (see ``lol_split``).
+        frames: N, frames per clip.
+        crop: square crop size (multiple of 4).
+        length: nominal epoch length.
+        seed: base seed; sample i of epoch e uses seed (seed, e, i).
+    """
+
+    def __init__(self, root: Path, names: list[str], frames: int = 4, crop: int = 96, length: int = 10000,
+                 seed: int = 0):
+        self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
+        self.epoch = 0
+        root = Path(root)
+        self.items = []
+        for n in names:
+            low = read_rgb(next((root / "low").glob(n + ".*")))
+            high = read_rgb(next((root / "high").glob(n + ".*")))
+            den, nm = fit_noise(low)
+            self.items.append((low, den, nm, high))
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        low, den, nm, high = self.items[rng.integers(len(self.items))]
+        n, s = self.frames, self.crop
+        mats = random_trajectory(n, s, low.shape[:2], rng)
+        real_idx = rng.integers(n + 1)  # == n: no frame keeps the real noise
+        lows, highs = [], []
+        for t, m in enumerate(mats):
+            highs.append(warp_crop(high, m, s))
+            if t == real_idx:
+                lows.append(warp_crop(low, m, s))
+            else:
+                base = warp_crop(den, m, s).astype(np.float32)
+                std = np.sqrt(nm.a * base + nm.b)
+                lows.append(np.clip(np.round(base + rng.normal(size=base.shape) * std), 0, 255).astype(np.uint8))
+        q = s // 4
+        fw = np.stack([affine_flow(mats[t], mats[t + 1], s, 0.25) for t in range(n - 1)])
+        bw = np.stack([affine_flow(mats[t + 1], mats[t], s, 0.25) for t in range(n - 1)])
+        sample = {"low": np.stack(lows), "high": np.stack(highs), "flow_fw": fw, "flow_bw": bw,
+                  "flow_valid": np.ones((n - 1, 1, q, q), np.float32)}
+        return _finish(_flip(sample, rng))
+
+
+# --------------------------------------------------------------------------- synthetic dark video
+class SyntheticVideoClips(torch.utils.data.Dataset):
+    """Normal-light videos darkened on the fly.
+
+    Args:
+        videos: list of (F, H, W, 3) uint8 arrays (decoded clean videos).
+        frames: N, frames per clip.
+        crop: square crop size (multiple of 4).
+        length: nominal epoch length.
+        seed: base seed.
+        exposure_range: linear exposure range of the synthesis.
+        h264_prob: probability of an H.264 round trip.
+    """
+
+    def __init__(self, videos: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
+                 seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2):
+        self.videos = [v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop]
+        if not self.videos:
+            raise ValueError("no video is long and large enough for the requested clips")
+        self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
+        self.exposure_range, self.h264_prob = exposure_range, h264_prob
+        self.epoch = 0
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, i, 1))
+        v = self.videos[rng.integers(len(self.videos))]
+        n, s = self.frames, self.crop
+        stride = int(rng.integers(1, 3)) if len(v) >= 2 * n else 1
+        t0 = rng.integers(0, len(v) - (n - 1) * stride)
+        y0 = rng.integers(0, v.shape[1] - s + 1)
+        x0 = rng.integers(0, v.shape[2] - s + 1)
+        clean = v[t0:t0 + (n - 1) * stride + 1:stride, y0:y0 + s, x0:x0 + s]
+        if rng.random() < 0.5:  # play backwards: motion in both directions
+            clean = clean[::-1]
+        clean = np.ascontiguousarray(clean)
+        dark = darken_clip(clean, sample_params(rng, self.exposure_range, self.h264_prob), rng)
+        fw, bw, valid = _dis_teacher(clean, s // 4)
+        sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
+        return _finish(_flip(sample, rng))
+
+
+# --------------------------------------------------------------------------- user datasets
+LAYOUTS = {
+    # layout name: (low sub-folder, normal-light sub-folder); each holds one folder per scene.
+    "sdsd": ("input", "GT"),
+    "did": ("input", "GT"),
+    "smid": ("SMID_LQ_np", "SMID_Long_np"),
+}
+
+
+def _read_frame(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        a = np.load(path)
+        if a.dtype != np.uint8:
+            a = np.clip(a.astype(np.float32) * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return a
+    return read_rgb(path)
+
+
+class PairedVideoFolders(torch.utils.data.Dataset):
+    """Paired low/normal-light video stored as per-scene frame folders.
+
+    ``root/<low>/<scene>/*.png|*.npy`` and ``root/<high>/<scene>/...``; when a scene has a single
+    normal-light frame (SMID's long exposure) it serves as ground truth for every low frame.
+
+    Args:
+        root: dataset root.
+        layout: one of ``LAYOUTS`` or a "low_dir:high_dir" pair.
+        frames, crop, length, seed: as in the other datasets.
+        scenes: optional subset of scene names (for a validation split).
+    """
+
+    def __init__(self, root: Path, layout: str = "sdsd", frames: int = 4, crop: int = 96, length: int = 10000,
+                 seed: int = 0, scenes: list[str] | None = None):
+        low_dir, high_dir = LAYOUTS[layout] if layout in LAYOUTS else layout.split(":")
+        root = Path(root)
+        self.scenes = []
+        for sd in sorted((root / low_dir).iterdir(), key=natural_key):
+            if not sd.is_dir() or (scenes and sd.name not in scenes):
+                continue
+            lows = sorted((p for p in sd.iterdir() if p.suffix.lower() in IMAGE_EXTS | {".npy"}), key=natural_key)
+            hd = root / high_dir / sd.name
+            highs = sorted((p for p in hd.iterdir() if p.suffix.lower() in IMAGE_EXTS | {".npy"}), key=natural_key) \
+                if hd.is_dir() else []
+            if len(lows) >= frames and highs and (len(highs) == len(lows) or len(highs) == 1):
+                self.scenes.append((lows, highs))
+        if not self.scenes:
+            raise ValueError(f"no usable scenes under {root} with layout {layout!r}")
+        self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
+        self.epoch = 0
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, i, 2))
+        lows, highs = self.scenes[rng.integers(len(self.scenes))]
+        n, s = self.frames, self.crop
+        t0 = int(rng.integers(0, len(lows) - n + 1))
+        low = np.stack([_read_frame(p) for p in lows[t0:t0 + n]])
+        high = np.stack([_read_frame(highs[0] if len(highs) == 1 else p) for p in highs[t0:t0 + n]]) \
+            if len(highs) > 1 else np.repeat(_read_frame(highs[0])[None], n, axis=0)
+        y0 = rng.integers(0, low.shape[1] - s + 1)
+        x0 = rng.integers(0, low.shape[2] - s + 1)
+        low, high = low[:, y0:y0 + s, x0:x0 + s], high[:, y0:y0 + s, x0:x0 + s]
+        fw, bw, valid = _dis_teacher(np.ascontiguousarray(high), s // 4)
+        sample = {"low": np.ascontiguousarray(low), "high": np.ascontiguousarray(high),
+                  "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
+        return _finish(_flip(sample, rng))
+
+
+class MixedClips(torch.utils.data.Dataset):
+    """Draw each sample from one of several datasets with fixed probabilities."""
+
+    def __init__(self, datasets: list[torch.utils.data.Dataset], weights: list[float], length: int, seed: int = 0):
+        self.datasets, self.length, self.seed = datasets, length, seed
+        w = np.asarray(weights, np.float64)
+        self.p = w / w.sum()
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+        for d in self.datasets:
+            d.epoch = epoch
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, i, 3))
+        k = rng.choice(len(self.datasets), p=self.p)
+        return self.datasets[k][int(rng.integers(1 << 30))]

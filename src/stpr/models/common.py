@@ -1,0 +1,51 @@
+"""Small building blocks shared by the STPR sub-networks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+def act() -> nn.Module:
+    return nn.LeakyReLU(0.1, inplace=True)
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of an RGB tensor. (B, 3, H, W) -> (B, 1, H, W)."""
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def normalize_brightness(x: torch.Tensor, target: float = 0.45, eps: float = 1e-3,
+                         max_gain: float = 60.0) -> torch.Tensor:
+    """Scale each frame so its mean luma is ``target``: dark, flickering frames then look alike to
+    the flow and confidence estimators (brightness constancy holds again).
+
+    Args:
+        x: (B, 3, H, W) in [0, 1].
+
+    Returns:
+        (B, 3, H, W) in [0, 1].
+    """
+    mean = luma(x).mean(dim=(1, 2, 3), keepdim=True)
+    gain = (target / (mean + eps)).clamp(max=max_gain)
+    return (x * gain).clamp(0.0, 1.0)
+
+
+def gaussian_blur3(x: torch.Tensor) -> torch.Tensor:
+    """Depthwise 3x3 binomial blur (a cheap low-pass), replicate-padded. Shape preserved."""
+    c = x.shape[1]
+    k = torch.tensor([1.0, 2.0, 1.0], device=x.device, dtype=x.dtype)
+    k2 = (k[:, None] * k[None, :]) / 16.0
+    weight = k2.expand(c, 1, 3, 3).contiguous()
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), weight, groups=c)
+
+
+def upsample2(x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    if size is None:
+        size = (x.shape[-2] * 2, x.shape[-1] * 2)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

@@ -1,0 +1,233 @@
+"""STPR: spatio-temporal propagation and reconstruction for low-light video enhancement.
+
+Pipeline for one output frame (centre of a T-frame window)::
+
+    every frame  ──► FrameEncoder ─► features (1/4 res)      ┐ computed once per frame
+                └──► FlowFeaturePyramid ─► flow pyramid       ┘ (``encode_frame``)
+    centre, nbr ──► PyramidFlowNet ─► flow centre->nbr        ┐
+    features    ──► FeaturePropagation ─► propagated detail   │ per window (``decode``)
+    centre feat ──► PyramidRecursiveRDN ─► pyramid features   │
+    both        ──► STReconstruction ─► enhanced frame        ┘
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from stpr.models.common import normalize_brightness
+from stpr.models.flow_arch import FlowConfig, PyramidFlowNet, dis_flow_torch
+from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
+from stpr.models.propagation_arch import FeaturePropagation, FrameEncoder, PropagationConfig, log_brightness
+from stpr.models.reconstruction_arch import STReconstruction
+
+FLOW_MODES = ("learned", "dis", "zero")
+
+
+@dataclass
+class STPRConfig:
+    """Args:
+        frames: T, temporal window (odd). T = 1 disables propagation from neighbours.
+        channels: feature width at 1/4 resolution.
+        flow_mode: "learned" (pyramid flow net), "dis" (OpenCV DIS, inference only) or "zero".
+        flow_levels: levels of the learned flow pyramid.
+        flow_channels: flow feature channels per level.
+        flow_hidden: hidden width of the flow refinement heads.
+        hf_split: propagate only high-frequency neighbour features.
+        brightness_weight: brightness term in the propagation fusion weights.
+        prrd_scales: scales of the pyramid recursive residual dense subnet.
+        prrd_recursions: R, recursions of each shared residual dense block.
+        prrd_growth: dense growth rate.
+        prrd_layers: dense layers per block.
+    """
+
+    frames: int = 3
+    channels: int = 32
+    flow_mode: str = "learned"
+    flow_levels: int = 4
+    flow_channels: tuple[int, ...] = (16, 24, 32, 32)
+    flow_hidden: int = 32
+    hf_split: bool = True
+    brightness_weight: bool = True
+    prrd_scales: int = 3
+    prrd_recursions: int = 2
+    prrd_growth: int = 16
+    prrd_layers: int = 3
+
+    def __post_init__(self):
+        self.flow_channels = tuple(int(c) for c in self.flow_channels)
+        if self.frames < 1 or self.frames % 2 == 0:
+            raise ValueError(f"frames must be odd and >= 1, got {self.frames}")
+        if self.flow_mode not in FLOW_MODES:
+            raise ValueError(f"flow_mode must be one of {FLOW_MODES}, got {self.flow_mode!r}")
+        if len(self.flow_channels) != self.flow_levels:
+            raise ValueError("flow_channels needs one entry per flow level")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["flow_channels"] = list(self.flow_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "STPRConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown STPR config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class FrameState:
+    """Everything STPR needs from one frame, computed once and shared by all windows using it.
+
+    Shapes for a padded (B, 3, H, W) frame: x (B, 3, H, W); norm_small (B, 3, H/4, W/4);
+    logb (B, 1, H/4, W/4); feats (B, C, H/4, W/4); flow_pyr: list of (B, C_k, H/4/2^k, W/4/2^k).
+    """
+
+    x: torch.Tensor
+    norm_small: torch.Tensor
+    logb: torch.Tensor
+    feats: torch.Tensor
+    flow_pyr: list[torch.Tensor] | None
+
+
+def window_indices(center: int, length: int, frames: int) -> list[int]:
+    """Indices of the T-frame window around ``center`` in a sequence of ``length`` frames, edges
+    reflected (…, 2, 1, [0], 1, 2, …). Works for any length >= 1."""
+    half = frames // 2
+    out = []
+    for i in range(center - half, center + half + 1):
+        if length == 1:
+            out.append(0)
+            continue
+        period = 2 * (length - 1)
+        i = i % period
+        out.append(i if i < length else period - i)
+    return out
+
+
+class STPR(nn.Module):
+    """The STPR network.
+
+    Args:
+        cfg: STPRConfig.
+
+    ``forward`` input: (B, T, 3, H, W) in [0, 1], any H, W; output: (B, 3, H, W) enhanced centre
+    frame (clamped to [0, 1] in eval mode).
+    """
+
+    def __init__(self, cfg: STPRConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or STPRConfig()
+        c = cfg.channels
+        self.encoder = FrameEncoder(c)
+        self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden))
+        self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight))
+        self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
+                                                      cfg.prrd_growth, cfg.prrd_layers))
+        self.reconstruction = STReconstruction(c)
+
+    # ---------------------------------------------------------------- padding
+    @property
+    def multiple(self) -> int:
+        """Padded H and W are multiples of this."""
+        return math.lcm(self.flow_net.multiple, 4 * 2 ** (self.cfg.prrd_scales - 1))
+
+    def pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Replicate-pad the last two dims up to ``multiple``. Returns padded tensor and (H, W)."""
+        h, w = x.shape[-2:]
+        m = self.multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            shape = x.shape
+            x = F.pad(x.reshape(-1, *shape[-3:]), (0, pw, 0, ph), mode="replicate")
+            x = x.reshape(*shape[:-2], h + ph, w + pw)
+        return x, (h, w)
+
+    # ---------------------------------------------------------------- per frame
+    def encode_frame(self, x: torch.Tensor) -> FrameState:
+        """Per-frame work. x: (B, 3, H, W) in [0, 1], H, W multiples of ``multiple``."""
+        x_norm = normalize_brightness(x)
+        needs_pyr = self.cfg.flow_mode == "learned" and self.cfg.frames > 1
+        return FrameState(
+            x=x,
+            norm_small=F.avg_pool2d(x_norm, 4),
+            logb=log_brightness(x),
+            feats=self.encoder(x, x_norm),
+            flow_pyr=self.flow_net.features(x_norm) if needs_pyr else None,
+        )
+
+    # ---------------------------------------------------------------- per window
+    def estimate_flow(self, ref: FrameState, nbr: FrameState) -> torch.Tensor:
+        """Flow centre -> neighbour at 1/4 resolution. Returns (B, 2, H/4, W/4)."""
+        mode = self.cfg.flow_mode
+        if mode == "learned":
+            return self.flow_net(ref.flow_pyr, nbr.flow_pyr)
+        if mode == "dis":
+            return dis_flow_torch(ref.norm_small, nbr.norm_small)
+        return ref.norm_small.new_zeros(ref.norm_small.shape[0], 2, *ref.norm_small.shape[-2:])
+
+    def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, dict]:
+        """Enhance the centre frame of a window of encoded frames.
+
+        Args:
+            window: T FrameStates; the centre is ``window[T // 2]``.
+            flows: optional precomputed flows centre -> each neighbour (in window order, centre
+                skipped), each (B, 2, H/4, W/4).
+
+        Returns:
+            out: (B, 3, H, W) enhanced centre frame (padded size; clamped in eval mode).
+            aux: {"flows": list of flows, "weights": (B, T, H/4, W/4) fusion weights}.
+        """
+        mid = len(window) // 2
+        center = window[mid]
+        nbrs = [s for i, s in enumerate(window) if i != mid]
+        if flows is None:
+            flows = [self.estimate_flow(center, n) for n in nbrs]
+        propagated, weights = self.propagation(
+            center.feats, center.norm_small, center.logb,
+            [n.feats for n in nbrs], [n.norm_small for n in nbrs], [n.logb for n in nbrs], flows)
+        pyramid = self.pyramid(center.feats)
+        out = self.reconstruction(center.x, propagated, pyramid)
+        if not self.training:
+            out = out.clamp(0.0, 1.0)
+        return out, {"flows": flows, "weights": weights}
+
+    # ---------------------------------------------------------------- whole clips
+    def forward_clip(self, clip: torch.Tensor, centers: list[int]) -> tuple[list[torch.Tensor], list[dict]]:
+        """Enhance several centre frames of one clip, encoding each frame once.
+
+        Args:
+            clip: (B, N, 3, H, W) in [0, 1], any H, W.
+            centers: indices of the frames to enhance; windows are reflected at the clip edges.
+
+        Returns:
+            outputs: list of (B, 3, H, W); aux: list of dicts (flows at padded 1/4 resolution).
+        """
+        b, n = clip.shape[:2]
+        padded, (h, w) = self.pad(clip)
+        states: dict[int, FrameState] = {}
+        outs, auxes = [], []
+        for c in centers:
+            idx = window_indices(c, n, self.cfg.frames)
+            for i in idx:
+                if i not in states:
+                    states[i] = self.encode_frame(padded[:, i])
+            out, aux = self.decode([states[i] for i in idx])
+            outs.append(out[..., :h, :w])
+            auxes.append(aux)
+        return outs, auxes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, 3, H, W) in [0, 1] -> (B, 3, H, W) enhanced centre frame."""
+        if x.dim() != 5 or x.shape[2] != 3:
+            raise ValueError(f"expected (B, T, 3, H, W), got {tuple(x.shape)}")
+        t = x.shape[1]
+        outs, _ = self.forward_clip(x, [t // 2]) if t == self.cfg.frames else self.forward_clip(x, [t // 2])
+        return outs[0]

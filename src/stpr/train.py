@@ -1,0 +1,339 @@
+"""Training loop for STPR (``stpr train``).
+
+A run directory holds everything needed to continue or reuse the run:
+``config.json`` (the full TrainConfig), ``last.safetensors`` (model weights with config metadata),
+``last_state.pt`` (optimiser, scheduler, step), ``best.safetensors`` (best validation PSNR) and
+``log.csv`` (one row per logged step / validation).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stpr.checkpoint import save_model
+from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticVideoClips, lol_split, \
+    read_video_frames
+from stpr.errors import UsageError
+from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
+from stpr.losses import charbonnier, flow_loss, ssim_loss, temporal_loss
+from stpr.models.stpr_arch import STPR, STPRConfig
+
+
+@dataclass
+class TrainConfig:
+    """Args:
+        out_dir: run directory.
+        lol_root: LOL-style folder with low/ and high/ ("" to skip).
+        lol_val: number of highest-numbered LOL pairs held out for validation.
+        videos: normal-light videos to darken synthetically.
+        video_scale: downscale factor applied when decoding those videos.
+        paired_root / paired_layout: optional SDSD/SMID/DID-style dataset (see PairedVideoFolders).
+        val_video: held-out normal-light video for synthetic-dark validation ("" to skip).
+        val_video_frames: frames of it to use.
+        weights: sampling weights of (LOL, synthetic video, paired) sources.
+        steps, batch, crop, lr, min_lr, warmup: optimisation.
+        w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
+        val_every, ckpt_every, log_every: in steps.
+        seed: everything random derives from it.
+        workers: DataLoader worker processes; threads: torch intra-op threads (0 = default).
+        model: STPRConfig fields.
+        init: optional weights file to start from.
+    """
+
+    out_dir: str = "runs/default"
+    lol_root: str = ""
+    lol_val: int = 30
+    videos: list[str] = field(default_factory=list)
+    video_scale: float = 1.0
+    paired_root: str = ""
+    paired_layout: str = "sdsd"
+    val_video: str = ""
+    val_video_frames: int = 30
+    weights: list[float] = field(default_factory=lambda: [0.6, 0.4, 0.0])
+    steps: int = 20000
+    batch: int = 8
+    crop: int = 96
+    lr: float = 2e-3
+    min_lr: float = 2e-5
+    warmup: int = 200
+    w_ssim: float = 0.2
+    w_temporal: float = 0.2
+    w_flow: float = 0.05
+    val_every: int = 1000
+    ckpt_every: int = 250
+    log_every: int = 25
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0
+    model: dict = field(default_factory=dict)
+    init: str = ""
+
+
+def _coerce(value: str, current):
+    """Parse a CLI override string to the type of the current value."""
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"expected true/false, got {value!r}")
+    if isinstance(current, (list, tuple, dict)):
+        return json.loads(value)
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    return value
+
+
+def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
+    """TrainConfig from an optional JSON file plus ``key=value`` overrides (``model.channels=24``)."""
+    cfg = TrainConfig()
+    data = {}
+    if path:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UsageError(f"cannot read config {path}: {e}") from None
+    known = {f.name for f in fields(TrainConfig)}
+    for k in data:
+        if k not in known:
+            raise UsageError(f"unknown training config key {k!r} in {path}")
+    cfg = TrainConfig(**{**asdict(cfg), **data})
+    model_defaults = STPRConfig().to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise UsageError(f"override must look like key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        if key.startswith("model."):
+            sub = key[6:]
+            if sub not in model_defaults:
+                raise UsageError(f"unknown model config key {sub!r}")
+            cfg.model[sub] = _coerce(value, cfg.model.get(sub, model_defaults[sub]))
+        elif key in known:
+            setattr(cfg, key, _coerce(value, getattr(cfg, key)))
+        else:
+            raise UsageError(f"unknown training config key {key!r}")
+    return cfg
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to min_lr."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+class _StepSampler(torch.utils.data.Sampler):
+    """Sample indices for steps [start, steps): step k always gets the same indices, so a resumed
+    run sees exactly the batches the uninterrupted run would have."""
+
+    def __init__(self, start: int, steps: int, batch: int):
+        self.start, self.steps, self.batch = start, steps, batch
+
+    def __iter__(self):
+        for k in range(self.start, self.steps):
+            yield list(range(k * self.batch, (k + 1) * self.batch))
+
+    def __len__(self):
+        return self.steps - self.start
+
+
+class _InfiniteIndex(torch.utils.data.Dataset):
+    """Maps a global sample index to (epoch, index) of a finite dataset."""
+
+    def __init__(self, ds: MixedClips):
+        self.ds = ds
+
+    def __len__(self):
+        return 1 << 40
+
+    def __getitem__(self, i):
+        self.ds.set_epoch(i // len(self.ds))
+        return self.ds[i % len(self.ds)]
+
+
+def build_datasets(cfg: TrainConfig, frames: int):
+    srcs, weights = [], []
+    val = {}
+    if cfg.lol_root:
+        tr, va = lol_split(Path(cfg.lol_root), cfg.lol_val)
+        srcs.append(LOLClips(Path(cfg.lol_root), tr, frames, cfg.crop, seed=cfg.seed))
+        weights.append(cfg.weights[0])
+        val["lol"] = va
+    if cfg.videos:
+        vids = [read_video_frames(Path(v), scale=cfg.video_scale) for v in cfg.videos]
+        srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed))
+        weights.append(cfg.weights[1])
+    if cfg.paired_root:
+        srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))
+        weights.append(cfg.weights[2])
+    if not srcs:
+        raise UsageError("no training data: set lol_root, videos or paired_root")
+    if cfg.val_video:
+        clean = read_video_frames(Path(cfg.val_video), max_frames=cfg.val_video_frames)
+        val["video"] = (clean, synthetic_eval_clip(clean))
+    return MixedClips(srcs, weights, length=100000, seed=cfg.seed), val
+
+
+def validate(model: STPR, cfg: TrainConfig, val: dict) -> dict:
+    res = {}
+    if "lol" in val:
+        r = eval_lol(model, Path(cfg.lol_root), val["lol"])
+        res["val_lol_psnr"], res["val_lol_ssim"] = r["psnr"], r["ssim"]
+    if "video" in val:
+        r = eval_video(model, *val["video"])
+        res["val_video_psnr"], res["val_video_ssim"] = r["psnr"], r["ssim"]
+    model.train()
+    return res
+
+
+def train_step(model: STPR, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    """One forward/backward-ready loss on a batch of N-frame clips (N = T + 1).
+
+    The two middle frames are enhanced (sharing per-frame work); both get reconstruction losses,
+    the pair gets the temporal loss, and every learned flow is compared with the teacher flow.
+    """
+    low, high = batch["low"], batch["high"]
+    n = low.shape[1]
+    centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
+    outs, auxes = model.forward_clip(low, centers)
+    rec = sum(charbonnier(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers)
+    sl = sum(ssim_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers)
+    loss = rec + cfg.w_ssim * sl
+    parts = {"rec": rec.item(), "ssim": sl.item()}
+    if len(centers) == 2 and cfg.w_temporal > 0:
+        a = centers[0]
+        tl = temporal_loss(outs[0], outs[1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],
+                           batch["flow_valid"][:, a])
+        loss = loss + cfg.w_temporal * tl
+        parts["temporal"] = tl.item()
+    if model.cfg.flow_mode == "learned" and model.cfg.frames > 1 and cfg.w_flow > 0:
+        fl, cnt = 0.0, 0
+        from stpr.models.stpr_arch import window_indices
+        for c, aux in zip(centers, auxes):
+            nbrs = [i for k, i in enumerate(window_indices(c, n, model.cfg.frames)) if k != model.cfg.frames // 2]
+            for i, pred in zip(nbrs, aux["flows"]):
+                if abs(i - c) != 1:
+                    continue  # teacher flows exist between consecutive frames only
+                tgt = batch["flow_fw"][:, c] if i == c + 1 else batch["flow_bw"][:, i]
+                valid = batch["flow_valid"][:, min(c, i)]
+                h, w = tgt.shape[-2:]
+                fl = fl + flow_loss(pred[..., :h, :w], tgt, valid)
+                cnt += 1
+        if cnt:
+            fl = fl / cnt
+            loss = loss + cfg.w_flow * fl
+            parts["flow"] = fl.item()
+    return loss, parts
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
+    """Run (or continue) training. Returns the run directory."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state_path = out / "last_state.pt"
+    if resume:
+        if not state_path.is_file():
+            raise UsageError(f"--resume: no checkpoint in {out}")
+        saved = json.loads((out / "config.json").read_text())
+        saved["steps"] = cfg.steps  # allow extending a finished run
+        cfg = TrainConfig(**saved)
+    elif state_path.is_file():
+        raise UsageError(f"{out} already holds a run: use --resume or another out_dir")
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = STPR(STPRConfig.from_dict(cfg.model))
+    if cfg.init and not resume:
+        from stpr.checkpoint import load_model
+        model.load_state_dict(load_model(Path(cfg.init)).state_dict())
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    start, best = 0, -1.0
+    if resume:
+        st = torch.load(state_path, weights_only=False)
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(str(out / "last.safetensors")))
+        opt.load_state_dict(st["optim"])
+        start, best = st["step"], st["best"]
+        torch.set_rng_state(st["torch_rng"])
+
+    frames = model.cfg.frames + 1
+    data, val = build_datasets(cfg, frames)
+    loader = torch.utils.data.DataLoader(
+        _InfiniteIndex(data), batch_sampler=_StepSampler(start, cfg.steps, cfg.batch),
+        num_workers=cfg.workers, persistent_workers=False)
+
+    log_path = out / "log.csv"
+    new_log = not log_path.exists()
+    log_f = open(log_path, "a", newline="")
+    writer = csv.writer(log_f)
+    cols = ["step", "time", "lr", "loss", "rec", "ssim", "temporal", "flow", "val_lol_psnr", "val_lol_ssim",
+            "val_video_psnr", "val_video_ssim"]
+    if new_log:
+        writer.writerow(cols)
+
+    def checkpoint(step: int):
+        save_model(model, out / "last.safetensors", extra={"step": step})
+        tmp = out / ".last_state.pt.tmp"
+        torch.save({"optim": opt.state_dict(), "step": step, "best": best, "torch_rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, state_path)
+
+    t0 = time.time()
+    avg: dict = {}
+    bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", unit="step")
+    step = start
+    for step, batch in enumerate(loader, start=start):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        loss, parts = train_step(model, batch, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        parts["loss"] = loss.item()
+        for k, v in parts.items():
+            avg[k] = avg.get(k, 0.0) + v
+        avg["n"] = avg.get("n", 0) + 1
+        done = step + 1
+        bar.update(1)
+        row = None
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            row = {k: v / avg["n"] for k, v in avg.items() if k != "n"}
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            avg = {}
+        if done % cfg.val_every == 0 or done == cfg.steps:
+            res = validate(model, cfg, val)
+            row = {**(row or {}), **res}
+            msg = " ".join(f"{k}={v:.4f}" for k, v in res.items())
+            tqdm.write(f"step {done}: {msg}")
+            score = res.get("val_lol_psnr", res.get("val_video_psnr", -1.0))
+            if score > best:
+                best = score
+                save_model(model, out / "best.safetensors", extra={"step": done, **res})
+        if row is not None:
+            writer.writerow([done, f"{time.time() - t0:.1f}", f"{lr_at(step, cfg):.2e}"]
+                            + [f"{row[c]:.5f}" if c in row else "" for c in cols[3:]])
+            log_f.flush()
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            checkpoint(done)
+    bar.close()
+    log_f.close()
+    return out
