@@ -20,19 +20,38 @@ def luma(x: torch.Tensor) -> torch.Tensor:
     return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
-def normalize_brightness(x: torch.Tensor, target: float = 0.45, eps: float = 1e-3,
+def frame_stats(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Global statistics of whole frames, computed once per frame so that tiles of one frame share
+    them (no seams): log mean R, G, B, log mean luma, std of log luma (on a 1/8 thumbnail).
+
+    Args:
+        x: (B, 3, H, W) in [0, 1].
+
+    Returns:
+        (B, 5).
+    """
+    small = F.avg_pool2d(x, 8, ceil_mode=True) if min(x.shape[-2:]) >= 16 else x
+    rgb = torch.log(small.mean(dim=(2, 3)) + eps)
+    y = luma(small)
+    ly = torch.log(y + eps)
+    return torch.cat([rgb, torch.log(y.mean(dim=(2, 3)) + eps), ly.flatten(1).std(dim=1, keepdim=True)
+                      .nan_to_num(0.0)], dim=1)
+
+
+def normalize_brightness(x: torch.Tensor, stats: torch.Tensor, target: float = 0.45,
                          max_gain: float = 60.0) -> torch.Tensor:
     """Scale each frame so its mean luma is ``target``: dark, flickering frames then look alike to
     the flow and confidence estimators (brightness constancy holds again).
 
     Args:
         x: (B, 3, H, W) in [0, 1].
+        stats: (B, 5) from ``frame_stats`` of the whole frame.
 
     Returns:
         (B, 3, H, W) in [0, 1].
     """
-    mean = luma(x).mean(dim=(1, 2, 3), keepdim=True)
-    gain = (target / (mean + eps)).clamp(max=max_gain)
+    mean = torch.exp(stats[:, 3]).view(-1, 1, 1, 1)
+    gain = (target / mean).clamp(max=max_gain)
     return (x * gain).clamp(0.0, 1.0)
 
 

@@ -5,9 +5,10 @@ Fuses the propagated neighbour detail (temporal) with the pyramid features of th
 
     out = x * exp(g_base + g_global + g_local) + residual
 
-* ``g_base = log(target / mean luma(x))`` lifts any frame, however dark, to a normal exposure;
+* ``g_base = log(target / mean luma(frame))`` lifts any frame, however dark, to a normal exposure;
   ``target`` is learned.
-* ``g_global`` (per colour channel, from pooled features) corrects exposure and colour cast.
+* ``g_global`` (per colour channel, from whole-frame statistics) corrects exposure and colour cast.
+  It sees only statistics of the *whole* frame, so tiles of one frame get the same gain.
 * ``g_local`` (a smooth map predicted at 1/4 resolution) lifts shadows more than highlights.
 * ``residual`` (pixel-shuffled from 1/4-resolution features) removes noise and restores detail.
 
@@ -22,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import act, conv3x3, luma
+from stpr.models.common import act, conv3x3
 
 
 class STReconstruction(nn.Module):
@@ -39,15 +40,17 @@ class STReconstruction(nn.Module):
         self.body = nn.Sequential(conv3x3(2 * c, c), act(), conv3x3(c, c), act())
         self.residual = conv3x3(c, 3 * 16)
         self.local_gain = conv3x3(c, 1)
-        self.global_gain = nn.Sequential(nn.Linear(c + 1, 32), act(), nn.Linear(32, 3))
+        self.global_gain = nn.Sequential(nn.Linear(5, 32), act(), nn.Linear(32, 3))
         self.target_log = nn.Parameter(torch.tensor(math.log(target_mean)))
         for layer in (self.residual, self.local_gain, self.global_gain[-1]):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor, propagated: torch.Tensor, pyramid: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, stats: torch.Tensor, propagated: torch.Tensor,
+                pyramid: torch.Tensor) -> torch.Tensor:
         """Args:
             x: (B, 3, H, W) centre frame in [0, 1] (H, W divisible by 4).
+            stats: (B, 5) whole-frame statistics (``frame_stats``).
             propagated: (B, C, H/4, W/4) from the feature propagation subnet.
             pyramid: (B, C, H/4, W/4) from the pyramid recursive residual dense subnet.
 
@@ -55,10 +58,8 @@ class STReconstruction(nn.Module):
             (B, 3, H, W) enhanced frame (not clamped).
         """
         feats = self.body(torch.cat([propagated, pyramid], dim=1))
-        mean = luma(x).mean(dim=(1, 2, 3), keepdim=True)
-        base = (self.target_log - torch.log(mean + 1e-3)).clamp(max=math.log(self.max_gain))
-        pooled = torch.cat([feats.mean(dim=(2, 3)), torch.log(mean.flatten(1) + 1e-3)], dim=1)
-        g_global = self.global_gain(pooled)[:, :, None, None]
+        base = (self.target_log - stats[:, 3]).clamp(max=math.log(self.max_gain)).view(-1, 1, 1, 1)
+        g_global = self.global_gain(stats)[:, :, None, None]
         g_local = F.interpolate(self.local_gain(feats), size=x.shape[-2:], mode="bilinear", align_corners=False)
         residual = F.pixel_shuffle(self.residual(feats), 4)
         return x * torch.exp(base + g_global + g_local) + residual

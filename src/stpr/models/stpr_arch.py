@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import normalize_brightness
+from stpr.models.common import frame_stats, normalize_brightness
 from stpr.models.flow_arch import FlowConfig, PyramidFlowNet, dis_flow_torch
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.propagation_arch import FeaturePropagation, FrameEncoder, PropagationConfig, log_brightness
@@ -85,11 +85,12 @@ class STPRConfig:
 class FrameState:
     """Everything STPR needs from one frame, computed once and shared by all windows using it.
 
-    Shapes for a padded (B, 3, H, W) frame: x (B, 3, H, W); norm_small (B, 3, H/4, W/4);
+    Shapes for a padded (B, 3, H, W) frame: x (B, 3, H, W); stats (B, 5); norm_small (B, 3, H/4, W/4);
     logb (B, 1, H/4, W/4); feats (B, C, H/4, W/4); flow_pyr: list of (B, C_k, H/4/2^k, W/4/2^k).
     """
 
     x: torch.Tensor
+    stats: torch.Tensor
     norm_small: torch.Tensor
     logb: torch.Tensor
     feats: torch.Tensor
@@ -150,12 +151,20 @@ class STPR(nn.Module):
         return x, (h, w)
 
     # ---------------------------------------------------------------- per frame
-    def encode_frame(self, x: torch.Tensor) -> FrameState:
-        """Per-frame work. x: (B, 3, H, W) in [0, 1], H, W multiples of ``multiple``."""
-        x_norm = normalize_brightness(x)
+    def encode_frame(self, x: torch.Tensor, stats: torch.Tensor | None = None) -> FrameState:
+        """Per-frame work.
+
+        Args:
+            x: (B, 3, H, W) in [0, 1], H, W multiples of ``multiple`` (a whole frame or a tile).
+            stats: (B, 5) ``frame_stats`` of the whole frame; computed from ``x`` when None.
+        """
+        if stats is None:
+            stats = frame_stats(x)
+        x_norm = normalize_brightness(x, stats)
         needs_pyr = self.cfg.flow_mode == "learned" and self.cfg.frames > 1
         return FrameState(
             x=x,
+            stats=stats,
             norm_small=F.avg_pool2d(x_norm, 4),
             logb=log_brightness(x),
             feats=self.encoder(x, x_norm),
@@ -194,7 +203,7 @@ class STPR(nn.Module):
             center.feats, center.norm_small, center.logb,
             [n.feats for n in nbrs], [n.norm_small for n in nbrs], [n.logb for n in nbrs], flows)
         pyramid = self.pyramid(center.feats)
-        out = self.reconstruction(center.x, propagated, pyramid)
+        out = self.reconstruction(center.x, center.stats, propagated, pyramid)
         if not self.training:
             out = out.clamp(0.0, 1.0)
         return out, {"flows": flows, "weights": weights}
