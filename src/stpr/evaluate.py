@@ -10,6 +10,7 @@ import torch
 from stpr.data.datasets import read_rgb
 from stpr.data.synthesis import DarkParams, darken_clip
 from stpr.metrics.image import psnr, ssim
+from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, window_indices
 
 # Fixed camera for the held-out synthetic-dark video: dark, noisy, slight cast and flicker.
@@ -35,7 +36,7 @@ def enhance_sequence(model: STPR, frames: list[np.ndarray]) -> list[torch.Tensor
         idx = window_indices(c, len(frames), model.cfg.frames)
         for i in idx:
             if i not in states:
-                states[i] = model.encode_frame(padded[:, i])
+                states[i] = model.encode_frame(padded[:, i], frame_stats(clip[:, i]))
         out, _ = model.decode([states[i] for i in idx])
         outs.append(out[..., :h, :w])
         # drop states no later window needs

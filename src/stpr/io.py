@@ -687,12 +687,18 @@ class _VideoWriter(FrameWriter):
 
     def _setup(self, source: Path | None, codec: str, crf: int, preset: str) -> None:
         info = self._info
+        try:
+            encoder_name = av.Codec(codec, "w").name
+        except ValueError as exc:  # av.codec.codec.UnknownCodecError
+            raise OutputError(f"no video encoder named {codec!r} in this FFmpeg build") from exc
         supported = self._out.supported_codecs
-        if codec not in supported and av.Codec(codec, "w").name not in supported:
+        if codec not in supported and encoder_name not in supported:
             if codec == "libx264":  # the default: let e.g. .webm use its own codec
                 fallback = self._out.default_video_codec
-                warnings.warn(f"{self._final.suffix} cannot hold H.264; encoding video as {fallback}", stacklevel=3)
-                codec = fallback
+                warnings.warn(
+                    f"{self._final.suffix} cannot hold H.264; encoding video as {fallback}", stacklevel=3
+                )
+                codec = av.Codec(fallback, "w").name  # encoder name, e.g. libvpx-vp9, so crf applies
             else:
                 raise OutputError(f"{self._final}: a {self._final.suffix} file cannot hold {codec} video")
         self._fps = Fraction(info.fps) if info.fps else DEFAULT_FPS
@@ -702,7 +708,9 @@ class _VideoWriter(FrameWriter):
             # source time base (e.g. 1/12800) would be misread as thousands of fps.
             self._tb = 1 / self._fps
             if info.rotation:
-                warnings.warn(f"{self._final.suffix} cannot store the rotation tag; output will play unrotated", stacklevel=3)
+                warnings.warn(
+                    f"{self._final.suffix} cannot store the rotation tag; output will play unrotated", stacklevel=3
+                )
         self._vstream, self._pix_fmt = _add_video_stream(
             self._out,
             codec,
@@ -733,7 +741,9 @@ class _VideoWriter(FrameWriter):
         try:
             self._src = av.open(str(source), metadata_errors="ignore")
         except (av.FFmpegError, OSError) as exc:
-            warnings.warn(f"cannot reopen {source} to copy its audio ({_one_line(exc)}); output has none", stacklevel=4)
+            warnings.warn(
+                f"cannot reopen {source} to copy its audio ({_one_line(exc)}); output has none", stacklevel=4
+            )
             return
         supported = self._out.supported_codecs
         for stream in self._src.streams:
@@ -805,9 +815,11 @@ class _VideoWriter(FrameWriter):
                 self._vstream.pix_fmt = self._pix_fmt = _pick_pix_fmt(self._vstream.codec_context.name, w, h)
             self._size = (w, h)
         elif (w, h) != self._size:
-            raise ValueError(f"frame {frame.index} is {w}x{h}, earlier frames were {self._size[0]}x{self._size[1]}")
+            first_w, first_h = self._size
+            raise ValueError(f"frame {frame.index} is {w}x{h}, earlier frames were {first_w}x{first_h}")
 
-        vf = _rgb_to_video_frame(self._reformatter, frame.rgb, self._pix_fmt, self._info.colorspace, self._info.color_range)
+        info = self._info
+        vf = _rgb_to_video_frame(self._reformatter, frame.rgb, self._pix_fmt, info.colorspace, info.color_range)
         vf.pts = self._next_pts(frame)
         vf.time_base = self._tb
         for packet in self._vstream.encode(vf):
@@ -990,6 +1002,7 @@ def write_test_video(
     pts: list[int] | None = None,
     rotation: int = 0,
     time_base: Fraction | None = None,
+    crf: int = 18,
 ) -> None:
     """Write uint8 RGB ``frames`` as a small video (for tests and sample clips).
 
@@ -1021,7 +1034,7 @@ def write_test_video(
             colorspace=colorspace,
             color_range="tv",
             rotation=rotation,
-            crf=18,
+            crf=crf,
             preset="veryfast",
         )
         astream = None

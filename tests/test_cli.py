@@ -1,0 +1,83 @@
+"""The ``stpr`` command line: outputs, refusals and exit codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stpr.checkpoint import save_model
+from stpr.cli import default_output, main
+from stpr.io import write_test_video
+
+from test_enhance import dark_clip, tiny_model
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_model(tiny_model(), path)
+    return path
+
+
+@pytest.fixture()
+def video(tmp_path):
+    path = tmp_path / "in put.mp4"
+    write_test_video(path, dark_clip(n=5, h=32, w=48), fps=25, audio_seconds=0.2)
+    return path
+
+
+def test_enhance_writes_output(video, weights, tmp_path, capsys):
+    dst = tmp_path / "out.mp4"
+    assert main(["enhance", str(video), "-o", str(dst), "--model", str(weights), "--quiet"]) == 0
+    assert dst.stat().st_size > 0
+
+
+def test_default_output_names(tmp_path):
+    assert default_output(tmp_path / "a.mp4").name == "a_stpr.mp4"
+    assert default_output(tmp_path / "b.JPG").name == "b_stpr.png"
+    assert default_output(tmp_path).name == tmp_path.name + "_stpr"
+
+
+def test_existing_output_is_refused_and_untouched(video, weights, tmp_path, capsys):
+    dst = tmp_path / "out.mp4"
+    dst.write_bytes(b"precious")
+    assert main(["enhance", str(video), "-o", str(dst), "--model", str(weights), "--quiet"]) == 5
+    assert dst.read_bytes() == b"precious"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already exists" in err[0]
+    assert main(["enhance", str(video), "-o", str(dst), "--model", str(weights), "--quiet", "--overwrite"]) == 0
+    assert dst.read_bytes() != b"precious"
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01 definitely not a video" * 50])
+def test_unreadable_input_exit_3(tmp_path, weights, capsys, content):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    assert main(["enhance", str(bad), "-o", str(tmp_path / "o.mp4"), "--model", str(weights), "--quiet"]) == 3
+    assert not (tmp_path / "o.mp4").exists()
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_missing_input_and_model(tmp_path, video, capsys):
+    assert main(["enhance", str(tmp_path / "nope.mp4")]) == 3
+    assert main(["enhance", str(video), "--model", str(tmp_path / "nope.safetensors"),
+                 "-o", str(tmp_path / "o.mp4")]) == 4
+    corrupt = tmp_path / "c.safetensors"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(300))
+    assert main(["enhance", str(video), "--model", str(corrupt), "-o", str(tmp_path / "o.mp4")]) == 4
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_usage_errors(video, weights, tmp_path):
+    assert main(["enhance", str(video), "--frames", "2", "--model", str(weights)]) == 2
+    assert main(["enhance", str(video), "--tile", "-5", "--model", str(weights)]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["enhance"])
+    assert e.value.code == 2
+
+
+def test_per_frame_and_dis_options(video, weights, tmp_path):
+    for extra in (["--frames", "1"], ["--flow", "dis"], ["--flow", "zero"], ["--tile", "32"]):
+        dst = tmp_path / f"o{extra[1]}.mp4"
+        assert main(["enhance", str(video), "-o", str(dst), "--model", str(weights), "--quiet", *extra]) == 0
+        assert dst.exists()

@@ -1,0 +1,161 @@
+"""Streaming enhancement: equivalence with the clip-level reference, tiling, and file round trips."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from stpr.checkpoint import save_model
+from stpr.enhance import Enhancer, _tile_starts
+from stpr.io import write_test_video
+from stpr.models.stpr_arch import STPR, STPRConfig
+
+TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_hidden=8, prrd_growth=4, prrd_layers=2)
+
+
+def tiny_model(seed: int = 0, **kw) -> STPR:
+    torch.manual_seed(seed)
+    m = STPR(STPRConfig(**{**TINY, **kw}))
+    # The output heads start at zero; give them weights so the tests see a real network.
+    with torch.no_grad():
+        rec = m.reconstruction
+        for layer in (rec.residual, rec.local_gain, rec.global_gain[-1]):
+            layer.weight.normal_(0, 0.05)
+        for head in m.flow_net.heads:
+            head[-1].weight.normal_(0, 0.01)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_model(tiny_model(), path)
+    return path
+
+
+def dark_clip(n=6, h=40, w=56, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 50, size=(h, w, 3))
+    return np.stack([np.clip(base + rng.integers(-5, 6, size=base.shape), 0, 255) for _ in range(n)]).astype(np.uint8)
+
+
+def test_streaming_matches_clip_reference():
+    model = tiny_model()
+    clip = dark_clip()
+    streamed = list(Enhancer(model, tile=0).enhance_frames(list(clip)))
+    assert len(streamed) == len(clip)
+    x = torch.from_numpy(clip).permute(0, 3, 1, 2)[None].float() / 255.0
+    with torch.no_grad():
+        ref, _ = model.forward_clip(x, list(range(len(clip))))
+    for s, r in zip(streamed, ref):
+        r8 = (r[0].clamp(0, 1).permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()
+        assert np.abs(s.astype(int) - r8.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_short_sequences_give_one_output_per_frame(n):
+    out = list(Enhancer(tiny_model(), tile=0).enhance_frames(list(dark_clip(n=n))))
+    assert len(out) == n and out[0].shape == (40, 56, 3) and out[0].dtype == np.uint8
+
+
+def test_tiled_output_close_to_whole_frame():
+    model = tiny_model()
+    clip = dark_clip(n=3, h=150, w=200)
+    whole = np.stack(list(Enhancer(model, tile=0).enhance_frames(list(clip)))).astype(float)
+    tiled = np.stack(list(Enhancer(model, tile=128, tile_overlap=48).enhance_frames(list(clip)))).astype(float)
+    assert whole.shape == tiled.shape
+    # Tiles see less context at their borders; feathered blending keeps the difference small
+    # (a misplaced or unblended tile costs tens of levels).
+    mse = ((whole - tiled) ** 2).mean()
+    assert 10 * np.log10(255.0 ** 2 / mse) > 35.0
+
+
+def test_tile_starts_cover_everything():
+    for size, tile, ov in [(100, 64, 16), (64, 64, 16), (30, 64, 16), (257, 96, 32)]:
+        starts = _tile_starts(size, tile, ov)
+        covered = np.zeros(size, bool)
+        for s in starts:
+            covered[s:s + tile] = True
+        assert covered.all() and starts[0] == 0
+
+
+def test_frame_size_change_is_an_input_error():
+    from stpr.errors import InputError
+
+    frames = [np.zeros((32, 32, 3), np.uint8), np.zeros((32, 40, 3), np.uint8)]
+    with pytest.raises(InputError):
+        list(Enhancer(tiny_model(), tile=0).enhance_frames(frames))
+
+
+def test_video_round_trip_keeps_audio_and_timestamps(tmp_path, weights):
+    src = tmp_path / "dark clip é.mp4"
+    frames = dark_clip(n=12, h=48, w=64)
+    write_test_video(src, frames, fps=25, audio_seconds=12 / 25)
+    dst = tmp_path / "out.mp4"
+    res = Enhancer.from_pretrained(weights).enhance_video(src, dst, progress=False)
+    assert res["frames"] == 12
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        assert [s.type for s in b.streams].count("audio") == 1
+        assert b.streams.audio[0].codec_context.name == a.streams.audio[0].codec_context.name
+        pts_a = [f.pts * f.time_base for f in a.decode(video=0)]
+        pts_b = [f.pts * f.time_base for f in b.decode(video=0)]
+    assert pts_a == pts_b
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_variable_frame_rate_timestamps_carried(tmp_path, weights):
+    src = tmp_path / "vfr.mkv"
+    pts = [0, 1, 2, 5, 6, 10, 11, 12]
+    write_test_video(src, dark_clip(n=len(pts), h=32, w=32), fps=25, pts=pts)
+    dst = tmp_path / "vfr_out.mkv"
+    Enhancer.from_pretrained(weights).enhance_video(src, dst, progress=False)
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        ta = [f.time for f in a.decode(video=0)]
+        tb = [f.time for f in b.decode(video=0)]
+    assert np.allclose(ta, tb, atol=1e-3)
+
+
+def test_folder_and_image_outputs(tmp_path, weights):
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(dark_clip(n=4, h=24, w=30)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f[..., ::-1])
+    (folder / "notes.txt").write_text("not an image")
+    enh = Enhancer.from_pretrained(weights)
+    enh.enhance_video(folder, tmp_path / "frames_out", progress=False)
+    outs = sorted((tmp_path / "frames_out").glob("*.png"))
+    assert len(outs) == 4 and cv2.imread(str(outs[0])).shape == (24, 30, 3)
+    enh.enhance_video(folder / "000.png", tmp_path / "one.png", progress=False)
+    assert cv2.imread(str(tmp_path / "one.png")).shape == (24, 30, 3)
+
+
+def test_failure_midway_leaves_no_output(tmp_path, weights):
+    from stpr.errors import StprError
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    import cv2
+
+    for i, f in enumerate(dark_clip(n=3, h=24, w=30)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    (folder / "003.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(StprError):
+        Enhancer.from_pretrained(weights).enhance_video(folder, dst, progress=False)
+    assert not dst.exists()
+    assert list(tmp_path.iterdir()) == [folder]
+
+
+def test_fps_fraction_preserved(tmp_path, weights):
+    src = tmp_path / "ntsc.mp4"
+    write_test_video(src, dark_clip(n=5, h=32, w=32), fps=Fraction(30000, 1001))
+    dst = tmp_path / "ntsc_out.mp4"
+    Enhancer.from_pretrained(weights).enhance_video(src, dst, progress=False)
+    with av.open(str(dst)) as c:
+        assert abs(float(c.streams.video[0].average_rate) - 30000 / 1001) < 0.01
