@@ -57,11 +57,12 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
         raise ModelError(f"{path} is not an stpr weights file (no stpr_config metadata)")
     try:
         cfg_dict = json.loads(meta["stpr_config"])
+        if not isinstance(cfg_dict, dict):
+            raise ValueError("stpr_config is not a JSON object")
         cfg_dict.update(overrides)
-        cfg = STPRConfig.from_dict(cfg_dict)
-    except (ValueError, TypeError) as e:
+        model = STPR(STPRConfig.from_dict(cfg_dict))
+    except (ValueError, TypeError, RuntimeError) as e:
         raise ModelError(f"bad model config in {path}: {e}") from None
-    model = STPR(cfg)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError:  # same names, different shapes

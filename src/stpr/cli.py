@@ -85,16 +85,88 @@ def _run_enhance(args) -> int:
     return 0
 
 
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="score STPR and baselines, write a report",
+                       description="Evaluate STPR and classical baselines. Paired (INPUT --gt GT, --lol ROOT, "
+                                   "--synthetic VIDEO): PSNR/SSIM (RGB and Y) per frame and mean, plus temporal "
+                                   "metrics for multi-frame sequences. Unpaired (INPUT, --clips ROOT): flicker "
+                                   "ratio, E_warp, MABD, mean brightness. Writes results.md/.csv/.json and "
+                                   "pictures into --out.")
+    p.add_argument("input", nargs="?", help="dark video, frame folder or image")
+    p.add_argument("--gt", help="ground truth for INPUT (video, frame folder or image): paired mode")
+    p.add_argument("--lol", metavar="ROOT", help="LOL-style root (low/, high/): its held-out split, each image "
+                                                 "as a one-frame sequence")
+    p.add_argument("--synthetic", metavar="VIDEO", help="normal-light video, darkened with the fixed evaluation "
+                                                        "camera and seed; the original is the ground truth")
+    p.add_argument("--clips", metavar="ROOT", help="folder of clip sub-folders of frames (unpaired)")
+    p.add_argument("--methods", help="comma-separated, from stpr,stpr-perframe,gamma-clahe,"
+                                     "gamma-clahe-temporal,lime (default: all)")
+    p.add_argument("--model", help="weights file (.safetensors) for stpr / stpr-perframe; default: the shipped model")
+    p.add_argument("--flow", choices=["learned", "dis", "zero"], default=None,
+                   help="flow estimator for the STPR methods (default: the model's)")
+    p.add_argument("--out", default="eval_report", help="report folder (default eval_report/)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="use at most N frames per sequence (default: all; 30 for --synthetic)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate at most N sequences (LOL pairs or clips)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary output")
+
+
+def _run_eval(args) -> int:
+    from stpr.report import run_eval
+
+    run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
+             methods=args.methods, model=args.model, flow=args.flow, out=args.out, max_frames=args.max_frames,
+             limit=args.limit, threads=args.threads, log=(lambda s: None) if args.quiet else print)
+    return 0
+
+
+def _add_bench(sub):
+    p = sub.add_parser("bench", help="measure speed, peak memory and FLOPs of end-to-end enhancement",
+                       description="Time end-to-end enhancement (decode + enhance + encode) of a generated dark "
+                                   "clip per frame size and method, each case in a fresh process (its own peak "
+                                   "RSS); report the model's GFLOPs/frame and the achieved fraction of this "
+                                   "machine's fp32 matmul peak. Prints a Markdown table.")
+    p.add_argument("--sizes", default=None, metavar="WxH[,WxH...]",
+                   help="frame sizes (default 640x360,1280x720,1920x1080,3840x2160)")
+    p.add_argument("--frames", type=int, default=10, help="frames in the generated clip (default 10)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated, from stpr,stpr-perframe,gamma-clahe,gamma-clahe-temporal,lime "
+                        "(default: stpr and the three baselines)")
+    p.add_argument("--model", help="weights file (.safetensors); default: the shipped model")
+    p.add_argument("--flow", choices=["learned", "dis", "zero"], default=None,
+                   help="flow estimator for the STPR methods (default: the model's)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--quiet", action="store_true", help="only print the table")
+
+
+def _run_bench(args) -> int:
+    from stpr.bench import format_table, parse_sizes, run_bench
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    data = run_bench(parse_sizes(args.sizes), frames=args.frames, methods=methods, model=args.model,
+                     flow=args.flow, threads=args.threads, json_path=args.json, log=log)
+    print(format_table(data["results"], data["machine"]["matmul_peak_gflops"]))
+    if args.json and not args.quiet:
+        print(f"results written to {args.json}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stpr", description="Low-light video enhancement with STPR.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_enhance(sub)
     _add_train(sub)
+    _add_eval(sub)
+    _add_bench(sub)
     return parser
 
 
-COMMANDS = {"enhance": _run_enhance, "train": _run_train}
+COMMANDS = {"enhance": _run_enhance, "train": _run_train, "eval": _run_eval, "bench": _run_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

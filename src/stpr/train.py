@@ -88,12 +88,15 @@ def _coerce(value: str, current):
         if value.lower() in ("0", "false", "no", "off"):
             return False
         raise UsageError(f"expected true/false, got {value!r}")
-    if isinstance(current, (list, tuple, dict)):
-        return json.loads(value)
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
+    try:
+        if isinstance(current, (list, tuple, dict)):
+            return json.loads(value)
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except ValueError:
+        raise UsageError(f"cannot parse {value!r} as {type(current).__name__}") from None
     return value
 
 
@@ -125,6 +128,10 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
             setattr(cfg, key, _coerce(value, getattr(cfg, key)))
         else:
             raise UsageError(f"unknown training config key {key!r}")
+    try:
+        STPRConfig.from_dict(cfg.model)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"bad model config: {e}") from None
     return cfg
 
 

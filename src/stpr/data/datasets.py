@@ -67,7 +67,8 @@ def lol_split(root: Path, num_val: int = 30) -> tuple[list[str], list[str]]:
     """
     names = sorted((p.stem for p in (Path(root) / "low").iterdir() if p.suffix.lower() in IMAGE_EXTS),
                    key=lambda s: natural_key(Path(s)))
-    return names[:-num_val], names[-num_val:]
+    k = len(names) - num_val
+    return names[:k], names[k:]
 
 
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:

@@ -34,8 +34,8 @@ def frame_stats(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     rgb = torch.log(small.mean(dim=(2, 3)) + eps)
     y = luma(small)
     ly = torch.log(y + eps)
-    return torch.cat([rgb, torch.log(y.mean(dim=(2, 3)) + eps), ly.flatten(1).std(dim=1, keepdim=True)
-                      .nan_to_num(0.0)], dim=1)
+    spread = ly.flatten(1).std(dim=1, keepdim=True, correction=0)
+    return torch.cat([rgb, torch.log(y.mean(dim=(2, 3)) + eps), spread], dim=1)
 
 
 def normalize_brightness(x: torch.Tensor, stats: torch.Tensor, target: float = 0.45,

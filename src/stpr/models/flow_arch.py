@@ -124,8 +124,18 @@ def dis_flow(ref: np.ndarray, nbr: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW
     Returns:
         (H, W, 2) float32 flow reference -> neighbour in pixels.
     """
+    h, w = ref.shape[:2]
+    # DIS needs a few patches per side; upscale tiny images and scale the flow back down.
+    scale = int(np.ceil(16 / min(h, w))) if min(h, w) < 16 else 1
+    if scale > 1:
+        size = (w * scale, h * scale)
+        ref = cv2.resize(ref, size, interpolation=cv2.INTER_LINEAR)
+        nbr = cv2.resize(nbr, size, interpolation=cv2.INTER_LINEAR)
     dis = cv2.DISOpticalFlow_create(preset)
-    return dis.calc(ref, nbr, None)
+    flow = dis.calc(ref, nbr, None)
+    if scale > 1:
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / scale
+    return flow
 
 
 def dis_flow_torch(ref: torch.Tensor, nbr: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:

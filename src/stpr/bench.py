@@ -1,0 +1,327 @@
+"""``stpr bench``: speed, peak memory and compute efficiency of end-to-end enhancement.
+
+For every frame size and method, a generated dark clip is enhanced end to end (decode + enhance +
+encode, as ``stpr enhance`` does: same reader, writer, Enhancer and encoder defaults) in a fresh
+Python process, so each case's peak resident memory (``ru_maxrss``) is its own. The child reports
+its timings split into decode, enhancement and encode+rest, and its peak RSS both after start-up
+(imports, model load) and at the end.
+
+For STPR it also counts the network's FLOPs per frame (``torch.utils.flop_counter`` on one
+``encode_frame`` + one ``decode``, i.e. the streaming cost per output frame; over all tiles when the
+frame is tiled) and relates the achieved GFLOP/s (FLOPs/frame x model-only frames/s) to this
+machine's fp32 matmul peak, measured with a few large ``torch.matmul`` calls.
+
+Nothing here asserts anything about time; numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from stpr.errors import UsageError
+
+DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080), (3840, 2160))
+DEFAULT_METHODS = ("stpr", "gamma-clahe", "gamma-clahe-temporal", "lime")
+
+
+# ----------------------------------------------------------------------------- inputs
+def parse_sizes(spec: str | None) -> list[tuple[int, int]]:
+    """``"640x360,1920x1080"`` -> [(640, 360), (1920, 1080)] (width x height, even numbers)."""
+    if spec is None:
+        return list(DEFAULT_SIZES)
+    sizes = []
+    for part in spec.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        try:
+            w, h = (int(v) for v in part.split("x"))
+        except ValueError:
+            raise UsageError(f"bad size {part!r}; use WIDTHxHEIGHT, e.g. 1280x720") from None
+        if w < 16 or h < 16 or w % 2 or h % 2:
+            raise UsageError(f"size {part}: width and height must be even and >= 16")
+        sizes.append((w, h))
+    if not sizes:
+        raise UsageError("--sizes is empty")
+    return sizes
+
+
+def make_clip(path: str | Path, width: int, height: int, frames: int, seed: int = 0) -> None:
+    """Write a dark, noisy clip with a moving texture (and a small exposure flicker) as H.264."""
+    from stpr.io import write_test_video
+
+    rng = np.random.default_rng(seed)
+    step = max(1, width // 160)
+    small = rng.random((height // 8 + 2, (width + step * frames) // 8 + 2)).astype(np.float32)
+    import cv2
+
+    tex = cv2.resize(small, ((width + step * frames) // 8 * 8 + 16, height // 8 * 8 + 16),
+                     interpolation=cv2.INTER_CUBIC)
+    tex = np.clip(tex, 0, 1)
+    yy = np.linspace(0.4, 1.0, height, dtype=np.float32)[:, None]
+    out = []
+    for i in range(frames):
+        t = tex[:height, i * step:i * step + width] * yy
+        gain = 0.12 * (1.0 + 0.05 * np.sin(i))
+        img = np.stack([t, t * 0.9, t * 0.75], axis=-1) * gain
+        img += rng.normal(0.0, 0.01, img.shape).astype(np.float32)
+        out.append((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+    write_test_video(path, out, fps=25)
+
+
+# ----------------------------------------------------------------------------- machine peak
+def matmul_peak_gflops(n: int = 2048, reps: int = 3, threads: int | None = None) -> float:
+    """Best fp32 GFLOP/s of ``reps`` (n x n) @ (n x n) torch.matmul calls after one warm-up."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        a = torch.randn(n, n)
+        b = torch.randn(n, n)
+        torch.matmul(a, b)
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            torch.matmul(a, b)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+# ----------------------------------------------------------------------------- FLOPs
+def model_gflops(weights: str | Path | None, width: int, height: int, frames: int | None = None,
+                 flow: str | None = None) -> tuple[float, str]:
+    """GFLOPs per output frame of the STPR network at ``width`` x ``height``: one ``encode_frame``
+    plus one ``decode`` of a T-frame window per tile (padded tile sizes, tiling as ``Enhancer``
+    picks it). Counted on the meta device, so nothing is computed. Returns (GFLOPs, note)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stpr.checkpoint import load_model
+    from stpr.enhance import Enhancer
+    from stpr.models.common import frame_stats
+    from stpr.models.stpr_arch import STPR, STPRConfig
+
+    overrides = {k: v for k, v in (("frames", frames), ("flow_mode", flow)) if v is not None}
+    cpu_model = load_model(Path(weights) if weights else None, **overrides)
+    note = ""
+    cfg_d = cpu_model.cfg.to_dict()
+    if cfg_d["flow_mode"] == "dis":
+        cfg_d["flow_mode"] = "zero"
+        note = "DIS flow (OpenCV) not counted"
+    tiles = Enhancer(cpu_model)._make_tiles(height, width)
+    with torch.device("meta"):
+        model = STPR(STPRConfig.from_dict(cfg_d)).eval()
+    shapes: dict[tuple[int, int], int] = {}
+    for t in tiles:
+        shapes[(t.h, t.w)] = shapes.get((t.h, t.w), 0) + 1
+    total = 0
+    for (th, tw), count in shapes.items():
+        x, _ = model.pad(torch.zeros(1, 3, th, tw, device="meta"))
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:
+            state = model.encode_frame(x, frame_stats(x))
+            model.decode([state] * model.cfg.frames)
+        total += counter.get_total_flops() * count
+    if len(tiles) > 1:
+        note = (note + "; " if note else "") + f"{len(tiles)} tiles"
+    return total / 1e9, note
+
+
+# ----------------------------------------------------------------------------- worker (child process)
+def _rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (2 ** 20 if sys.platform == "darwin" else 1024)
+
+
+def _worker(spec: dict) -> dict:
+    """Enhance ``spec["clip"]`` end to end with one method; runs in its own process."""
+    method, clip, dst = spec["method"], spec["clip"], spec["output"]
+    if spec.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(spec["threads"]))
+    t_load = time.perf_counter()
+    if method in ("stpr", "stpr-perframe"):
+        from stpr.enhance import Enhancer
+
+        enhancer = Enhancer.from_pretrained(spec.get("model"), frames=1 if method == "stpr-perframe" else None,
+                                            flow=spec.get("flow"))
+        load_s = time.perf_counter() - t_load
+        rss_start = _rss_mb()
+        dec, enh = [0.0], [0.0]
+        orig = enhancer.enhance_frames
+
+        def timed(it, acc):
+            it = iter(it)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    acc[0] += time.perf_counter() - t0
+                    return
+                acc[0] += time.perf_counter() - t0
+                yield item
+
+        # enhance_video pulls decoded frames through enhance_frames: time both, subtract decode.
+        enhancer.enhance_frames = lambda frames: timed(orig(timed(frames, dec)), enh)
+        res = enhancer.enhance_video(clip, dst, overwrite=True, progress=False)
+        n, total = res["frames"], res["seconds"]
+        decode_s, model_s = dec[0], enh[0] - dec[0]
+    else:
+        from stpr.baselines import METHODS
+        from stpr.io import Frame, open_input, open_output
+
+        fn = METHODS[method]
+        load_s = time.perf_counter() - t_load
+        rss_start = _rss_mb()
+        t0 = time.perf_counter()
+        with open_input(clip) as reader:
+            info = reader.info
+            src = list(reader)
+        t1 = time.perf_counter()
+        outs = fn([f.rgb for f in src])
+        t2 = time.perf_counter()
+        with open_output(dst, info, source=Path(clip), overwrite=True) as writer:
+            for f, o in zip(src, outs):
+                writer.write(Frame(rgb=o, pts=f.pts, time_base=f.time_base, index=f.index))
+        t3 = time.perf_counter()
+        n, total, decode_s, model_s = len(src), t3 - t0, t1 - t0, t2 - t1
+    return {"frames": n, "seconds": total, "decode_seconds": decode_s, "model_seconds": model_s,
+            "encode_seconds": total - decode_s - model_s, "load_seconds": load_s,
+            "rss_start_mb": rss_start, "peak_rss_mb": _rss_mb()}
+
+
+def _worker_main(argv: list[str]) -> int:
+    spec = json.loads(argv[1])
+    try:
+        out = _worker(spec)
+    except Exception as e:  # noqa: BLE001 - reported back to the parent as the case's error
+        out = {"error": f"{type(e).__name__}: {e}"}
+    print("STPR_BENCH_RESULT " + json.dumps(out), flush=True)
+    return 0
+
+
+def run_case(clip: Path, method: str, out_dir: Path, model: str | None = None, flow: str | None = None,
+             threads: int | None = None) -> dict:
+    """Run one (clip, method) case in a fresh Python process; returns its timing/memory dict."""
+    spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}.mp4"),
+            "model": str(model) if model else None, "flow": flow, "threads": threads}
+    proc = subprocess.run([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
+                          capture_output=True, text=True)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("STPR_BENCH_RESULT "):
+            res = json.loads(line[len("STPR_BENCH_RESULT "):])
+            break
+    else:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        res = {"error": f"worker exited with {proc.returncode}: {tail[0]}"}
+    try:
+        Path(spec["output"]).unlink()
+    except OSError:
+        pass
+    return res
+
+
+# ----------------------------------------------------------------------------- driver
+def _fmt(v, spec: str) -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def format_table(results: list[dict], peak: float | None) -> str:
+    lines = []
+    if peak is not None:
+        lines.append(f"fp32 matmul peak of this machine: {peak:.1f} GFLOP/s")
+        lines.append("")
+    lines.append("| size | method | frames | end-to-end frames/s | model frames/s | peak RSS (MB) | "
+                 "GFLOPs/frame | achieved GFLOP/s | % of matmul peak |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        if r.get("error"):
+            lines.append(f"| {r['size']} | {r['method']} | – | error: {r['error']} | | | | | |")
+            continue
+        lines.append(
+            f"| {r['size']} | {r['method']} | {r['frames']} | {_fmt(r['fps'], '.2f')} | "
+            f"{_fmt(r['model_fps'], '.2f')} | {_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r.get('gflops_per_frame'), '.2f')} | "
+            f"{_fmt(r.get('achieved_gflops'), '.1f')} | {_fmt(r.get('peak_fraction') and 100 * r['peak_fraction'], '.1f')} |")
+    return "\n".join(lines)
+
+
+def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, methods: list[str] | None = None,
+              model: str | None = None, flow: str | None = None, threads: int | None = None,
+              json_path: str | Path | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Benchmark every (size, method) case. Returns {"machine": ..., "results": [...]}."""
+    from stpr.baselines import ALL_METHODS, STPR_METHODS
+    from stpr.checkpoint import DEFAULT_WEIGHTS
+
+    sizes = sizes or list(DEFAULT_SIZES)
+    methods = list(methods or DEFAULT_METHODS)
+    if frames < 1:
+        raise UsageError("--frames must be >= 1")
+    bad = [m for m in methods if m not in ALL_METHODS]
+    if bad:
+        raise UsageError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}")
+    uses_model = any(m in STPR_METHODS for m in methods)
+    if uses_model:
+        from stpr.checkpoint import load_model
+
+        load_model(Path(model) if model else None)  # fail early (ModelError) on a bad/missing model
+    log("measuring fp32 matmul peak ...")
+    peak = matmul_peak_gflops(threads=threads)
+    import torch
+
+    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": threads or torch.get_num_threads(),
+               "matmul_peak_gflops": peak}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="stpr_bench_") as tmp:
+        tmp = Path(tmp)
+        for w, h in sizes:
+            clip = tmp / f"clip_{w}x{h}.mp4"
+            log(f"{w}x{h}: generating a {frames}-frame clip")
+            make_clip(clip, w, h, frames)
+            for m in methods:
+                log(f"{w}x{h}: {m}")
+                r = {"size": f"{w}x{h}", "width": w, "height": h, "method": m}
+                r.update(run_case(clip, m, tmp, model=model, flow=flow, threads=threads))
+                if not r.get("error"):
+                    r["fps"] = r["frames"] / r["seconds"] if r["seconds"] > 0 else None
+                    r["model_fps"] = r["frames"] / r["model_seconds"] if r["model_seconds"] > 0 else None
+                    if m in STPR_METHODS:
+                        g, note = model_gflops(model or DEFAULT_WEIGHTS, w, h,
+                                               frames=1 if m == "stpr-perframe" else None, flow=flow)
+                        r["gflops_per_frame"] = g
+                        if note:
+                            r["flops_note"] = note
+                        if r["model_fps"]:
+                            r["achieved_gflops"] = g * r["model_fps"]
+                            r["peak_fraction"] = r["achieved_gflops"] / peak
+                results.append(r)
+    data = {"machine": machine, "frames": frames, "model": str(model) if model else str(DEFAULT_WEIGHTS),
+            "results": results}
+    if json_path:
+        Path(json_path).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return data
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        sys.exit(_worker_main(sys.argv[1:]))
+    print("usage: stpr bench [options] (this module's own entry point is internal)", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,585 @@
+"""``stpr eval``: score STPR and the classical baselines on paired or unpaired data, write a report.
+
+Paired data (a ground truth exists): PSNR/SSIM in RGB and on Y per frame and averaged, LPIPS when
+available offline, and where sequences have more than one frame the temporal metrics E_warp,
+flicker ratio and MSE of MABD. Unpaired data (real dark clips): E_warp, flicker ratio, MABD and
+mean brightness.
+
+The report folder gets ``results.md`` (tables), ``results.csv`` (one row per method x sequence x
+frame, plus per-sequence rows with ``frame = mean`` and overall rows with ``sequence = ALL``),
+``results.json`` (everything, NaN as null) and pictures: ``strips/<seq>.png`` (middle frame:
+input / each method / ground truth), ``profiles/<seq>.png`` (the middle pixel row of every frame
+stacked over time, per method: flicker shows up as horizontal banding) and ``metrics.png`` (bar
+charts of the mean metrics).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from stpr.baselines import ALL_METHODS, METHODS, STPR_METHODS, make_method
+from stpr.errors import InputError, UsageError
+from stpr.metrics.video import (
+    flicker_ratio,
+    frame_brightness,
+    lpips_or_none,
+    lpips_status,
+    mabd,
+    mabd_mse,
+    psnr_rgb,
+    psnr_y,
+    sequence_flows,
+    ssim_rgb,
+    ssim_y,
+    warping_error,
+)
+
+SYNTHETIC_DEFAULT_FRAMES = 30
+SYNTHETIC_SEED = 1234
+STRIP_MAX_SIDE = 320  # longest side of one panel in the side-by-side strips
+
+# name -> (column title, format, higher is better)
+METRICS = {
+    "psnr": ("PSNR", "{:.2f}", True),
+    "ssim": ("SSIM", "{:.4f}", True),
+    "psnr_y": ("PSNR-Y", "{:.2f}", True),
+    "ssim_y": ("SSIM-Y", "{:.4f}", True),
+    "lpips": ("LPIPS", "{:.4f}", False),
+    "ewarp": ("E_warp", "{:.3e}", False),
+    "flicker_ratio": ("flicker ratio", "{:.3f}", False),
+    "mabd": ("MABD", "{:.3f}", None),
+    "mabd_mse": ("MABD MSE", "{:.4f}", False),
+    "brightness": ("brightness", "{:.1f}", None),
+    "fps": ("frames/s", "{:.2f}", True),
+}
+METRIC_NOTES = {
+    "psnr": "PSNR/SSIM on [0, 1] RGB, PSNR-Y/SSIM-Y on BT.601 luma (SSIM: Gaussian window, σ = 1.5).",
+    "lpips": "LPIPS: AlexNet v0.1.",
+    "ewarp": "E_warp: warping error (Lai et al. 2018), DIS flow from the brightness-normalised input, "
+             "occluded pixels masked.",
+    "flicker_ratio": "Flicker ratio: E_warp / E_warp of the input brightened by one gain to the same mean "
+                     "(< 1: steadier than plain brightening).",
+    "mabd": "MABD: mean absolute luma change between consecutive frames (0–255).",
+    "mabd_mse": "MABD MSE: squared distance of the MABD curve to the ground truth's.",
+    "brightness": "Brightness: mean luma (0–255).",
+    "fps": "frames/s: the method alone on in-memory frames.",
+}
+REFERENCES = ("input", "gt")  # rows that are not methods: the dark input and the ground truth
+
+
+@dataclass
+class EvalSequence:
+    """One sequence to evaluate: dark input frames and, in paired mode, ground-truth frames."""
+
+    name: str
+    frames: list[np.ndarray]
+    gt: list[np.ndarray] | None = None
+
+
+@dataclass
+class _Keep:
+    """What the pictures need from a method's output (the whole output is not kept)."""
+
+    middle: np.ndarray
+    profile: np.ndarray  # (T, W, 3): the middle pixel row of every frame
+
+
+@dataclass
+class _SeqResult:
+    name: str
+    num_frames: int
+    size: tuple[int, int]
+    per_method: dict[str, dict] = field(default_factory=dict)
+    keep: dict[str, _Keep] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- loading
+def load_frames(path: str | Path, max_frames: int | None = None) -> list[np.ndarray]:
+    """Decode a video, a folder of frames or an image to a list of (H, W, 3) uint8 RGB frames."""
+    from stpr.io import open_input
+
+    frames = []
+    with open_input(path) as reader:
+        for f in reader:
+            frames.append(f.rgb)
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    if not frames:
+        raise InputError(f"{path}: no frames")
+    return frames
+
+
+def _check_pair(name: str, frames: list[np.ndarray], gt: list[np.ndarray], notes: list[str]) -> EvalSequence:
+    if len(frames) != len(gt):
+        n = min(len(frames), len(gt))
+        notes.append(f"{name}: {len(frames)} input frames but {len(gt)} ground-truth frames; using the first {n}")
+        frames, gt = frames[:n], gt[:n]
+    if frames[0].shape != gt[0].shape:
+        h, w = frames[0].shape[:2]
+        gh, gw = gt[0].shape[:2]
+        raise InputError(f"{name}: input is {w}x{h} but the ground truth is {gw}x{gh}")
+    return EvalSequence(name, frames, gt)
+
+
+def paired_sequences(input_path: str | Path, gt_path: str | Path, max_frames: int | None = None,
+                     notes: list[str] | None = None) -> list[EvalSequence]:
+    """One paired sequence from a dark video/folder/image and its ground truth."""
+    notes = notes if notes is not None else []
+    name = Path(input_path).stem or "input"
+    return [_check_pair(name, load_frames(input_path, max_frames), load_frames(gt_path, max_frames), notes)]
+
+
+def lol_sequences(root: str | Path, limit: int | None = None, notes: list[str] | None = None) -> list[EvalSequence]:
+    """The held-out pairs of a LOL-style root (``low/`` and ``high/``; split from ``lol_split``),
+    each image as a one-frame sequence."""
+    from stpr.data.datasets import lol_split, read_rgb
+
+    root = Path(root)
+    if not (root / "low").is_dir() or not (root / "high").is_dir():
+        raise InputError(f"{root}: a LOL-style root needs low/ and high/ folders")
+    _, names = lol_split(root)
+    if limit is not None:
+        names = names[:limit]
+    if not names:
+        raise InputError(f"{root}: no held-out pairs")
+    seqs = []
+    for n in names:
+        low = next((root / "low").glob(n + ".*"), None)
+        high = next((root / "high").glob(n + ".*"), None)
+        if low is None or high is None:
+            raise InputError(f"{root}: pair {n} is incomplete")
+        seqs.append(_check_pair(n, [read_rgb(low)], [read_rgb(high)], notes if notes is not None else []))
+    return seqs
+
+
+def synthetic_sequences(video: str | Path, max_frames: int | None = None,
+                        seed: int = SYNTHETIC_SEED) -> list[EvalSequence]:
+    """A normal-light video darkened with the fixed evaluation camera (``synthetic_eval_clip``)."""
+    from stpr.evaluate import synthetic_eval_clip
+
+    clean = load_frames(video, max_frames or SYNTHETIC_DEFAULT_FRAMES)
+    dark = synthetic_eval_clip(np.stack(clean), seed=seed)
+    return [EvalSequence(Path(video).stem + "_synthetic", list(dark), clean)]
+
+
+def unpaired_sequences(input_path: str | Path, max_frames: int | None = None) -> list[EvalSequence]:
+    """One unpaired sequence: a dark video, frame folder or image."""
+    return [EvalSequence(Path(input_path).stem or "input", load_frames(input_path, max_frames))]
+
+
+def clip_sequences(root: str | Path, max_frames: int | None = None, limit: int | None = None) -> list[EvalSequence]:
+    """Every sub-folder of ``root`` holding images is one unpaired clip (sorted by name)."""
+    from stpr.data.datasets import natural_key
+    from stpr.io import IMAGE_EXTENSIONS
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"clips root not found: {root}")
+    dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                   and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir())), key=natural_key)
+    if limit is not None:
+        dirs = dirs[:limit]
+    if not dirs:
+        raise InputError(f"{root}: no clip folders with images")
+    return [EvalSequence(d.name, load_frames(d, max_frames)) for d in dirs]
+
+
+# ----------------------------------------------------------------------------- scoring
+def _nanmean(values) -> float | None:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else None
+
+
+def _middle_row_profile(frames: Sequence[np.ndarray]) -> np.ndarray:
+    h = frames[0].shape[0]
+    return np.stack([np.asarray(f)[h // 2] for f in frames])
+
+
+def _score(outputs: list[np.ndarray], seq: EvalSequence, flows, use_lpips: bool, reference: str | None = None
+           ) -> dict:
+    """Per-frame and per-sequence metrics of ``outputs`` for ``seq``. ``reference`` ("input" or
+    "gt") scores an unprocessed row: no flicker ratio, and no fidelity metrics for the ground truth."""
+    n = len(outputs)
+    bright = frame_brightness(outputs)
+    frames = [{"frame": i, "brightness": float(bright[i])} for i in range(n)]
+    seqm: dict = {"brightness": float(bright.mean())}
+    if seq.gt is not None and reference != "gt":
+        lp = lpips_or_none(outputs, seq.gt) if use_lpips else None
+        for i, (o, g) in enumerate(zip(outputs, seq.gt)):
+            frames[i].update(psnr=psnr_rgb(o, g), ssim=ssim_rgb(o, g), psnr_y=psnr_y(o, g), ssim_y=ssim_y(o, g))
+            if lp is not None:
+                frames[i]["lpips"] = lp[i]
+        for k in ("psnr", "ssim", "psnr_y", "ssim_y", "lpips"):
+            seqm[k] = _nanmean(f.get(k) for f in frames)
+    mabd_vec: list[float] = []
+    if n > 1:
+        seqm["ewarp"] = warping_error(outputs, flows=flows)
+        seqm["flicker_ratio"] = None if reference else flicker_ratio(outputs, seq.frames, flows=flows)
+        mabd_vec = [float(v) for v in mabd(outputs)]
+        seqm["mabd"] = float(np.mean(mabd_vec))
+        if seq.gt is not None and reference != "gt":
+            seqm["mabd_mse"] = mabd_mse(outputs, seq.gt)
+    return {"sequence": seqm, "frames": frames, "mabd": mabd_vec}
+
+
+def evaluate_sequences(sequences: list[EvalSequence], methods: dict[str, Callable], *,
+                       use_lpips: bool = True, log: Callable[[str], None] = lambda s: None) -> list[_SeqResult]:
+    """Run every method on every sequence and score it (plus the input and ground truth as
+    references). Outputs are scored and dropped; only what the pictures need is kept."""
+    results = []
+    for k, seq in enumerate(sequences):
+        h, w = seq.frames[0].shape[:2]
+        res = _SeqResult(seq.name, len(seq.frames), (h, w))
+        log(f"[{k + 1}/{len(sequences)}] {seq.name}: {len(seq.frames)} frame(s), {w}x{h}")
+        flows = sequence_flows(seq.frames) if len(seq.frames) > 1 else None
+        refs = {"input": seq.frames}
+        if seq.gt is not None:
+            refs["gt"] = seq.gt
+        for name, frames in refs.items():
+            res.per_method[name] = _score(frames, seq, flows, use_lpips, reference=name)
+            res.keep[name] = _Keep(frames[len(frames) // 2], _middle_row_profile(frames))
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            outputs = [np.asarray(o) for o in fn(list(seq.frames))]
+            secs = time.perf_counter() - t0
+            if len(outputs) != len(seq.frames) or outputs[0].shape != seq.frames[0].shape:
+                raise RuntimeError(f"method {name} returned {len(outputs)} frames of shape {outputs[0].shape} "
+                                   f"for {len(seq.frames)} of shape {seq.frames[0].shape}")
+            r = _score(outputs, seq, flows, use_lpips)
+            r["sequence"]["seconds"] = secs
+            r["sequence"]["fps"] = len(outputs) / secs if secs > 0 else None
+            res.per_method[name] = r
+            res.keep[name] = _Keep(outputs[len(outputs) // 2], _middle_row_profile(outputs))
+            log(f"    {name}: " + ", ".join(
+                f"{METRICS[m][0]} {METRICS[m][1].format(v)}" for m, v in r["sequence"].items()
+                if m in METRICS and v is not None and not (isinstance(v, float) and math.isnan(v))))
+        results.append(res)
+    return results
+
+
+def summarize(results: list[_SeqResult], rows: list[str]) -> dict[str, dict[str, float | None]]:
+    """Mean of each per-sequence metric over sequences, per row (method or reference)."""
+    summary = {}
+    for row in rows:
+        keys = {k for r in results for k in r.per_method[row]["sequence"]} if results else set()
+        summary[row] = {k: _nanmean(r.per_method[row]["sequence"].get(k) for r in results)
+                        for k in METRICS if k in keys}
+    return summary
+
+
+# ----------------------------------------------------------------------------- writing
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "seq"
+
+
+def _fmt(metric: str, v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return METRICS[metric][1].format(v)
+
+
+def _clean_json(x):
+    if isinstance(x, float):
+        return None if math.isnan(x) or math.isinf(x) else x
+    if isinstance(x, dict):
+        return {k: _clean_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean_json(v) for v in x]
+    if isinstance(x, np.generic):
+        return _clean_json(x.item())
+    return x
+
+
+def _columns(summary: dict, rows: list[str]) -> list[str]:
+    present = set()
+    for row in rows:
+        present |= {k for k, v in summary[row].items() if v is not None}
+    return [m for m in METRICS if m in present]
+
+
+def _md_table(table: dict[str, dict], rows: list[str], cols: list[str]) -> list[str]:
+    def title(m):
+        better = METRICS[m][2]
+        return METRICS[m][0] + (" ↑" if better else " ↓" if better is False else "")
+
+    lines = ["| method | " + " | ".join(title(m) for m in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for row in rows:
+        label = f"*{row}* (reference)" if row in REFERENCES else f"**{row}**"
+        lines.append(f"| {label} | " + " | ".join(_fmt(m, table[row].get(m)) for m in cols) + " |")
+    return lines
+
+
+def write_markdown(path: Path, info: dict, summary: dict, results: list[_SeqResult], rows: list[str],
+                   images: dict) -> None:
+    cols = _columns(summary, rows)
+    lines = [f"# stpr eval: {info['source']}", "",
+             f"Mode: **{info['mode']}**, {len(results)} sequence(s), "
+             f"{sum(r.num_frames for r in results)} frame(s). Methods: {', '.join(info['methods'])}.", ""]
+    if info.get("lpips_skipped"):
+        lines += [f"LPIPS skipped: {info['lpips_skipped']}", ""]
+    for note in info.get("notes", []):
+        lines += [f"Note: {note}", ""]
+    lines += ["## Mean over sequences", ""] + _md_table(summary, rows, cols) + [""]
+    lines += [" ".join(METRIC_NOTES[m] for m in cols if m in METRIC_NOTES)
+              + " *input* and *gt* rows are the unprocessed dark input and the ground truth.", ""]
+    if len(results) > 1:
+        lines += ["## Per sequence", ""]
+        for r in results:
+            table = {row: r.per_method[row]["sequence"] for row in rows}
+            lines += [f"### {r.name} ({r.num_frames} frame(s), {r.size[1]}x{r.size[0]})", ""]
+            lines += _md_table(table, rows, _columns(table, rows)) + [""]
+    lines += ["## Pictures", ""]
+    if images.get("metrics"):
+        lines += [f"![metrics]({images['metrics']})", ""]
+    for r in results:
+        for kind in ("strip", "profile"):
+            p = images.get("sequences", {}).get(r.name, {}).get(kind)
+            if p:
+                lines += [f"{kind} of {r.name}: ![{r.name} {kind}]({p})", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_csv(path: Path, summary: dict, results: list[_SeqResult], rows: list[str]) -> None:
+    cols = list(METRICS) + ["seconds"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["method", "sequence", "frame", *cols])
+
+        def cell(v):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                return ""
+            return f"{v:.6g}" if isinstance(v, float) else v
+
+        for r in results:
+            for row in rows:
+                pm = r.per_method[row]
+                for f in pm["frames"]:
+                    w.writerow([row, r.name, f["frame"], *(cell(f.get(c)) for c in cols)])
+                w.writerow([row, r.name, "mean", *(cell(pm["sequence"].get(c)) for c in cols)])
+        for row in rows:
+            w.writerow([row, "ALL", "mean", *(cell(summary[row].get(c)) for c in cols)])
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    band = np.full((22, img.shape[1], 3), 255, np.uint8)
+    scale = 0.45
+    (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if tw > img.shape[1] - 4:
+        scale *= (img.shape[1] - 4) / tw
+    cv2.putText(band, text, (2, 15), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([band, img], axis=0)
+
+
+def write_strip(path: Path, panels: list[tuple[str, np.ndarray]], max_side: int = STRIP_MAX_SIDE) -> None:
+    """Side-by-side PNG of labelled frames, each downscaled so its longest side <= ``max_side``."""
+    tiles = []
+    for name, img in panels:
+        h, w = img.shape[:2]
+        s = min(1.0, max_side / max(h, w))
+        if s < 1.0:
+            img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        tiles.append(_label(np.ascontiguousarray(img), name))
+        tiles.append(np.full((tiles[-1].shape[0], 4, 3), 255, np.uint8))
+    strip = np.concatenate(tiles[:-1], axis=1)
+    cv2.imwrite(str(path), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def write_profile(path: Path, panels: list[tuple[str, np.ndarray]], title: str) -> None:
+    """Temporal profile: per panel, the middle row of each frame stacked top to bottom over time."""
+    n = len(panels)
+    fig = _figure(min(3.2 * n, 24), 3.0)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, (name, prof) in zip(axes, panels):
+        ax.imshow(prof, aspect="auto", interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("x (middle row)", fontsize=8)
+        ax.set_yticks(range(prof.shape[0]) if prof.shape[0] <= 12 else [0, prof.shape[0] - 1])
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("frame", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(str(path))
+
+
+def write_bar_charts(path: Path, summary: dict, methods: list[str]) -> bool:
+    """One bar chart per mean metric over the methods (references left out). False if nothing to plot."""
+    cols = [m for m in _columns(summary, methods)]
+    if not cols or not methods:
+        return False
+    ncol = min(4, len(cols))
+    nrow = math.ceil(len(cols) / ncol)
+    fig = _figure(3.2 * ncol, 2.8 * nrow)
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    colors = [f"C{i}" for i in range(len(methods))]
+    for ax, m in zip(axes, cols):
+        vals = [summary[meth].get(m) for meth in methods]
+        ax.bar(range(len(methods)), [0.0 if v is None else v for v in vals], color=colors)
+        better = METRICS[m][2]
+        ax.set_title(METRICS[m][0] + (" (higher is better)" if better else " (lower is better)"
+                                      if better is False else ""), fontsize=9)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        if m == "flicker_ratio":
+            ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    for ax in axes[len(cols):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(str(path))
+    return True
+
+
+def write_report(out_dir: Path, info: dict, results: list[_SeqResult], methods: list[str]) -> dict:
+    """Write results.md/.csv/.json and the pictures into ``out_dir``. Returns the JSON content."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [r for r in REFERENCES if results and r in results[0].per_method] + list(methods)
+    summary = summarize(results, rows)
+    images: dict = {"sequences": {}}
+    (out_dir / "strips").mkdir(exist_ok=True)
+    used = set()
+    for r in results:
+        base = _safe_name(r.name)
+        while base in used:
+            base += "_"
+        used.add(base)
+        order = ["input", *methods] + (["gt"] if "gt" in r.keep else [])
+        entry = {"strip": f"strips/{base}.png"}
+        write_strip(out_dir / entry["strip"], [(n, r.keep[n].middle) for n in order])
+        if r.num_frames > 1:
+            (out_dir / "profiles").mkdir(exist_ok=True)
+            entry["profile"] = f"profiles/{base}.png"
+            write_profile(out_dir / entry["profile"], [(n, r.keep[n].profile) for n in order],
+                          f"{r.name}: middle row over time")
+        images["sequences"][r.name] = entry
+    if write_bar_charts(out_dir / "metrics.png", summary, list(methods)):
+        images["metrics"] = "metrics.png"
+    data = {
+        **info,
+        "rows": rows,
+        "summary": summary,
+        "sequences": [{"name": r.name, "num_frames": r.num_frames, "height": r.size[0], "width": r.size[1],
+                       "results": r.per_method} for r in results],
+        "images": images,
+    }
+    data = _clean_json(data)
+    (out_dir / "results.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    write_csv(out_dir / "results.csv", summary, results, rows)
+    write_markdown(out_dir / "results.md", info, summary, results, rows, images)
+    return data
+
+
+# ----------------------------------------------------------------------------- entry point
+def parse_methods(spec: str | None) -> tuple[list[str], bool]:
+    """``"stpr,lime"`` -> (names, explicit). None -> all methods, not explicit."""
+    if spec is None:
+        return list(ALL_METHODS), False
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in ALL_METHODS]
+    if unknown or not names:
+        raise UsageError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(ALL_METHODS)}")
+    return list(dict.fromkeys(names)), True
+
+
+def build_methods(names: list[str], explicit: bool, model: str | None, flow: str | None,
+                  notes: list[str]) -> dict[str, Callable]:
+    """Instantiate the methods; without ``--methods`` a missing default model skips STPR with a note."""
+    from stpr.checkpoint import DEFAULT_WEIGHTS
+
+    methods = {}
+    for n in names:
+        if n in STPR_METHODS and model is None and not explicit and not DEFAULT_WEIGHTS.is_file():
+            notes.append(f"{n} skipped: no default weights at {DEFAULT_WEIGHTS} (give --model)")
+            continue
+        methods[n] = make_method(n, model, flow=flow) if n in STPR_METHODS else METHODS[n]
+    if not methods:
+        raise UsageError("no methods to evaluate")
+    return methods
+
+
+def run_eval(input: str | None = None, *, gt: str | None = None, lol: str | None = None,
+             synthetic: str | None = None, clips: str | None = None, methods: str | None = None,
+             model: str | None = None, flow: str | None = None, out: str | Path = "eval_report",
+             max_frames: int | None = None, limit: int | None = None, threads: int | None = None,
+             log: Callable[[str], None] = print) -> dict:
+    """Load the data, run the methods, write the report. Returns the results.json content.
+    ``threads`` sets torch's CPU threads for the run (restored afterwards)."""
+    import torch
+
+    if threads is not None and threads < 1:
+        raise UsageError("--threads must be >= 1")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run_eval(input, gt=gt, lol=lol, synthetic=synthetic, clips=clips, methods=methods, model=model,
+                         flow=flow, out=out, max_frames=max_frames, limit=limit, log=log)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, out, max_frames, limit, log) -> dict:
+    sources = [s for s in (input, lol, synthetic, clips) if s is not None]
+    if len(sources) != 1:
+        raise UsageError("give exactly one of INPUT, --lol ROOT, --synthetic VIDEO or --clips ROOT")
+    if gt is not None and input is None:
+        raise UsageError("--gt goes with INPUT")
+    if max_frames is not None and max_frames < 1:
+        raise UsageError("--max-frames must be >= 1")
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be >= 1")
+    for p in sources + ([gt] if gt else []):
+        if not Path(p).exists():
+            raise InputError(f"input not found: {p}")
+    names, explicit = parse_methods(methods)
+    notes: list[str] = []
+    if lol is not None:
+        seqs, source = lol_sequences(lol, limit, notes), f"LOL held-out split of {lol}"
+    elif synthetic is not None:
+        seqs = synthetic_sequences(synthetic, max_frames)
+        source = f"{synthetic} darkened with the evaluation camera (seed {SYNTHETIC_SEED})"
+    elif clips is not None:
+        seqs, source = clip_sequences(clips, max_frames, limit), f"clips in {clips}"
+    elif gt is not None:
+        seqs, source = paired_sequences(input, gt, max_frames, notes), f"{input} vs {gt}"
+    else:
+        seqs, source = unpaired_sequences(input, max_frames), str(input)
+    paired = seqs[0].gt is not None
+    meths = build_methods(names, explicit, model, flow, notes)
+    use_lpips, reason = lpips_status() if paired else (False, "")
+    info = {"source": source, "mode": "paired" if paired else "unpaired", "methods": list(meths),
+            "model": str(model) if model else None, "notes": notes,
+            "lpips_skipped": reason if paired and not use_lpips else None}
+    for note in notes:
+        log(f"note: {note}")
+    if info["lpips_skipped"]:
+        log(f"LPIPS skipped: {reason}")
+    results = evaluate_sequences(seqs, meths, use_lpips=use_lpips, log=log)
+    out_dir = Path(out)
+    data = write_report(out_dir, info, results, list(meths))
+    rows = data["rows"]
+    cols = _columns(data["summary"], rows)
+    log("")
+    log("\n".join(_md_table(data["summary"], rows, cols)))
+    log(f"\nreport written to {out_dir}/ (results.md, results.csv, results.json, pictures)")
+    return data

@@ -1,0 +1,171 @@
+"""Saving / loading self-describing STPR weight files (stpr.checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from stpr.checkpoint import load_model, read_metadata, save_model
+from stpr.errors import ModelError
+from stpr.models.stpr_arch import STPR, STPRConfig
+
+TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_levels=4, flow_hidden=8, prrd_growth=4, prrd_layers=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def trained_like(seed: int = 0, **kw) -> STPR:
+    """A tiny model whose parameters are all non-trivial (zero-initialised layers included)."""
+    torch.manual_seed(seed)
+    model = STPR(STPRConfig(**{**TINY, **kw}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return model.eval()
+
+
+def clip(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, 3, 24, 40, generator=g) * 0.3
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    model = trained_like(frames=3)
+    path = tmp_path / "m.safetensors"
+    save_model(model, path, extra={"step": 12, "note": {"a": 1}})
+    return model, path
+
+
+def test_round_trip_identical_outputs(saved):
+    model, path = saved
+    loaded = load_model(path)
+    assert not loaded.training
+    assert loaded.cfg == model.cfg
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    x = clip()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    # a freshly initialised model would not give the same output
+    with torch.no_grad():
+        assert not torch.allclose(STPR(model.cfg).eval()(x), model(x))
+
+
+def test_metadata_and_atomic_write(saved, tmp_path):
+    model, path = saved
+    meta = read_metadata(path)
+    assert json.loads(meta["stpr_config"]) == model.cfg.to_dict()
+    assert json.loads(meta["step"]) == 12 and json.loads(meta["note"]) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]  # no temp file left
+    # overwriting in place works
+    save_model(trained_like(seed=1, frames=3), path)
+    assert not torch.equal(load_model(path).encoder.body[0].weight, model.encoder.body[0].weight)
+
+
+def test_inference_overrides(saved):
+    model, path = saved
+    m1 = load_model(path, frames=1, flow_mode="zero")
+    assert m1.cfg.frames == 1 and m1.cfg.flow_mode == "zero"
+    assert torch.equal(m1.encoder.body[0].weight, model.encoder.body[0].weight)
+    with pytest.raises(ModelError):
+        load_model(path, frames=2)
+    with pytest.raises(ModelError):
+        load_model(path, no_such_option=1)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelError):
+        load_model(tmp_path / "nope.safetensors")
+    with pytest.raises(ModelError):
+        load_model(tmp_path)  # a directory is not a weights file
+
+
+@pytest.mark.parametrize("n", [0, 5, 8, 300, 4096])
+def test_random_bytes(tmp_path, n):
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(torch.randint(0, 256, (n,), generator=torch.Generator().manual_seed(n),
+                                   dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(ModelError):
+        load_model(path)
+
+
+def test_broken_header(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    body = b"{not json"
+    path.write_bytes(struct.pack("<Q", len(body)) + body)
+    with pytest.raises(ModelError):
+        load_model(path)
+
+
+def test_safetensors_without_stpr_metadata(tmp_path, saved):
+    model, _ = saved
+    path = tmp_path / "plain.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    with pytest.raises(ModelError, match="stpr_config"):
+        load_model(path)
+    path2 = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(3)}, str(path2), metadata={"format": "pt"})
+    with pytest.raises(ModelError):
+        load_model(path2)
+
+
+def test_bad_config_json(tmp_path, saved):
+    _, src = saved
+    state = load_file(str(src))
+    path = tmp_path / "badcfg.safetensors"
+    save_file(state, str(path), metadata={"stpr_config": "{broken"})
+    with pytest.raises(ModelError):
+        load_model(path)
+    save_file(state, str(path), metadata={"stpr_config": json.dumps({"frames": 3, "bogus": 1})})
+    with pytest.raises(ModelError):
+        load_model(path)
+
+
+@pytest.mark.parametrize("edit", [{"channels": 16}, {"prrd_layers": 3}, {"flow_levels": 3, "flow_channels": [4, 4, 4]},
+                                  {"prrd_scales": 2}])
+def test_different_architecture(tmp_path, saved, edit):
+    _, src = saved
+    state = load_file(str(src))
+    meta = read_metadata(src)
+    cfg = json.loads(meta["stpr_config"])
+    cfg.update(edit)
+    path = tmp_path / "edited.safetensors"
+    save_file(state, str(path), metadata={**meta, "stpr_config": json.dumps(cfg)})
+    with pytest.raises(ModelError, match="does not match"):
+        load_model(path)
+
+
+def test_missing_and_extra_tensors(tmp_path, saved):
+    _, src = saved
+    state = load_file(str(src))
+    meta = read_metadata(src)
+    fewer = dict(state)
+    fewer.pop(next(iter(fewer)))
+    path = tmp_path / "fewer.safetensors"
+    save_file(fewer, str(path), metadata=meta)
+    with pytest.raises(ModelError):
+        load_model(path)
+    more = {**state, "extra.weight": torch.zeros(2)}
+    save_file(more, str(path), metadata=meta)
+    with pytest.raises(ModelError):
+        load_model(path)
+
+
+@pytest.mark.parametrize("cfg_json", ["[1, 2]", "null", json.dumps({"channels": "8"}), json.dumps({"channels": -1})])
+def test_malformed_config_is_a_model_error(tmp_path, saved, cfg_json):
+    _, src = saved
+    path = tmp_path / "malformed.safetensors"
+    save_file(load_file(str(src)), str(path), metadata={"stpr_config": cfg_json})
+    with pytest.raises(ModelError):
+        load_model(path)

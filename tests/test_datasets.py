@@ -1,0 +1,334 @@
+"""Synthetic motion and the training datasets (all data is generated here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import stpr.data.datasets as ds_mod
+from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticVideoClips, lol_split
+from stpr.data.motion import affine_flow, random_trajectory, warp_crop
+from stpr.models.warp import flow_warp, resize_flow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def texture(h: int, w: int, seed: int, sigma: float = 2.0) -> np.ndarray:
+    """Smooth random RGB texture, uint8, with plenty of contrast."""
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.uniform(0, 255, (h, w, 3)).astype(np.float32), (0, 0), sigma)
+    return np.clip((img - img.mean()) * 5 + 128, 0, 255).astype(np.uint8)
+
+
+def write_rgb(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+
+def make_lol(root: Path, names=("1", "2", "3"), h: int = 48, w: int = 64) -> Path:
+    """LOL-style folder: low/<name>.png, high/<name>.png with low = high * 0.1 + noise."""
+    rng = np.random.default_rng(0)
+    for k, n in enumerate(names):
+        high = texture(h, w, seed=k)
+        low = np.clip(high * 0.1 + rng.normal(0, 2.0, high.shape), 0, 255).astype(np.uint8)
+        write_rgb(root / "low" / f"{n}.png", low)
+        write_rgb(root / "high" / f"{n}.png", high)
+    return root
+
+
+def check_sample(s: dict, n: int, crop: int) -> None:
+    q = crop // 4
+    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid"}
+    assert s["low"].shape == s["high"].shape == (n, 3, crop, crop)
+    assert s["flow_fw"].shape == s["flow_bw"].shape == (n - 1, 2, q, q)
+    assert s["flow_valid"].shape == (n - 1, 1, q, q)
+    for k, v in s.items():
+        assert v.dtype == torch.float32, k
+        assert torch.isfinite(v).all(), k
+    for k in ("low", "high", "flow_valid"):
+        assert s[k].min() >= 0 and s[k].max() <= 1, k
+
+
+# ------------------------------------------------------------------------------------- motion
+
+
+def test_affine_flow_is_exact():
+    img = texture(160, 160, seed=1, sigma=3.0).astype(np.float32)
+    rng = np.random.default_rng(3)
+    crop = 48
+    mats = random_trajectory(3, crop, img.shape[:2], rng)
+    crops = [torch.from_numpy(warp_crop(img, m, crop)).permute(2, 0, 1)[None] for m in mats]
+    for t in range(2):
+        flow = torch.from_numpy(affine_flow(mats[t], mats[t + 1], crop))[None]
+        assert flow.shape == (1, 2, crop, crop)
+        assert flow.abs().max() > 1.0  # the crops really moved
+        warped = flow_warp(crops[t + 1], flow)
+        m = 10
+        err = (warped - crops[t])[..., m:-m, m:-m].abs().mean().item()
+        no_warp = (crops[t + 1] - crops[t])[..., m:-m, m:-m].abs().mean().item()
+        assert err < 1.5, err  # only interpolation error (8-bit units)
+        assert err < 0.1 * no_warp, (err, no_warp)
+        # backward flow undoes the forward flow
+        back = torch.from_numpy(affine_flow(mats[t + 1], mats[t], crop))[None]
+        roundtrip = flow + flow_warp(back, flow)
+        assert roundtrip[..., m:-m, m:-m].abs().max() < 1e-3
+
+
+def test_affine_flow_quarter_resolution():
+    rng = np.random.default_rng(4)
+    mats = random_trajectory(2, 64, (200, 200), rng)
+    full = torch.from_numpy(affine_flow(mats[0], mats[1], 64, 1.0))[None]
+    small = torch.from_numpy(affine_flow(mats[0], mats[1], 64, 0.25))[None]
+    assert small.shape == (1, 2, 16, 16)
+    # the flow is affine in the pixel position: the 4x4 average of the full-resolution flow,
+    # in 1/4-resolution pixels, is exactly the flow at the 1/4-resolution pixel centres
+    pooled = torch.nn.functional.avg_pool2d(full, 4) * 0.25
+    assert torch.allclose(small, pooled, atol=1e-4)
+    assert torch.allclose(resize_flow(small, (64, 64))[..., 4:-4, 4:-4], full[..., 4:-4, 4:-4], atol=1e-3)
+
+
+def test_random_trajectory_motion_bounds():
+    rng = np.random.default_rng(0)
+    mats = random_trajectory(5, 32, (300, 400), rng, max_shift=6.0)
+    assert len(mats) == 5 and all(m.shape == (2, 3) for m in mats)
+    centres = np.array([m @ np.array([15.5, 15.5, 1.0]) for m in mats])
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    assert steps.max() < 6.0 * np.sqrt(2) + 3.0
+    assert (centres[:, 0] > 0).all() and (centres[:, 0] < 400).all()
+
+
+# ------------------------------------------------------------------------------------- LOL
+
+
+def test_lol_split_holds_out_highest_numbers(tmp_path):
+    names = ["1", "2", "9", "10", "22", "100", "101"]
+    root = tmp_path / "lol"
+    (root / "low").mkdir(parents=True)
+    for n in reversed(names):  # creation order must not matter
+        (root / "low" / f"{n}.png").write_bytes(b"")
+    (root / "low" / "notes.txt").write_text("not an image")
+    train, val = lol_split(root, 2)
+    assert val == ["100", "101"]
+    assert train == ["1", "2", "9", "10", "22"]
+    assert lol_split(root, 2) == (train, val)
+    train3, val3 = lol_split(root, 3)
+    assert val3 == ["22", "100", "101"] and not set(train3) & set(val3)
+
+
+def test_lol_split_without_validation(tmp_path):
+    make_lol(tmp_path / "lol", names=("1", "2"), h=16, w=16)
+    assert lol_split(tmp_path / "lol", 0) == (["1", "2"], [])
+
+
+@pytest.fixture(scope="module")
+def lol_root(tmp_path_factory):
+    return make_lol(tmp_path_factory.mktemp("lol"))
+
+
+def test_lol_clips_keys_shapes_and_seeding(lol_root):
+    ds = LOLClips(lol_root, ["1", "2"], frames=4, crop=32, length=10, seed=0)
+    assert len(ds) == 10
+    a = ds[0]
+    check_sample(a, 4, 32)
+    assert a["low"].mean() < 0.5 * a["high"].mean()  # dark input, bright target
+    assert a["flow_valid"].eq(1).all()
+    b = ds[0]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    c = ds[1]
+    assert not torch.equal(a["low"], c["low"])
+    ds.epoch = 1
+    assert not torch.equal(ds[0]["low"], a["low"])
+    other_seed = LOLClips(lol_root, ["1", "2"], frames=4, crop=32, length=10, seed=1)
+    assert not torch.equal(other_seed[0]["low"], a["low"])
+
+
+def test_lol_clips_teacher_flow_aligns_frames(lol_root):
+    ds = LOLClips(lol_root, ["1", "2", "3"], frames=3, crop=32, length=8, seed=2)
+    for i in range(6):  # several samples: both flipped and unflipped clips
+        s = ds[i]
+        high = s["high"]
+        for t in range(2):
+            fw = resize_flow(s["flow_fw"][t:t + 1], (32, 32))
+            bw = resize_flow(s["flow_bw"][t:t + 1], (32, 32))
+            m = 8
+            err_fw = (flow_warp(high[t + 1:t + 2], fw) - high[t:t + 1])[..., m:-m, m:-m].abs().mean()
+            err_bw = (flow_warp(high[t:t + 1], bw) - high[t + 1:t + 2])[..., m:-m, m:-m].abs().mean()
+            none = (high[t + 1] - high[t])[..., m:-m, m:-m].abs().mean()
+            assert err_fw < 0.15 * none and err_bw < 0.15 * none, (i, t, err_fw, err_bw, none)
+
+
+def test_lol_clips_noise_differs_between_frames(lol_root, monkeypatch):
+    """With a static trajectory all frames show the same content: the low frames must still carry
+    independent noise (at most one frame keeps the real noisy image)."""
+    def static(n, crop, img_hw, rng, **kw):
+        m = np.array([[1.0, 0.0, 8.0], [0.0, 1.0, 6.0]])
+        return [m.copy() for _ in range(n)]
+
+    monkeypatch.setattr(ds_mod, "random_trajectory", static)
+    ds = LOLClips(lol_root, ["1"], frames=4, crop=32, length=8, seed=0)
+    for i in range(4):
+        s = ds[i]
+        assert s["flow_fw"].abs().max() < 1e-5 and s["flow_bw"].abs().max() < 1e-5
+        high, low = s["high"], s["low"]
+        assert all(torch.equal(high[0], high[t]) for t in range(1, 4))
+        for t in range(3):
+            diff = (low[t + 1] - low[t]) * 255
+            assert not torch.equal(low[t], low[t + 1]), (i, t)
+            assert diff.abs().mean() > 0.5, (i, t)  # fresh noise, not a few rounding flips
+            assert diff.mean().abs() < 2.0  # but the same underlying image
+
+
+# ------------------------------------------------------------------------------------- synthetic video
+
+
+def test_synthetic_video_clips():
+    rng = np.random.default_rng(0)
+    base = texture(64, 72, seed=5)
+    video = np.stack([np.roll(base, 2 * t, axis=1) for t in range(8)])  # content moves right
+    video = np.clip(video.astype(np.int16) + rng.integers(-3, 4, video.shape), 0, 255).astype(np.uint8)
+    ds = SyntheticVideoClips([video], frames=4, crop=48, length=6, seed=0, h264_prob=0.0)
+    s = ds[0]
+    check_sample(s, 4, 48)
+    assert s["low"].mean() < 0.7 * s["high"].mean()
+    # high frames are crops of the clean video
+    hi = (s["high"][0].permute(1, 2, 0) * 255).round().byte().numpy()
+    found = any(np.array_equal(hi, f[y:y + 48, x:x + 48]) or np.array_equal(hi, f[y:y + 48, x:x + 48][:, ::-1])
+                for f in video for y in range(64 - 48 + 1) for x in range(72 - 48 + 1))
+    assert found
+    # DIS teacher sees the 2 px/frame motion: 0.5 px at 1/4 resolution, or 1.0 with a frame stride
+    # of 2 (the sign depends on play direction and flip)
+    for k in range(4):
+        sk = ds[k]
+        fx = sk["flow_fw"][:, 0][sk["flow_valid"][:, 0] > 0].abs().median().item()
+        assert min(abs(fx - 0.5), abs(fx - 1.0)) < 0.15, (k, fx)
+    b = ds[0]
+    assert all(torch.equal(s[k], b[k]) for k in s)
+    assert not torch.equal(ds[1]["low"], s["low"])
+
+
+def test_synthetic_video_clips_rejects_small_videos():
+    small = np.zeros((3, 64, 64, 3), np.uint8)
+    with pytest.raises(ValueError):
+        SyntheticVideoClips([small], frames=4, crop=48)
+    with pytest.raises(ValueError):
+        SyntheticVideoClips([np.zeros((8, 40, 64, 3), np.uint8)], frames=4, crop=48)
+
+
+# ------------------------------------------------------------------------------------- paired folders
+
+
+def coded_frames(n: int, h: int, w: int, seed: int = 0):
+    """Low/high frame pairs low_i = g + 5 i, high_i = 2 g + 50 + 10 i (g: a fixed texture), so that
+    high_i - 2 low_i == 50 exactly when crops, frame order and flips agree."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    g = ((xx * 37 + yy * 11) % 40).astype(np.int32)  # high stays <= 255 for i <= 11
+    g = np.repeat(g[..., None], 3, axis=-1)
+    lows = [(g + 5 * i).astype(np.uint8) for i in range(n)]
+    highs = [(2 * g + 50 + 10 * i).astype(np.uint8) for i in range(n)]
+    return lows, highs
+
+
+def make_sdsd(root: Path, n: int = 6, h: int = 52, w: int = 60, single_gt: bool = False,
+              dirs=("input", "GT")) -> Path:
+    lows, highs = coded_frames(n, h, w)
+    for i, (lo, hi) in enumerate(zip(lows, highs)):
+        write_rgb(root / dirs[0] / "scene1" / f"{i}.png", lo)
+        if not single_gt:
+            write_rgb(root / dirs[1] / "scene1" / f"{i}.png", hi)
+    if single_gt:
+        write_rgb(root / dirs[1] / "scene1" / "long.png", highs[0])
+    return root
+
+
+def test_paired_video_folders_sdsd(tmp_path):
+    root = make_sdsd(tmp_path / "sdsd", n=12)
+    ds = PairedVideoFolders(root, "sdsd", frames=4, crop=48, length=8, seed=0)
+    assert len(ds.scenes) == 1 and len(ds.scenes[0][0]) == 12
+    for i in range(6):
+        s = ds[i]
+        check_sample(s, 4, 48)
+        low = (s["low"] * 255).round()
+        high = (s["high"] * 255).round()
+        # same crop, same frames, same flip for low and high
+        assert torch.equal(high - 2 * low, torch.full_like(low, 50.0)), i
+        # consecutive frames in natural order (0, 1, 2, ..., 10, 11 - not 0, 1, 10, 11, 2, ...)
+        step = (low[1:] - low[:-1]).mean(dim=(1, 2, 3))
+        assert torch.allclose(step, torch.full_like(step, 5.0)), step
+        assert s["flow_fw"].abs().max() < 0.5  # static scene
+
+
+def test_paired_video_folders_single_gt(tmp_path):
+    root = make_sdsd(tmp_path / "smidlike", n=5, single_gt=True)
+    ds = PairedVideoFolders(root, "sdsd", frames=3, crop=48, length=4, seed=0)
+    s = ds[0]
+    check_sample(s, 3, 48)
+    assert all(torch.equal(s["high"][0], s["high"][t]) for t in range(1, 3))
+    assert not torch.equal(s["low"][0], s["low"][1])
+
+
+def test_paired_video_folders_custom_layout_scenes_and_errors(tmp_path):
+    root = make_sdsd(tmp_path / "custom", n=5, dirs=("dark", "bright"))
+    ds = PairedVideoFolders(root, "dark:bright", frames=3, crop=48, length=4)
+    check_sample(ds[1], 3, 48)
+    with pytest.raises(ValueError):
+        PairedVideoFolders(root, "dark:bright", frames=3, crop=48, scenes=["other"])
+    with pytest.raises(ValueError):  # scenes shorter than a clip are skipped -> nothing usable
+        PairedVideoFolders(root, "dark:bright", frames=6, crop=48)
+
+
+def test_paired_video_folders_npy(tmp_path):
+    lows, highs = coded_frames(4, 48, 48)
+    for i, (lo, hi) in enumerate(zip(lows, highs)):
+        for d, img in (("SMID_LQ_np", lo), ("SMID_Long_np", hi)):
+            (tmp_path / d / "s0").mkdir(parents=True, exist_ok=True)
+            np.save(tmp_path / d / "s0" / f"{i:04d}.npy", img.astype(np.float32) / 255.0)
+    s = PairedVideoFolders(tmp_path, "smid", frames=3, crop=48, length=2)[0]
+    check_sample(s, 3, 48)
+    low = (s["low"] * 255).round()
+    high = (s["high"] * 255).round()
+    assert (high - 2 * low - 50).abs().max() <= 3  # float -> uint8 conversion truncates
+
+
+# ------------------------------------------------------------------------------------- mixing
+
+
+class Tagged(torch.utils.data.Dataset):
+    def __init__(self, tag: str):
+        self.tag, self.epoch = tag, 0
+
+    def __len__(self):
+        return 100
+
+    def __getitem__(self, i):
+        return {"tag": self.tag, "i": i, "epoch": self.epoch}
+
+
+def test_mixed_clips():
+    a, b = Tagged("a"), Tagged("b")
+    only_b = MixedClips([a, b], [0.0, 1.0], length=50, seed=0)
+    assert {only_b[i]["tag"] for i in range(50)} == {"b"}
+    mixed = MixedClips([a, b], [3.0, 1.0], length=400, seed=0)
+    tags = [mixed[i]["tag"] for i in range(400)]
+    assert 0.65 < tags.count("a") / 400 < 0.85
+    assert [mixed[i] for i in range(20)] == [mixed[i] for i in range(20)]  # deterministic
+    mixed.set_epoch(3)
+    assert a.epoch == b.epoch == 3 and mixed[0]["epoch"] == 3
+    assert [mixed[i]["i"] for i in range(20)] != [MixedClips([a, b], [3.0, 1.0], 400, seed=0)[i]["i"]
+                                                  for i in range(20)]  # epoch changes the draw
+
+
+def test_synthetic_video_clips_small_crop():
+    video = np.stack([texture(48, 48, seed=t) for t in range(6)])
+    s = SyntheticVideoClips([video], frames=4, crop=32, length=2, h264_prob=0.0)[0]
+    check_sample(s, 4, 32)

@@ -1,0 +1,351 @@
+"""STPR network: shapes, flow helpers, window reflection, training signal, streaming and budget."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
+from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
+from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
+
+TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_levels=4, flow_hidden=8, prrd_growth=4, prrd_layers=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The test machine is shared with other CPU-heavy jobs; intra-op thread sync then costs far more
+    # than these tiny convolutions.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny(seed: int = 0, **kw) -> STPR:
+    torch.manual_seed(seed)
+    return STPR(STPRConfig(**{**TINY, **kw}))
+
+
+def wake(model: STPR, std: float = 0.05, seed: int = 0) -> STPR:
+    """Give the zero-initialised output layers (flow heads, residual, local/global gain) random
+    weights, so that flow and propagated features actually change the enhanced frame."""
+    g = torch.Generator().manual_seed(seed)
+    rec = model.reconstruction
+    layers = [h[-1] for h in model.flow_net.heads] + [rec.residual, rec.local_gain, rec.global_gain[-1]]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
+    return model
+
+
+def textured(b: int, t: int, h: int, w: int, seed: int = 0, scale: float = 0.3) -> torch.Tensor:
+    """Dark, smooth-ish random frames (B, T, 3, H, W) in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(b, 1, 3, h, w, generator=g)
+    frames = base + 0.1 * torch.rand(b, t, 3, h, w, generator=g)
+    return (frames * scale).clamp(0, 1)
+
+
+# ------------------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("frames", [1, 3, 5])
+@pytest.mark.parametrize("hw", [(17, 9), (33, 50), (1, 1)])
+def test_output_shape_matches_input(frames, hw):
+    model = tiny(frames=frames).eval()
+    x = textured(2, frames, *hw)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 3, *hw)
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("mode", ["learned", "zero", "dis"])
+@pytest.mark.parametrize("frames", [1, 3])
+def test_flow_modes_run_and_eval_output_in_unit_range(mode, frames):
+    model = tiny(frames=frames, flow_mode=mode).eval()
+    # 48x52 pads to 64x64 -> the 1/4-resolution frame DIS sees is 16x16 (DIS needs >= 12).
+    x = textured(1, frames, 48, 52)
+    # extreme inputs: a black corner and a saturated one push the gains to their limits
+    x[..., :8, :8] = 0.0
+    x[..., -8:, -8:] = 1.0
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (1, 3, 48, 52)
+    assert torch.isfinite(y).all()
+    assert y.min() >= 0.0 and y.max() <= 1.0
+    # and the net actually brightens a dark frame (untrained = plainly brightened input)
+    assert y.mean() > x[:, frames // 2].mean()
+
+
+@pytest.mark.parametrize("hw", [(17, 9), (32, 32)])
+def test_dis_flow_on_small_frames(hw):
+    model = tiny(frames=3, flow_mode="dis").eval()
+    with torch.no_grad():
+        y = model(textured(1, 3, *hw))
+    assert y.shape == (1, 3, *hw)
+
+
+def test_train_mode_output_is_not_clamped():
+    model = tiny(frames=1).train()
+    x = torch.full((1, 1, 3, 32, 32), 0.002)
+    x[..., :4, :4] = 0.9  # a bright spot in a black frame: the base gain pushes it far above 1
+    y = model(x)
+    assert y.max() > 1.0
+
+
+def test_forward_rejects_bad_shapes():
+    model = tiny(frames=3)
+    with pytest.raises(ValueError):
+        model(torch.rand(1, 3, 16, 16))
+    with pytest.raises(ValueError):
+        model(torch.rand(1, 3, 4, 16, 16))
+
+
+# ------------------------------------------------------------------------------------- warp helpers
+
+
+def test_flow_warp_identity():
+    x = torch.rand(2, 3, 13, 21)
+    assert torch.allclose(flow_warp(x, torch.zeros(2, 2, 13, 21)), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("dx,dy", [(3, -2), (-1, 4), (0, 2), (5, 0)])
+def test_flow_warp_integer_shift(dx, dy):
+    h, w = 20, 28
+    ref = torch.rand(1, 3, h, w)
+    # nbr[y, x] = ref[y - dy, x - dx]: content at p in ref sits at p + (dx, dy) in nbr.
+    nbr = torch.roll(ref, shifts=(dy, dx), dims=(2, 3))
+    flow = torch.zeros(1, 2, h, w)
+    flow[:, 0], flow[:, 1] = dx, dy
+    back = flow_warp(nbr, flow)
+    m = 6  # stay away from the wrapped / clamped borders
+    assert torch.allclose(back[..., m:-m, m:-m], ref[..., m:-m, m:-m], atol=1e-5)
+    # swapped x/y or a wrong sign would not reproduce the reference
+    if dx != dy:
+        swapped = flow.flip(1)
+        assert not torch.allclose(flow_warp(nbr, swapped)[..., m:-m, m:-m], ref[..., m:-m, m:-m], atol=1e-3)
+    assert not torch.allclose(flow_warp(nbr, -flow)[..., m:-m, m:-m], ref[..., m:-m, m:-m], atol=1e-3)
+
+
+def test_flow_warp_half_pixel_is_bilinear():
+    x = torch.rand(1, 1, 6, 9)
+    flow = torch.zeros(1, 2, 6, 9)
+    flow[:, 0] = 0.5
+    out = flow_warp(x, flow)
+    assert torch.allclose(out[..., :-1], 0.5 * (x[..., :-1] + x[..., 1:]), atol=1e-5)
+
+
+def test_flow_validity_mask_marks_out_of_bounds():
+    h, w = 7, 10
+    flow = torch.zeros(1, 2, h, w)
+    assert flow_validity_mask(flow).eq(1).all()
+    flow[:, 0] = 2.0  # right shift: the last two columns land outside
+    m = flow_validity_mask(flow)
+    assert m.shape == (1, 1, h, w)
+    assert m[..., : w - 2].eq(1).all() and m[..., w - 2:].eq(0).all()
+    flow = torch.zeros(1, 2, h, w)
+    flow[:, 1] = -1.5  # up: the first two rows land above the image
+    m = flow_validity_mask(flow)
+    assert m[..., :2, :].eq(0).all() and m[..., 2:, :].eq(1).all()
+
+
+def test_occlusion_mask():
+    z = torch.zeros(2, 2, 9, 11)
+    occ = occlusion_mask(z, z)
+    assert occ.shape == (2, 1, 9, 11) and occ.eq(1).all()
+    # consistent translation: forward +2 px in x, backward -2 px -> visible except where it leaves
+    fw = torch.zeros(1, 2, 9, 11)
+    fw[:, 0] = 2.0
+    occ = occlusion_mask(fw, -fw)
+    assert occ[..., :9].eq(1).all() and occ[..., 9:].eq(0).all()
+    # inconsistent: backward equal to forward -> large fw + bw -> occluded everywhere
+    assert occlusion_mask(fw * 3, fw * 3).eq(0).all()
+
+
+def test_resize_flow_scales_vectors():
+    flow = torch.zeros(1, 2, 8, 12)
+    flow[:, 0], flow[:, 1] = 1.5, -2.0
+    up = resize_flow(flow, (16, 48))  # y x2, x x4
+    assert up.shape == (1, 2, 16, 48)
+    assert torch.allclose(up[:, 0], torch.full_like(up[:, 0], 6.0))
+    assert torch.allclose(up[:, 1], torch.full_like(up[:, 1], -4.0))
+    assert resize_flow(flow, (8, 12)) is flow
+
+
+# ------------------------------------------------------------------------------------- windows
+
+
+@pytest.mark.parametrize("center,length,frames,expected", [
+    (0, 1, 1, [0]),
+    (0, 1, 3, [0, 0, 0]),
+    (0, 1, 5, [0, 0, 0, 0, 0]),
+    (0, 2, 3, [1, 0, 1]),
+    (1, 2, 3, [0, 1, 0]),
+    (0, 2, 5, [0, 1, 0, 1, 0]),
+    (1, 2, 5, [1, 0, 1, 0, 1]),
+    (0, 5, 3, [1, 0, 1]),
+    (4, 5, 3, [3, 4, 3]),
+    (2, 5, 3, [1, 2, 3]),
+    (0, 5, 5, [2, 1, 0, 1, 2]),
+    (1, 5, 5, [1, 0, 1, 2, 3]),
+    (4, 5, 5, [2, 3, 4, 3, 2]),
+    (3, 5, 5, [1, 2, 3, 4, 3]),
+    (2, 5, 5, [0, 1, 2, 3, 4]),
+    (0, 5, 1, [0]),
+])
+def test_window_indices(center, length, frames, expected):
+    assert window_indices(center, length, frames) == expected
+
+
+# ------------------------------------------------------------------------------------- learning
+
+
+def test_every_subnet_gets_gradients_and_a_step_changes_output():
+    model = tiny(frames=3, flow_mode="learned").train()
+    subnets = ("encoder", "flow_net", "propagation", "pyramid", "reconstruction")
+    # every parameter of the model belongs to one of the five subnets
+    covered = sum(sum(p.numel() for p in getattr(model, n).parameters()) for n in subnets)
+    assert covered == sum(p.numel() for p in model.parameters())
+    x = textured(2, 3, 32, 32, seed=1)
+    target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+
+    def backward():
+        model.zero_grad(set_to_none=True)
+        (model(x) - target).abs().mean().backward()
+
+    backward()
+    for name in subnets:
+        params = list(getattr(model, name).named_parameters())
+        assert params, name
+        missing = [n for n, p in params if p.grad is None]
+        assert not missing, f"{name}: no gradient for {missing}"
+
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        after = model(x)
+    assert (after - before).abs().max() > 1e-4
+
+    # The output layers start at zero, so at initialisation only they receive a non-zero gradient;
+    # after one step the learning signal must reach every subnet.
+    model.train()
+    backward()
+    for name in subnets:
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        assert all(g is not None for g in grads), name
+        assert sum(g.abs().sum() for g in grads) > 0, f"{name}: all gradients are zero after one step"
+
+
+def test_untrained_model_is_plain_brightening_and_flow_matters_once_awake():
+    model = tiny(frames=3, flow_mode="learned").eval()
+    x = textured(1, 3, 32, 32, seed=3)
+    x[:, 0] = x[:, 0].roll(3, dims=-1)
+    with torch.no_grad():
+        plain = model(x)
+        # zero-initialised output layers: neighbours and flow have no influence yet
+        x_other = x.clone()
+        x_other[:, 0] = torch.rand(1, 3, 32, 32) * 0.3
+        assert torch.equal(model(x_other), plain)
+        wake(model)
+        ref = model(x)
+        assert not torch.allclose(model(x_other), ref, atol=1e-5)  # neighbours now matter
+        for head in model.flow_net.heads:
+            head[-1].bias.fill_(1.5)  # a constant non-zero flow at every level
+        moved = model(x)
+    assert (moved - ref).abs().max() > 1e-5
+
+
+# ------------------------------------------------------------------------------------- streaming
+
+
+@pytest.mark.parametrize("frames,mode", [(3, "learned"), (5, "learned"), (3, "zero")])
+def test_forward_clip_matches_reflected_windows(frames, mode):
+    # non-trivial flow heads and reconstruction, so that a wrong neighbour order would show
+    model = wake(tiny(frames=frames, flow_mode=mode, seed=4)).eval()
+    clip = textured(1, 5, 24, 40, seed=5)
+    clip = clip * torch.linspace(0.6, 1.4, 5).view(1, 5, 1, 1, 1)  # frames differ in brightness
+    with torch.no_grad():
+        outs, aux = model.forward_clip(clip, [0, 1, 2, 3, 4])
+        assert len(outs) == 5 and len(aux) == 5
+        for c, out in enumerate(outs):
+            idx = window_indices(c, 5, frames)
+            ref = model(clip[:, idx])
+            assert out.shape == (1, 3, 24, 40)
+            assert torch.allclose(out, ref, atol=1e-5), (c, (out - ref).abs().max())
+        # different centres give different outputs (the test above is not vacuous)
+        assert (outs[0] - outs[4]).abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------- PRRD
+
+
+def test_prrd_recursions_share_weights():
+    def build(r):
+        torch.manual_seed(0)
+        return PyramidRecursiveRDN(PRRDConfig(channels=8, scales=3, recursions=r, growth=4, layers=2))
+
+    p1, p2, p4 = build(1), build(2), build(4)
+    n = [sum(p.numel() for p in m.parameters()) for m in (p1, p2, p4)]
+    assert n[0] == n[1] == n[2]
+    # identical weights (same seed), different depth -> different output
+    assert all(torch.equal(a, b) for a, b in zip(p1.state_dict().values(), p2.state_dict().values()))
+    x = torch.rand(1, 8, 16, 16)
+    with torch.no_grad():
+        y1, y2 = p1(x), p2(x)
+    assert y1.shape == y2.shape == x.shape
+    assert (y1 - y2).abs().max() > 1e-4
+
+
+# ------------------------------------------------------------------------------------- config
+
+
+def test_config_round_trip():
+    cfg = STPRConfig(frames=5, channels=12, flow_mode="zero", flow_levels=3, flow_channels=(4, 6, 8),
+                     flow_hidden=10, hf_split=False, brightness_weight=False, prrd_scales=4,
+                     prrd_recursions=3, prrd_growth=5, prrd_layers=1)
+    d = cfg.to_dict()
+    assert d["flow_channels"] == [4, 6, 8]
+    again = STPRConfig.from_dict(d)
+    assert again == cfg
+    assert isinstance(again.flow_channels, tuple)
+    assert STPRConfig.from_dict(STPRConfig().to_dict()) == STPRConfig()
+    assert {f.name for f in dataclasses.fields(STPRConfig)} == set(d)
+
+
+@pytest.mark.parametrize("bad", [{"frames": 2}, {"frames": 4}, {"frames": 0}, {"flow_mode": "magic"},
+                                 {"flow_levels": 3}, {"no_such_key": 1}])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        STPRConfig.from_dict({**STPRConfig().to_dict(), **bad})
+
+
+# ------------------------------------------------------------------------------------- budget
+
+
+def test_default_model_budget():
+    model = STPR(STPRConfig()).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params <= 3e6
+    x = torch.rand(1, 3, 360, 640) * 0.2
+    padded, (h, w) = model.pad(x)
+    assert (h, w) == (360, 640) and padded.shape[-2] % model.multiple == 0 and padded.shape[-1] % model.multiple == 0
+    with torch.no_grad():
+        prev = model.encode_frame(padded)
+        nxt = model.encode_frame(padded)
+        # streaming: per new frame, one encode and one decode (the window's other frames are cached)
+        with FlopCounterMode(display=False) as counter:
+            cur = model.encode_frame(padded)
+            out, _ = model.decode([prev, cur, nxt])
+    flops = counter.get_total_flops()
+    assert out.shape == padded.shape
+    assert 1e8 < flops <= 10e9, flops / 1e9

@@ -1,0 +1,156 @@
+"""``stpr eval``: paired and unpaired runs write the Markdown/CSV/JSON report and the pictures."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stpr.checkpoint import save_model
+from stpr.cli import main
+from stpr.io import write_test_video
+from stpr.models.stpr_arch import STPR, STPRConfig
+
+TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_hidden=8, prrd_growth=4, prrd_layers=2)
+ALL = ["stpr", "stpr-perframe", "gamma-clahe", "gamma-clahe-temporal", "lime"]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    m = STPR(STPRConfig(**TINY))
+    with torch.no_grad():
+        rec = m.reconstruction
+        for layer in (rec.residual, rec.local_gain, rec.global_gain[-1]):
+            layer.weight.normal_(0, 0.05)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_model(m, path)
+    return path
+
+
+def clean_clip(n=4, h=40, w=48, seed=0):
+    rng = np.random.default_rng(seed)
+    tex = cv2.GaussianBlur(rng.random((h + 8, w + 8 + n)), (0, 0), 2.0)
+    tex = (tex - tex.min()) / (tex.max() - tex.min())
+    return [(np.stack([tex[4:4 + h, i:i + w]] * 3, -1) * [230, 200, 170] + 10).astype(np.uint8) for i in range(n)]
+
+
+def darken(frames, seed=1):
+    rng = np.random.default_rng(seed)
+    return [np.clip(f * 0.1 + rng.normal(0, 1.5, f.shape), 0, 255).astype(np.uint8) for f in frames]
+
+
+def write_folder(path, frames):
+    path.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(path / f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def check_report(out, methods, paired, temporal):
+    for name in ("results.md", "results.csv", "results.json", "metrics.png"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "results.json").read_text())
+    assert data["mode"] == ("paired" if paired else "unpaired")
+    assert data["methods"] == methods
+    summary = data["summary"]
+    for m in methods:
+        s = summary[m]
+        assert s["brightness"] > summary["input"]["brightness"]
+        if paired:
+            assert 0 < s["psnr"] < 100 and -1 <= s["ssim"] <= 1
+            assert "psnr_y" in s and "ssim_y" in s
+        if temporal:
+            assert s["ewarp"] >= 0 and s["flicker_ratio"] > 0 and s["mabd"] >= 0
+            if paired:
+                assert s["mabd_mse"] >= 0
+    for seq in data["sequences"]:
+        assert (out / data["images"]["sequences"][seq["name"]]["strip"]).is_file()
+        if temporal:
+            assert (out / data["images"]["sequences"][seq["name"]]["profile"]).is_file()
+        for m in methods:
+            assert len(seq["results"][m]["frames"]) == seq["num_frames"]
+    md = (out / "results.md").read_text()
+    for m in methods:
+        assert f"**{m}**" in md
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {r["method"] for r in rows} >= set(methods)
+    assert any(r["sequence"] == "ALL" for r in rows)
+    img = cv2.imread(str(out / data["images"]["sequences"][data["sequences"][0]["name"]]["strip"]))
+    assert img is not None and img.shape[1] > img.shape[0]
+    return data
+
+
+def test_eval_paired_folders(tmp_path, weights, capsys):
+    clean = clean_clip()
+    inp = write_folder(tmp_path / "dark", darken(clean))
+    gt = write_folder(tmp_path / "gt", clean)
+    out = tmp_path / "report"
+    assert main(["eval", str(inp), "--gt", str(gt), "--model", str(weights), "--out", str(out)]) == 0
+    data = check_report(out, ALL, paired=True, temporal=True)
+    seq = data["sequences"][0]
+    assert seq["num_frames"] == 4
+    assert len(seq["results"]["stpr"]["frames"]) == 4 and "psnr_y" in seq["results"]["stpr"]["frames"][0]
+    assert data["summary"]["gt"]["ewarp"] < data["summary"]["input"]["ewarp"] * 1000  # reference row present
+    printed = capsys.readouterr().out
+    assert "| method |" in printed
+    if data["lpips_skipped"]:
+        assert "LPIPS skipped:" in printed and "LPIPS skipped:" in (out / "results.md").read_text()
+
+
+def test_eval_unpaired_clips(tmp_path, weights):
+    root = tmp_path / "clips"
+    for k in range(2):
+        write_folder(root / f"clip{k}", darken(clean_clip(3, seed=k), seed=k))
+    out = tmp_path / "report"
+    methods = ["stpr", "gamma-clahe-temporal", "lime"]
+    assert main(["eval", "--clips", str(root), "--methods", ",".join(methods), "--model", str(weights),
+                 "--out", str(out), "--quiet"]) == 0
+    data = check_report(out, methods, paired=False, temporal=True)
+    assert [s["name"] for s in data["sequences"]] == ["clip0", "clip1"]
+    assert "psnr" not in data["summary"]["lime"]
+
+
+def test_eval_unpaired_video_and_synthetic(tmp_path, weights):
+    clip = tmp_path / "clean.mp4"
+    write_test_video(clip, clean_clip(4, h=48, w=64))
+    out = tmp_path / "syn"
+    assert main(["eval", "--synthetic", str(clip), "--max-frames", "3", "--methods", "stpr,gamma-clahe",
+                 "--model", str(weights), "--out", str(out), "--quiet"]) == 0
+    data = check_report(out, ["stpr", "gamma-clahe"], paired=True, temporal=True)
+    assert data["sequences"][0]["num_frames"] == 3
+
+    dark = tmp_path / "dark.mp4"
+    write_test_video(dark, darken(clean_clip(3, h=48, w=64)))
+    out2 = tmp_path / "unp"
+    assert main(["eval", str(dark), "--methods", "lime", "--out", str(out2), "--quiet"]) == 0
+    check_report(out2, ["lime"], paired=False, temporal=True)
+
+
+def test_eval_lol_single_frames(tmp_path, weights):
+    root = tmp_path / "lol"
+    clean = clean_clip(1, h=24, w=32)[0]
+    for k in range(32):
+        (root / "low").mkdir(parents=True, exist_ok=True)
+        (root / "high").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "low" / f"{k + 1}.png"), cv2.cvtColor(darken([clean], seed=k)[0], cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "high" / f"{k + 1}.png"), cv2.cvtColor(clean, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "lolrep"
+    assert main(["eval", "--lol", str(root), "--limit", "2", "--methods", "stpr,gamma-clahe", "--model",
+                 str(weights), "--out", str(out), "--quiet"]) == 0
+    data = check_report(out, ["stpr", "gamma-clahe"], paired=True, temporal=False)
+    assert [s["name"] for s in data["sequences"]] == ["3", "4"]  # held-out = the last 30 of 32
+    assert "ewarp" not in data["summary"]["stpr"]
+
+
+def test_eval_usage_errors(tmp_path, capsys):
+    assert main(["eval"]) == 2
+    assert main(["eval", str(tmp_path), "--clips", str(tmp_path)]) == 2
+    assert main(["eval", str(tmp_path), "--methods", "nope"]) == 2
+    assert main(["eval", str(tmp_path / "missing.mp4"), "--methods", "lime"]) == 3
+    err = capsys.readouterr().err
+    assert "stpr: error:" in err

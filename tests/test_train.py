@@ -1,0 +1,257 @@
+"""The training loop (stpr.train) on a tiny generated LOL-style folder: outputs, resume, determinism,
+config overrides and the ``stpr train`` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import stpr.train as train_mod
+from stpr.checkpoint import load_model, read_metadata
+from stpr.cli import main
+from stpr.errors import UsageError
+from stpr.train import TrainConfig, load_config, lr_at, train
+
+TINY = dict(channels=8, flow_channels=[4, 4, 4, 4], flow_levels=4, flow_hidden=8, prrd_growth=4, prrd_layers=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def lol_root(tmp_path_factory) -> Path:
+    """Three 64x48 LOL-style pairs: low = high * 0.1 + noise."""
+    root = tmp_path_factory.mktemp("lol")
+    (root / "low").mkdir()
+    (root / "high").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 4):
+        high = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64, 3)).astype(np.float32), (0, 0), 2)
+        high = np.clip((high - high.mean()) * 4 + 128, 0, 255)
+        low = np.clip(high * 0.1 + rng.normal(0, 2.0, high.shape), 0, 255)
+        cv2.imwrite(str(root / "low" / f"{i}.png"), low.astype(np.uint8))
+        cv2.imwrite(str(root / "high" / f"{i}.png"), high.astype(np.uint8))
+    return root
+
+
+def tiny_cfg(out: Path, lol_root: Path, steps: int, **kw) -> TrainConfig:
+    base = dict(out_dir=str(out), lol_root=str(lol_root), lol_val=1, crop=32, batch=2, steps=steps,
+                val_every=2, ckpt_every=1, log_every=1, workers=0, model=dict(TINY))
+    return TrainConfig(**{**base, **kw})
+
+
+def read_log(run: Path) -> list[dict]:
+    with open(run / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def weights(run: Path) -> dict:
+    return load_file(str(run / "last.safetensors"))
+
+
+def assert_same_weights(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=0, atol=1e-7), (k, (a[k] - b[k]).abs().max().item())
+
+
+# ------------------------------------------------------------------------------------- train / resume
+
+
+def test_two_steps_then_resume(tmp_path, lol_root):
+    run = tmp_path / "run"
+    assert train(tiny_cfg(run, lol_root, 2), quiet=True) == run
+    for name in ("last.safetensors", "last_state.pt", "config.json", "log.csv", "best.safetensors"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["steps"] == 2 and saved["model"]["channels"] == 8 and saved["lol_val"] == 1
+    rows = read_log(run)
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert rows[-1]["val_lol_psnr"] and float(rows[-1]["val_lol_psnr"]) > 5
+    assert 0 < float(rows[-1]["val_lol_ssim"]) <= 1
+    assert not rows[0]["val_lol_psnr"]  # no validation at step 1
+    assert all(float(r["loss"]) > 0 for r in rows)
+    state = torch.load(run / "last_state.pt", weights_only=False)
+    assert state["step"] == 2
+    assert json.loads(read_metadata(run / "last.safetensors")["step"]) == 2
+    model = load_model(run / "last.safetensors")
+    assert model.cfg.channels == 8 and model.cfg.frames == 3
+    # training changed the weights
+    torch.manual_seed(0)
+    init = train_mod.STPR(train_mod.STPRConfig.from_dict(dict(TINY))).state_dict()
+    w2 = weights(run)
+    assert any(not torch.equal(init[k], w2[k]) for k in w2)
+
+    # a second fresh run into the same folder is refused
+    with pytest.raises(UsageError):
+        train(tiny_cfg(run, lol_root, 2), quiet=True)
+
+    # resume to 4 steps: continues from step 2
+    calls = []
+    orig = train_mod.train_step
+
+    def counting(*a, **k):
+        calls.append(1)
+        return orig(*a, **k)
+
+    train_mod.train_step = counting
+    try:
+        train(tiny_cfg(run, lol_root, 4), resume=True, quiet=True)
+    finally:
+        train_mod.train_step = orig
+    assert len(calls) == 2
+    rows = read_log(run)
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[-1]["val_lol_psnr"]
+    assert torch.load(run / "last_state.pt", weights_only=False)["step"] == 4
+    assert json.loads((run / "config.json").read_text())["steps"] == 4
+    assert any(not torch.equal(w2[k], v) for k, v in weights(run).items())
+
+
+def test_resume_without_checkpoint_is_a_usage_error(tmp_path, lol_root):
+    with pytest.raises(UsageError):
+        train(tiny_cfg(tmp_path / "empty", lol_root, 2), resume=True, quiet=True)
+
+
+def test_no_data_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError):
+        train(TrainConfig(out_dir=str(tmp_path / "r"), steps=1, workers=0, model=dict(TINY)), quiet=True)
+
+
+def test_resume_is_deterministic(tmp_path, lol_root):
+    """4 uninterrupted steps == 2 steps + resume to 4 (during warm-up the learning rate does not
+    depend on the total number of steps)."""
+    full, split = tmp_path / "full", tmp_path / "split"
+    train(tiny_cfg(full, lol_root, 4), quiet=True)
+    train(tiny_cfg(split, lol_root, 2), quiet=True)
+    train(tiny_cfg(split, lol_root, 4), resume=True, quiet=True)
+    assert_same_weights(weights(full), weights(split))
+    lf, ls = read_log(full), read_log(split)
+    assert [r["loss"] for r in lf] == [r["loss"] for r in ls]
+    assert lf[-1]["val_lol_psnr"] == ls[-1]["val_lol_psnr"]
+
+
+def test_interrupted_run_resumes_deterministically(tmp_path, lol_root):
+    """A run with a cosine schedule from step 0 that dies after its step-2 checkpoint and is resumed
+    ends with the same weights as the uninterrupted run."""
+    full, crash = tmp_path / "full", tmp_path / "crash"
+    train(tiny_cfg(full, lol_root, 4, warmup=0), quiet=True)
+    orig = train_mod.train_step
+    calls = []
+
+    def dies_on_third_step(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    train_mod.train_step = dies_on_third_step
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_cfg(crash, lol_root, 4, warmup=0), quiet=True)
+    finally:
+        train_mod.train_step = orig
+    assert torch.load(crash / "last_state.pt", weights_only=False)["step"] == 2
+    train(tiny_cfg(crash, lol_root, 4, warmup=0), resume=True, quiet=True)
+    assert_same_weights(weights(full), weights(crash))
+    assert [r["step"] for r in read_log(crash)] == ["1", "2", "3", "4"]
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-5, warmup=10, steps=110)
+    assert lr_at(0, cfg) == pytest.approx(1e-4)
+    assert lr_at(9, cfg) == pytest.approx(1e-3)
+    assert lr_at(10, cfg) == pytest.approx(1e-3)
+    assert lr_at(60, cfg) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert lr_at(110, cfg) == pytest.approx(1e-5)
+    assert lr_at(500, cfg) == pytest.approx(1e-5)
+    lrs = [lr_at(s, cfg) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+# ------------------------------------------------------------------------------------- config
+
+
+def test_load_config_overrides(tmp_path):
+    cfg = load_config(None, ["steps=5", "model.channels=8", "lr=0.01", "weights=[1, 0, 0]",
+                             "model.hf_split=false", "model.flow_channels=[4, 4, 4, 4]", "out_dir=x/y"])
+    assert cfg.steps == 5 and isinstance(cfg.steps, int)
+    assert cfg.model["channels"] == 8 and isinstance(cfg.model["channels"], int)
+    assert cfg.lr == 0.01 and cfg.weights == [1, 0, 0] and cfg.out_dir == "x/y"
+    assert cfg.model["hf_split"] is False and cfg.model["flow_channels"] == [4, 4, 4, 4]
+    assert TrainConfig().steps == 20000 and TrainConfig().model == {}  # defaults untouched
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"steps": 7, "crop": 64, "model": {"channels": 12}}))
+    cfg = load_config(str(path), ["model.frames=5", "batch=3"])
+    assert cfg.steps == 7 and cfg.crop == 64 and cfg.batch == 3
+    assert cfg.model == {"channels": 12, "frames": 5}
+    cfg = load_config(str(path), ["steps=9"])  # overrides win over the file
+    assert cfg.steps == 9
+
+
+@pytest.mark.parametrize("overrides", [["no_such_key=1"], ["model.no_such_key=1"], ["steps"], ["model.hf_split=maybe"],
+                                       ["hf_split=true"]])
+def test_load_config_rejects_bad_overrides(overrides):
+    with pytest.raises(UsageError):
+        load_config(None, overrides)
+
+
+@pytest.mark.parametrize("overrides", [["steps=abc"], ["lr=fast"], ["weights=[1,"]])
+def test_badly_typed_override_is_a_usage_error(overrides):
+    with pytest.raises(UsageError):
+        load_config(None, overrides)
+
+
+def test_invalid_model_config_is_a_usage_error(tmp_path, lol_root):
+    rc = main(["train", "--set", f"out_dir={tmp_path / 'r'}", "--set", f"lol_root={lol_root}", "--set", "workers=0",
+               "--set", "model.frames=2", "--quiet"])
+    assert rc == UsageError.exit_code
+
+
+def test_load_config_unknown_keys_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError):
+        load_config(None, ["no_such_key=1"])
+    with pytest.raises(UsageError):
+        load_config(None, ["model.no_such_key=1"])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"stepz": 3}))
+    with pytest.raises(UsageError):
+        load_config(str(bad), [])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(UsageError):
+        load_config(str(broken), [])
+    with pytest.raises(UsageError):
+        load_config(str(tmp_path / "missing.json"), [])
+
+
+def test_cli_train(tmp_path, lol_root, capsys):
+    cfg = tmp_path / "cfg.json"
+    out = tmp_path / "cli_run"
+    cfg.write_text(json.dumps({"out_dir": str(out), "lol_root": str(lol_root), "lol_val": 1, "crop": 32,
+                               "batch": 2, "workers": 0, "val_every": 2, "model": dict(TINY)}))
+    rc = main(["train", "--config", str(cfg), "--set", "steps=2", "--set", "model.prrd_recursions=1", "--quiet"])
+    assert rc == 0
+    assert (out / "last.safetensors").is_file()
+    assert load_model(out / "last.safetensors").cfg.prrd_recursions == 1
+    assert json.loads((out / "config.json").read_text())["steps"] == 2
+    assert str(out) in capsys.readouterr().out
+    # resume through the CLI
+    assert main(["train", "--config", str(cfg), "--set", "steps=3", "--resume", "--quiet"]) == 0
+    assert [r["step"] for r in read_log(out)][-1] == "3"
+    # errors map to exit codes
+    assert main(["train", "--config", str(cfg), "--set", "bogus=1", "--quiet"]) == UsageError.exit_code
+    assert main(["train", "--config", str(cfg), "--set", "steps=3", "--quiet"]) == UsageError.exit_code  # run exists
