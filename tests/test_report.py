@@ -90,7 +90,7 @@ def test_eval_paired_folders(tmp_path, weights, capsys):
     inp = write_folder(tmp_path / "dark", darken(clean))
     gt = write_folder(tmp_path / "gt", clean)
     out = tmp_path / "report"
-    assert main(["eval", str(inp), "--gt", str(gt), "--model", str(weights), "--out", str(out)]) == 0
+    assert main(["eval", str(inp), "--gt", str(gt), "--model", str(weights), "--out", str(out), "--threads", "1"]) == 0
     data = check_report(out, ALL, paired=True, temporal=True)
     seq = data["sequences"][0]
     assert seq["num_frames"] == 4
@@ -109,7 +109,7 @@ def test_eval_unpaired_clips(tmp_path, weights):
     out = tmp_path / "report"
     methods = ["stpr", "gamma-clahe-temporal", "lime"]
     assert main(["eval", "--clips", str(root), "--methods", ",".join(methods), "--model", str(weights),
-                 "--out", str(out), "--quiet"]) == 0
+                 "--out", str(out), "--quiet", "--threads", "1"]) == 0
     data = check_report(out, methods, paired=False, temporal=True)
     assert [s["name"] for s in data["sequences"]] == ["clip0", "clip1"]
     assert "psnr" not in data["summary"]["lime"]
@@ -120,7 +120,7 @@ def test_eval_unpaired_video_and_synthetic(tmp_path, weights):
     write_test_video(clip, clean_clip(4, h=48, w=64))
     out = tmp_path / "syn"
     assert main(["eval", "--synthetic", str(clip), "--max-frames", "3", "--methods", "stpr,gamma-clahe",
-                 "--model", str(weights), "--out", str(out), "--quiet"]) == 0
+                 "--model", str(weights), "--out", str(out), "--quiet", "--threads", "1"]) == 0
     data = check_report(out, ["stpr", "gamma-clahe"], paired=True, temporal=True)
     assert data["sequences"][0]["num_frames"] == 3
 
@@ -141,7 +141,7 @@ def test_eval_lol_single_frames(tmp_path, weights):
         cv2.imwrite(str(root / "high" / f"{k + 1}.png"), cv2.cvtColor(clean, cv2.COLOR_RGB2BGR))
     out = tmp_path / "lolrep"
     assert main(["eval", "--lol", str(root), "--limit", "2", "--methods", "stpr,gamma-clahe", "--model",
-                 str(weights), "--out", str(out), "--quiet"]) == 0
+                 str(weights), "--out", str(out), "--quiet", "--threads", "1"]) == 0
     data = check_report(out, ["stpr", "gamma-clahe"], paired=True, temporal=False)
     assert [s["name"] for s in data["sequences"]] == ["3", "4"]  # held-out = the last 30 of 32
     assert "ewarp" not in data["summary"]["stpr"]

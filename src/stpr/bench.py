@@ -249,16 +249,20 @@ def format_table(results: list[dict], peak: float | None) -> str:
     if peak is not None:
         lines.append(f"fp32 matmul peak of this machine: {peak:.1f} GFLOP/s")
         lines.append("")
+    lines.append("end-to-end: decode + enhance + encode (H.264, crf 18, preset medium); model: enhancement only; "
+                 "RSS: per-case process, start-up = after imports and model load.")
+    lines.append("")
     lines.append("| size | method | frames | end-to-end frames/s | model frames/s | peak RSS (MB) | "
-                 "GFLOPs/frame | achieved GFLOP/s | % of matmul peak |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+                 "start-up RSS (MB) | GFLOPs/frame | achieved GFLOP/s | % of matmul peak |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if r.get("error"):
-            lines.append(f"| {r['size']} | {r['method']} | – | error: {r['error']} | | | | | |")
+            lines.append(f"| {r['size']} | {r['method']} | – | error: {r['error']} | | | | | | |")
             continue
         lines.append(
             f"| {r['size']} | {r['method']} | {r['frames']} | {_fmt(r['fps'], '.2f')} | "
-            f"{_fmt(r['model_fps'], '.2f')} | {_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r.get('gflops_per_frame'), '.2f')} | "
+            f"{_fmt(r['model_fps'], '.2f')} | {_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['rss_start_mb'], '.0f')} | "
+            f"{_fmt(r.get('gflops_per_frame'), '.2f')} | "
             f"{_fmt(r.get('achieved_gflops'), '.1f')} | {_fmt(r.get('peak_fraction') and 100 * r['peak_fraction'], '.1f')} |")
     return "\n".join(lines)
 
@@ -271,9 +275,15 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
     from stpr.checkpoint import DEFAULT_WEIGHTS
 
     sizes = sizes or list(DEFAULT_SIZES)
+    notes = []
+    if methods is None and model is None and not DEFAULT_WEIGHTS.is_file():
+        methods = [m for m in DEFAULT_METHODS if m not in STPR_METHODS]
+        notes.append(f"stpr skipped: no default weights at {DEFAULT_WEIGHTS} (give --model)")
     methods = list(methods or DEFAULT_METHODS)
     if frames < 1:
         raise UsageError("--frames must be >= 1")
+    if threads is not None and threads < 1:
+        raise UsageError("--threads must be >= 1")
     bad = [m for m in methods if m not in ALL_METHODS]
     if bad:
         raise UsageError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}")
@@ -313,8 +323,9 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
                             r["achieved_gflops"] = g * r["model_fps"]
                             r["peak_fraction"] = r["achieved_gflops"] / peak
                 results.append(r)
-    data = {"machine": machine, "frames": frames, "model": str(model) if model else str(DEFAULT_WEIGHTS),
-            "results": results}
+    data = {"machine": machine, "frames": frames,
+            "model": (str(model) if model else str(DEFAULT_WEIGHTS)) if uses_model else None,
+            "notes": notes, "results": results}
     if json_path:
         Path(json_path).write_text(json.dumps(data, indent=2), encoding="utf-8")
     return data

@@ -149,6 +149,8 @@ def _run_bench(args) -> int:
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     data = run_bench(parse_sizes(args.sizes), frames=args.frames, methods=methods, model=args.model,
                      flow=args.flow, threads=args.threads, json_path=args.json, log=log)
+    for note in data["notes"]:
+        print(f"note: {note}")
     print(format_table(data["results"], data["machine"]["matmul_peak_gflops"]))
     if args.json and not args.quiet:
         print(f"results written to {args.json}", file=sys.stderr)

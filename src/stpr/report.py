@@ -339,6 +339,19 @@ def write_markdown(path: Path, info: dict, summary: dict, results: list[_SeqResu
             table = {row: r.per_method[row]["sequence"] for row in rows}
             lines += [f"### {r.name} ({r.num_frames} frame(s), {r.size[1]}x{r.size[0]})", ""]
             lines += _md_table(table, rows, _columns(table, rows)) + [""]
+    paired = [r for r in results if "psnr" in r.per_method[rows[-1]]["frames"][0]]
+    if paired and len(paired) <= 10 and any(r.num_frames > 1 for r in paired):
+        meths = [row for row in rows if row != "gt"]
+        lines += ["## Per frame (PSNR dB / SSIM)", ""]
+        for r in paired:
+            lines += [f"### {r.name}", "", "| frame | " + " | ".join(meths) + " |", "|---:|" + "---:|" * len(meths)]
+            for i in range(min(r.num_frames, 100)):
+                cells = [f"{_fmt('psnr', r.per_method[m]['frames'][i].get('psnr'))} / "
+                         f"{_fmt('ssim', r.per_method[m]['frames'][i].get('ssim'))}" for m in meths]
+                lines.append(f"| {i} | " + " | ".join(cells) + " |")
+            if r.num_frames > 100:
+                lines.append(f"| … | {r.num_frames - 100} more frames in results.csv |" + " |" * (len(meths) - 1))
+            lines.append("")
     lines += ["## Pictures", ""]
     if images.get("metrics"):
         lines += [f"![metrics]({images['metrics']})", ""]
@@ -565,6 +578,10 @@ def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, out, ma
     else:
         seqs, source = unpaired_sequences(input, max_frames), str(input)
     paired = seqs[0].gt is not None
+    if paired:
+        small = [s.name for s in seqs if min(s.frames[0].shape[:2]) < 11]
+        if small:
+            raise InputError(f"{small[0]}: frames must be at least 11x11 pixels for SSIM")
     meths = build_methods(names, explicit, model, flow, notes)
     use_lpips, reason = lpips_status() if paired else (False, "")
     info = {"source": source, "mode": "paired" if paired else "unpaired", "methods": list(meths),

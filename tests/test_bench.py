@@ -1,0 +1,76 @@
+"""``stpr bench``: a tiny end-to-end run prints the table (nothing about time is asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stpr.bench import format_table, make_clip, matmul_peak_gflops, model_gflops, parse_sizes
+from stpr.checkpoint import save_model
+from stpr.cli import main
+from stpr.errors import UsageError
+from stpr.io import open_input
+from stpr.models.stpr_arch import STPR, STPRConfig
+
+TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_hidden=8, prrd_growth=4, prrd_layers=2)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_model(STPR(STPRConfig(**TINY)), path)
+    return path
+
+
+def test_parse_sizes():
+    assert parse_sizes("64x48, 1280x720") == [(64, 48), (1280, 720)]
+    assert parse_sizes(None)[-1] == (3840, 2160)
+    for bad in ("64", "63x48", "axb", ""):
+        with pytest.raises(UsageError):
+            parse_sizes(bad)
+
+
+def test_make_clip(tmp_path):
+    make_clip(tmp_path / "c.mp4", 64, 48, 3)
+    with open_input(tmp_path / "c.mp4") as r:
+        frames = [f.rgb for f in r]
+    assert len(frames) == 3 and frames[0].shape == (48, 64, 3)
+    assert frames[0].mean() < 60  # dark
+
+
+def test_model_gflops_scales_with_pixels(weights):
+    g1, _ = model_gflops(weights, 64, 64)
+    g4, _ = model_gflops(weights, 128, 128)
+    assert g1 > 0 and g4 == pytest.approx(4 * g1, rel=0.02)
+    g_single, _ = model_gflops(weights, 64, 64, frames=1)
+    assert g_single < g1  # no neighbours to propagate
+
+
+def test_matmul_peak_positive():
+    assert matmul_peak_gflops(n=256, reps=2) > 0
+
+
+def test_bench_cli_tiny(tmp_path, weights, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--sizes", "64x48", "--frames", "3", "--methods", "stpr,lime", "--model", str(weights),
+                 "--threads", "1", "--json", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "| size | method |" in printed and "| 64x48 | stpr | 3 |" in printed and "| 64x48 | lime | 3 |" in printed
+    data = json.loads(out.read_text())
+    assert data["machine"]["matmul_peak_gflops"] > 0
+    rows = {r["method"]: r for r in data["results"]}
+    assert set(rows) == {"stpr", "lime"}
+    for r in rows.values():
+        assert "error" not in r, r
+        assert r["frames"] == 3 and r["fps"] > 0 and r["peak_rss_mb"] > 0
+        assert r["peak_rss_mb"] >= r["rss_start_mb"]
+    assert rows["stpr"]["gflops_per_frame"] > 0 and rows["stpr"]["peak_fraction"] > 0
+    assert "gflops_per_frame" not in rows["lime"]
+
+
+def test_format_table_reports_errors():
+    table = format_table([{"size": "64x48", "method": "stpr", "error": "boom"}], 10.0)
+    assert "error: boom" in table and "10.0 GFLOP/s" in table
