@@ -17,6 +17,15 @@ from stpr.models.stpr_arch import STPR, STPRConfig
 TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_hidden=8, prrd_growth=4, prrd_layers=2)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny models on a shared 2-core machine: more threads only add contention.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def tiny_model(seed: int = 0, **kw) -> STPR:
     torch.manual_seed(seed)
     m = STPR(STPRConfig(**{**TINY, **kw}))

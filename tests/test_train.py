@@ -167,6 +167,8 @@ def test_interrupted_run_resumes_deterministically(tmp_path, lol_root):
     train(tiny_cfg(crash, lol_root, 4, warmup=0), resume=True, quiet=True)
     assert_same_weights(weights(full), weights(crash))
     assert [r["step"] for r in read_log(crash)] == ["1", "2", "3", "4"]
+    # killed mid-run and resumed: the same losses, step for step
+    assert [r["loss"] for r in read_log(crash)] == [r["loss"] for r in read_log(full)]
 
 
 def test_lr_schedule():

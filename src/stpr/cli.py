@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +13,10 @@ from stpr.errors import InputError, StprError, UsageError
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train an STPR model",
-                       description="Train STPR. Settings come from a JSON config plus key=value overrides.")
+                       description="Train STPR. Settings come from a JSON config plus key=value overrides. "
+                                   "Started by torchrun (torchrun --nproc-per-node=N -m stpr.train ...), "
+                                   "it trains with DistributedDataParallel, splitting the global batch "
+                                   "across the processes.")
     p.add_argument("--config", help="JSON training config (see configs/default.json)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set steps=500 --set model.channels=24")
@@ -24,7 +29,8 @@ def _run_train(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     out = train(cfg, resume=args.resume, quiet=args.quiet)
-    print(f"run saved in {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"run saved in {out}")
     return 0
 
 
@@ -60,26 +66,55 @@ def _add_enhance(sub):
     p.add_argument("--memory-mb", type=int, default=1500, help="memory budget for automatic tiling (MB)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--resume", action="store_true",
+                   help="resumable run (video output only): work in segments kept in a hidden folder beside "
+                        "the output (.NAME.stpr-resume/); if interrupted, run the same command again to continue")
+    p.add_argument("--segment-frames", type=int, default=None, metavar="N",
+                   help="frames per segment with --resume (default 300)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks (same as stpr --debug enhance ...)")
+
+
+def _check_enhance_numbers(args) -> None:
+    """Option values argparse cannot check by type alone (exit 2 before anything is loaded)."""
+    for flag in ("frames", "crf", "tile", "memory_mb", "threads", "segment_frames"):
+        value = getattr(args, flag)
+        if value is not None and not isinstance(value, int):  # e.g. argparse turns "--crf=--" into []
+            raise UsageError(f"--{flag.replace('_', '-')} needs a whole number, got {value!r}")
+    if args.frames is not None and (args.frames < 1 or args.frames % 2 == 0):
+        raise UsageError(f"--frames must be an odd number >= 1, got {args.frames}")
+    if args.tile is not None and args.tile < 0:
+        raise UsageError(f"--tile must be >= 0, got {args.tile}")
+    if args.crf < 0 or args.crf > 63:
+        raise UsageError(f"--crf must be between 0 and 63, got {args.crf}")
+    if args.memory_mb < 1:
+        raise UsageError(f"--memory-mb must be >= 1, got {args.memory_mb}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.segment_frames is not None:
+        if args.segment_frames < 1:
+            raise UsageError(f"--segment-frames must be >= 1, got {args.segment_frames}")
+        if not args.resume:
+            raise UsageError("--segment-frames only applies to resumable runs: add --resume")
 
 
 def _run_enhance(args) -> int:
     from stpr.enhance import Enhancer
+    from stpr.resume import check_leftover
 
+    _check_enhance_numbers(args)
     src = Path(args.input)
     if not src.exists():
         raise InputError(f"input not found: {src}")
-    if args.frames is not None and (args.frames < 1 or args.frames % 2 == 0):
-        raise UsageError(f"--frames must be an odd number >= 1, got {args.frames}")
-    if args.tile is not None and args.tile < 0:
-        raise UsageError("--tile must be >= 0")
-    if args.crf < 0 or args.crf > 63:
-        raise UsageError("--crf must be between 0 and 63")
     dst = Path(args.output) if args.output else default_output(src)
+    if not args.resume:
+        check_leftover(dst, args.overwrite)
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, tile=args.tile,
                                         memory_mb=args.memory_mb, threads=args.threads)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
-                                 overwrite=args.overwrite, progress=not args.quiet)
+                                 overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
+                                 segment_frames=args.segment_frames)
     if not args.quiet:
         print(f"wrote {dst} ({res['frames']} frames, {res['fps']:.2f} frames/s)")
     return 0
@@ -157,6 +192,71 @@ def _run_bench(args) -> int:
     return 0
 
 
+class _RayOption(argparse.Action):
+    """``--ray [ADDRESS]``; remembers whether it came before INPUT, so that ``--ray IN OUT`` (where
+    argparse takes IN as the address) can be told from ``IN --ray OUT`` and from a real address."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.ray_before_input = getattr(namespace, "input", None) is None
+
+
+def _looks_like_ray_address(value: str) -> bool:
+    import re
+
+    return value in ("auto", "local") or "://" in value or re.fullmatch(r"[\w.\-\[\]]+:\d+", value) is not None
+
+
+def _add_batch(sub):
+    p = sub.add_parser("batch", help="enhance every video of a folder or list, locally or on a Ray cluster",
+                       usage="stpr batch INPUT OUT_DIR [--ray [ADDRESS]] [options]",
+                       description="Enhance each video of INPUT (a folder, not recursive, or a text file listing "
+                                   "video paths one per line) into OUT_DIR/<name>_stpr.mp4. Outputs that already "
+                                   "exist are skipped, so a re-run resumes an interrupted batch; a file that fails "
+                                   "is reported and the batch goes on. Prints a summary table and writes "
+                                   "OUT_DIR/batch_summary.csv; exit status 1 if any file failed. With --ray the "
+                                   "videos are spread over Ray actors (each video whole, on one actor).")
+    p.add_argument("input", nargs="?", metavar="INPUT", help="folder of videos, or a text file of video paths")
+    p.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="output folder (created if missing)")
+    p.add_argument("--model", help="weights file (.safetensors); default: the shipped model")
+    p.add_argument("--crf", type=int, default=18, help="constant rate factor for x264 (default 18)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per video (local: torch's default; Ray: 1 per worker, and CPUs reserved)")
+    p.add_argument("--overwrite", action="store_true", help="re-enhance videos whose output already exists")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", action=_RayOption,
+                   help="run on Ray: a new local Ray instance, or the cluster at ADDRESS (e.g. auto, "
+                        "HOST:6379, ray://HOST:10001). Needs stpr[ray]")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="Ray actors, each with its own model (default: as many as the cluster's CPUs / GPUs allow)")
+    p.add_argument("--gpus-per-worker", type=float, default=None, metavar="F",
+                   help="GPUs per Ray actor, fractions allowed (default: the cluster's GPUs shared by the "
+                        "workers; 0 when it has none)")
+    p.add_argument("--quiet", action="store_true", help="only print the summary table")
+
+
+def _batch_paths(args) -> tuple[str, str, str | None]:
+    """(INPUT, OUT_DIR, Ray address or "" for local Ray or None for no Ray) from parsed arguments."""
+    inp, out, ray = args.input, args.out_dir, args.ray
+    if out is None and ray and not _looks_like_ray_address(ray):
+        # `--ray IN OUT` or `IN --ray OUT`: argparse took a path for the Ray address
+        inp, out = (ray, inp) if getattr(args, "ray_before_input", False) else (inp, ray)
+        ray = ""
+    if inp is None or out is None:
+        raise UsageError("stpr batch needs INPUT and OUT_DIR (give a Ray address as --ray=ADDRESS or after them)")
+    return inp, out, ray
+
+
+def _run_batch(args) -> int:
+    from stpr.batch import format_table, run_batch
+
+    inp, out, ray = _batch_paths(args)
+    results = run_batch(inp, out, model=args.model, crf=args.crf, threads=args.threads, overwrite=args.overwrite,
+                        ray=ray is not None, address=ray or None, workers=args.workers,
+                        gpus_per_worker=args.gpus_per_worker, quiet=args.quiet)
+    print(format_table(results))
+    return 1 if any(r.failed for r in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stpr", description="Low-light video enhancement with STPR.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -165,25 +265,117 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_bench(sub)
+    _add_batch(sub)
     return parser
 
 
-COMMANDS = {"enhance": _run_enhance, "train": _run_train, "eval": _run_eval, "bench": _run_bench}
+COMMANDS = {"enhance": _run_enhance, "train": _run_train, "eval": _run_eval, "bench": _run_bench,
+            "batch": _run_batch}
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler: unwinds like Ctrl-C (writers drop their partial output)."""
+
+    exit_code = 143
+
+
+def _install_sigterm():
+    """Turn SIGTERM into ``_Terminated``; returns a function restoring the previous handler."""
+    import signal
+
+    def on_sigterm(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the clean-up finish
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line each, like the errors."""
+    print(f"stpr: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    if isinstance(e, MemoryError):
+        return True
+    text = str(e).lower()  # torch: "DefaultCPUAllocator: can't allocate memory", "CUDA out of memory"
+    return isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _enhance_output(args) -> Path | None:
+    try:
+        return Path(args.output) if args.output else default_output(Path(args.input))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _failure_message(e: BaseException, args) -> tuple[str, int]:
+    """The one line (without "stpr: ") and the exit status for a command that raised ``e``."""
+    enhancing = args.command == "enhance"
+    if isinstance(e, StprError):
+        return f"error: {_one_line(e)}", e.exit_code
+    if isinstance(e, KeyboardInterrupt):
+        code = getattr(e, "exit_code", 130)
+        msg = "interrupted by SIGTERM" if code == 143 else "interrupted"
+        dst = _enhance_output(args) if enhancing else None
+        if dst is not None:
+            from stpr.resume import work_dir_for
+
+            work = work_dir_for(dst)
+            if getattr(args, "resume", False) and work.is_dir():
+                msg += f"; finished segments are kept in {work}: run the same command again to continue"
+            else:
+                msg += f"; nothing was written to {dst}"
+        return msg, code
+    if _is_out_of_memory(e):
+        if enhancing:
+            return (f"error: out of memory while enhancing {args.input}; use tiles, e.g. --tile 256, or a lower "
+                    f"--memory-mb (now {args.memory_mb})", 1)
+        return "error: out of memory", 1
+    import av
+
+    if isinstance(e, (OSError, av.FFmpegError)):
+        from stpr.io import describe_os_error
+
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        code = 5 if getattr(e, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)) else 1
+        return f"error: {where}{describe_os_error(e)}", code
+    return f"internal error: {type(e).__name__}: {_one_line(e)} (run with --debug for details)", 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``stpr``; returns the exit status. Failures print one line on stderr ("stpr: error:
+    ..."; a traceback only with --debug) and map to an exit status: 2 usage, 3 input, 4 model,
+    5 output, 1 anything else, 130 Ctrl-C, 143 SIGTERM."""
+    import traceback
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    restore_sigterm = _install_sigterm() if args.command == "enhance" else (lambda: None)
     try:
-        return COMMANDS[args.command](args)
-    except StprError as e:
-        if args.debug:
-            raise
-        print(f"stpr: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("stpr: interrupted", file=sys.stderr)
-        return 130
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001 - every failure becomes one line and an exit status
+        if debug:
+            traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+        msg, code = _failure_message(e, args)
+        print(f"stpr: {msg}", file=sys.stderr)
+        return code
+    finally:
+        restore_sigterm()
 
 
 if __name__ == "__main__":

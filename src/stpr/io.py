@@ -21,12 +21,17 @@ whose legacy ``rotate`` tag says 90 (clockwise) therefore reports 270.
 
 from __future__ import annotations
 
+import errno
+import io
 import math
 import os
 import re
 import shutil
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +52,12 @@ __all__ = [
     "open_input",
     "open_output",
     "write_test_video",
+    "check_output_target",
+    "resolve_video_codec",
+    "open_segment_writer",
+    "concat_segments",
+    "segment_container_suffix",
+    "describe_os_error",
     "VIDEO_EXTENSIONS",
     "IMAGE_EXTENSIONS",
 ]
@@ -136,6 +147,112 @@ def _normalise_rotation(degrees: float) -> int:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """One-line reason for an OS/FFmpeg error, without the file name (callers name the file).
+
+    "No space left on device" and quota errors read "disk full"; other errors give their
+    strerror ("Permission denied", "Invalid data found when processing input", ...).
+    """
+    code = getattr(exc, "errno", None)
+    if code in _DISK_FULL:
+        return "disk full (no space left on device)"
+    if code == errno.EROFS:
+        return "read-only file system"
+    reason = getattr(exc, "strerror", None)
+    return " ".join(str(reason).split()) if reason else _one_line(exc)
+
+
+class _OutputFile:
+    """The file an output is written to, for FFmpeg to write through (``av.open(file)``).
+
+    FFmpeg muxers do not all report failed writes (Matroska on a full disk finishes
+    "successfully" with a truncated file), so every byte goes through Python here: the first
+    OSError is raised into FFmpeg (PyAV re-raises it from the mux/close call) and also kept in
+    ``error`` for the writer to check; later writes are dropped silently, as the output is
+    discarded anyway and a second error inside one FFmpeg call could not be reported cleanly.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)  # FFmpeg guesses the container format from it
+        self.error: OSError | None = None
+        # Unbuffered: FFmpeg buffers already, and a seek never has to flush (and fail) here.
+        self._fh = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+
+    def write(self, data: bytes) -> int:
+        if self.error is None:
+            try:
+                view = memoryview(data)
+                while view:  # a short write means the disk is filling up: the retry says why
+                    view = view[self._fh.write(view):]
+            except OSError as exc:
+                self.error = exc
+                raise
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def check(self) -> None:
+        """Raise the write error seen so far, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self, sync: bool = False) -> None:
+        """Close; with ``sync`` flush to disk first (errors, e.g. a full disk, propagate)."""
+        if self._fh.closed:
+            return
+        try:
+            if sync:
+                self.check()
+                os.fsync(self._fh.fileno())
+        finally:
+            self._fh.close()
+
+
+def _open_output_file(path: Path) -> _OutputFile:
+    """Open an output file (tests replace this to simulate a full disk)."""
+    return _OutputFile(path)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while FFmpeg runs our Python write callbacks.
+
+    A KeyboardInterrupt raised inside such a callback cannot cross FFmpeg and would be lost
+    (the run would carry on with a hole in the file). The signal is delivered to the
+    previous handler as soon as the FFmpeg call returns.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    saved: dict[int, Any] = {}
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if sig is None:
+            continue
+        try:
+            saved[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in pending:
+            handler = saved.get(sig)
+            if callable(handler):
+                handler(sig, None)
+            elif handler is None or handler == signal.SIG_DFL:
+                signal.raise_signal(sig)
 
 
 def _decode_image(path: Path) -> np.ndarray:
@@ -287,7 +404,9 @@ class _VideoReader(FrameReader):
         try:
             container = av.open(str(path), metadata_errors="ignore")
         except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot open {path}: not a readable video or image ({_one_line(exc)})") from exc
+            raise InputError(
+                f"cannot open {path}: not a readable video or image, or damaged/truncated ({describe_os_error(exc)})"
+            ) from exc
         self._container = container
         try:
             self._setup(path)
@@ -486,7 +605,7 @@ class FrameWriter:
         try:
             self._write(frame)
         except (av.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot write {self._final}: {_one_line(exc)}") from exc
+            raise OutputError(f"cannot write {self._final}: {describe_os_error(exc)}") from exc
         self.frames_written += 1
 
     def close(self) -> None:
@@ -501,7 +620,7 @@ class FrameWriter:
         except BaseException as exc:
             self.abort()
             if isinstance(exc, (av.FFmpegError, OSError)):
-                raise OutputError(f"cannot finish {self._final}: {_one_line(exc)}") from exc
+                raise OutputError(f"cannot finish {self._final}: {describe_os_error(exc)}") from exc
             raise
         self._done = True
 
@@ -591,7 +710,13 @@ def _save_image(path: Path, rgb: np.ndarray, suffix: str) -> None:
     ok, buf = cv2.imencode(suffix.lower(), bgr, params)
     if not ok:
         raise OutputError(f"OpenCV cannot encode {suffix} images")
-    buf.tofile(str(path))  # tofile instead of imwrite: works with non-ASCII paths
+    # Python file I/O instead of imwrite: works with non-ASCII paths and reports a full disk.
+    fh = _open_output_file(path)
+    try:
+        fh.write(buf.tobytes())
+        fh.check()
+    finally:
+        fh.close()
 
 
 def _pick_pix_fmt(codec: str, width: int, height: int) -> str:
@@ -661,6 +786,41 @@ def _rgb_to_video_frame(
     )
 
 
+# FFmpeg muxer for each video output extension.
+_FORMAT_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
+
+
+def _choose_encoder(codec: str, out: av.container.OutputContainer, final: Path) -> str:
+    """The encoder to use for ``codec`` in ``out``: the default H.264 falls back to the
+    container's own codec (e.g. VP9 for .webm); any other codec it cannot hold is an error."""
+    try:
+        encoder_name = av.Codec(codec, "w").name
+    except ValueError as exc:  # av.codec.codec.UnknownCodecError
+        raise OutputError(f"no video encoder named {codec!r} in this FFmpeg build") from exc
+    supported = out.supported_codecs
+    if codec not in supported and encoder_name not in supported:
+        if codec == "libx264":  # the default: let e.g. .webm use its own codec
+            fallback = out.default_video_codec
+            warnings.warn(f"{final.suffix} cannot hold H.264; encoding video as {fallback}", stacklevel=4)
+            return av.Codec(fallback, "w").name  # encoder name, e.g. libvpx-vp9, so crf applies
+        raise OutputError(f"{final}: a {final.suffix} file cannot hold {codec} video")
+    return codec
+
+
+def resolve_video_codec(path: str | os.PathLike[str], codec: str) -> str:
+    """The encoder a video output at ``path`` will use when asked for ``codec`` (see
+    :func:`_choose_encoder`), decided without creating the file."""
+    path = Path(path)
+    fmt = _FORMAT_OF_SUFFIX.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"{path} is not a video output ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    out = av.open(io.BytesIO(), "w", format=fmt)
+    try:
+        return _choose_encoder(codec, out, path)
+    finally:
+        out.close()
+
+
 class _VideoWriter(FrameWriter):
     """Encodes frames with PyAV and remuxes the source's audio/subtitle packets."""
 
@@ -676,31 +836,26 @@ class _VideoWriter(FrameWriter):
         preset: str,
     ) -> None:
         super().__init__(final, temp, info)
-        self._out = av.open(str(temp), "w")
         self._src: av.container.InputContainer | None = None
+        self._out: av.container.OutputContainer | None = None
+        self._fh: Any = None
         try:
+            self._open_container(temp)
             self._setup(source, codec, crf, preset)
         except BaseException:
             self._release()
             _remove(temp)
             raise
 
+    def _open_container(self, temp: Path) -> None:
+        # FFmpeg writes through a Python file object (see _open_output_file); the format
+        # is guessed from the temporary name, which keeps the final suffix.
+        self._fh = _open_output_file(temp)
+        self._out = av.open(self._fh, "w")
+
     def _setup(self, source: Path | None, codec: str, crf: int, preset: str) -> None:
         info = self._info
-        try:
-            encoder_name = av.Codec(codec, "w").name
-        except ValueError as exc:  # av.codec.codec.UnknownCodecError
-            raise OutputError(f"no video encoder named {codec!r} in this FFmpeg build") from exc
-        supported = self._out.supported_codecs
-        if codec not in supported and encoder_name not in supported:
-            if codec == "libx264":  # the default: let e.g. .webm use its own codec
-                fallback = self._out.default_video_codec
-                warnings.warn(
-                    f"{self._final.suffix} cannot hold H.264; encoding video as {fallback}", stacklevel=3
-                )
-                codec = av.Codec(fallback, "w").name  # encoder name, e.g. libvpx-vp9, so crf applies
-            else:
-                raise OutputError(f"{self._final}: a {self._final.suffix} file cannot hold {codec} video")
+        codec = _choose_encoder(codec, self._out, self._final)
         self._fps = Fraction(info.fps) if info.fps else DEFAULT_FPS
         self._tb = Fraction(info.time_base) if info.time_base else 1 / self._fps
         if self._out.format.name == "avi":
@@ -728,6 +883,9 @@ class _VideoWriter(FrameWriter):
         self._size: tuple[int, int] | None = None
         self._last_pts: int | None = None
         self._warned_pts = False
+        self._setup_carry(source)
+
+    def _setup_carry(self, source: Path | None) -> None:
         # Source streams we carry over: input index -> (output stream, re-encoder or None).
         self._carry: dict[int, tuple[av.stream.Stream, _AudioReencoder | None]] = {}
         self._pending: av.Packet | None = None
@@ -799,10 +957,10 @@ class _VideoWriter(FrameWriter):
             self._pending = None
             out_stream, reencoder = self._carry[packet.stream.index]
             if reencoder is not None:
-                self._out.mux(reencoder.encode(packet))
+                self._mux(reencoder.encode(packet))
             else:
                 packet.stream = out_stream
-                self._out.mux(packet)
+                self._mux(packet)
 
     # ---- video
 
@@ -842,8 +1000,13 @@ class _VideoWriter(FrameWriter):
         self._last_pts = pts
         return pts
 
+    def _mux(self, packets: av.Packet | list[av.Packet]) -> None:
+        with _signals_deferred():
+            self._out.mux(packets)
+        self._fh.check()
+
     def _mux_video(self, packet: av.Packet) -> None:
-        self._out.mux(packet)
+        self._mux(packet)
         ts = packet.dts if packet.dts is not None else packet.pts
         if ts is not None:
             self._copy_until(float(ts * self._vstream.time_base))
@@ -851,20 +1014,170 @@ class _VideoWriter(FrameWriter):
     def _finish(self) -> None:
         for packet in self._vstream.encode(None):
             self._mux_video(packet)
+        self._finish_carry()
+        self._close_output()
+        self._release()
+
+    def _finish_carry(self) -> None:
         self._copy_until(None)
         for out_stream, reencoder in self._carry.values():
             if reencoder is not None:
-                self._out.mux(reencoder.flush())
-        self._release()
+                self._mux(reencoder.flush())
+
+    def _close_output(self) -> None:
+        """Write the trailer and flush everything to disk; unlike _release, errors propagate
+        (a full disk at this point must not leave a truncated file that looks finished)."""
+        out, fh = self._out, self._fh
+        self._out = self._fh = None
+        try:
+            with _signals_deferred():
+                out.close()
+            fh.close(sync=True)
+        finally:
+            fh.close()
 
     def _release(self) -> None:
-        for closer in (self._out, self._src):
-            if closer is not None:
-                try:
-                    closer.close()
-                except (av.FFmpegError, OSError):
-                    pass
-        self._src = None
+        with _signals_deferred():
+            for closer in (self._out, self._src, self._fh):
+                if closer is not None:
+                    try:
+                        closer.close()
+                    except (av.FFmpegError, OSError, ValueError):
+                        pass
+        self._out = self._src = self._fh = None
+        # A write error raised inside an FFmpeg callback while closing is parked by PyAV and
+        # would surface in the next, unrelated call: collect it now.
+        try:
+            av.error.err_check(0)
+        except Exception:  # noqa: BLE001 - anything parked belongs to this aborted output
+            pass
+
+
+class _ConcatWriter(_VideoWriter):
+    """Joins finished video-only segment files into one output without re-encoding, and
+    copies the source's audio/subtitle streams around them (as ``_VideoWriter`` does).
+
+    Packets keep their timestamps (segments are written with the source's presentation
+    times), so the result has the same video pts as a single-pass run.
+    """
+
+    def __init__(self, final: Path, temp: Path, info: MediaInfo, *, source: Path | None, template: Path) -> None:
+        self._template = template
+        super().__init__(final, temp, info, source=source, codec="", crf=0, preset="")
+
+    def _setup(self, source: Path | None, codec: str, crf: int, preset: str) -> None:
+        with av.open(str(self._template)) as seg:
+            tmpl = seg.streams.video[0]
+            if tmpl.codec_context.name not in self._out.supported_codecs:
+                raise OutputError(f"{self._final}: a {self._final.suffix} file cannot hold {tmpl.codec_context.name}")
+            self._vstream = self._out.add_stream_from_template(tmpl)
+        if self._out.format.name == "avi":  # constant frame rate: see _VideoWriter._setup
+            self._vstream.time_base = 1 / (Fraction(self._info.fps) if self._info.fps else DEFAULT_FPS)
+        elif self._info.rotation:
+            self._vstream.set_display_rotation(self._info.rotation)
+        self._last_dts: Fraction | None = None
+        self._setup_carry(source)
+
+    def _write(self, frame: Frame) -> None:  # pragma: no cover - segments only
+        raise OutputError(f"{self._final}: frames cannot be written to a segment join")
+
+    def add_segment(self, path: Path) -> int:
+        """Append every video packet of one segment file; returns the number of packets."""
+        if self._done:
+            raise OutputError(f"{self._final}: add_segment() after close()/abort()")
+        count = 0
+        try:
+            with av.open(str(path)) as seg:
+                for packet in seg.demux(seg.streams.video[0]):
+                    if packet.size == 0:  # demuxer flush packet
+                        continue
+                    self._keep_dts_increasing(packet)
+                    packet.stream = self._vstream
+                    self._mux_video(packet)
+                    count += 1
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {self._final} from segment {path.name}: {describe_os_error(exc)}") from exc
+        self.frames_written += count
+        return count
+
+    def _keep_dts_increasing(self, packet: av.Packet) -> None:
+        # Each segment's encoder starts with its own reorder delay; at a join the first
+        # decode timestamps may not exceed the previous segment's last one. Nudge them
+        # forward (presentation times are untouched, so the pictures are unchanged).
+        if packet.dts is None or packet.time_base is None:
+            return
+        tb = Fraction(packet.time_base)
+        dts = packet.dts * tb
+        if self._last_dts is not None and dts <= self._last_dts:
+            new = math.floor(self._last_dts / tb) + 1
+            if packet.pts is None or new <= packet.pts:
+                packet.dts = new
+                dts = new * tb
+        self._last_dts = dts
+
+    def _finish(self) -> None:
+        self._finish_carry()
+        self._close_output()
+        self._release()
+
+
+def segment_container_suffix(codec: str) -> str:
+    """Container for resumable-run segments: MP4 keeps exact timestamps (in the stream's time
+    base, with edit lists for the encoder delay); MOV or Matroska for codecs MP4 cannot hold."""
+    for suffix, fmt in ((".mp4", "mp4"), (".mov", "mov"), (".mkv", "matroska")):
+        out = av.open(io.BytesIO(), "w", format=fmt)
+        try:
+            supported = out.supported_codecs
+        finally:
+            out.close()
+        if codec in supported or av.Codec(codec, "w").name in supported:
+            return suffix
+    raise OutputError(f"no segment container can hold {codec} video")
+
+
+def open_segment_writer(
+    path: str | os.PathLike[str], info: MediaInfo, *, codec: str, crf: int = 18, preset: str = "medium"
+) -> FrameWriter:
+    """A video-only writer for one segment of a resumable run (``stpr enhance --resume``).
+
+    Written like any output: under a temporary name, renamed to ``path`` when closed.
+    ``codec`` should come from :func:`resolve_video_codec` for the final output.
+    """
+    path = Path(path)
+    temp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    _remove(temp)
+    try:
+        return _VideoWriter(path, temp, info, source=None, codec=codec, crf=crf, preset=preset)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
+
+
+def concat_segments(
+    segments: list[Path],
+    path: str | os.PathLike[str],
+    info: MediaInfo,
+    *,
+    source: Path | None = None,
+    overwrite: bool = False,
+) -> int:
+    """Join segment files (from :func:`open_segment_writer`) into the video ``path`` without
+    re-encoding, copying audio/subtitles from ``source``; returns the number of frames.
+
+    The output appears under its final name only once complete, like :func:`open_output`.
+    """
+    path = Path(path)
+    if not segments:
+        raise OutputError(f"{path}: no segments to join")
+    check_output_target(path, [p for p in (source, info.path) if p is not None], overwrite=overwrite)
+    temp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        writer = _ConcatWriter(path, temp, info, source=source, template=segments[0])
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
+    with writer:
+        for seg in segments:
+            writer.add_segment(seg)
+    return writer.frames_written
 
 
 class _AudioReencoder:
@@ -931,9 +1244,28 @@ def _check_output_path(path: Path, inputs: list[Path]) -> None:
             raise OutputError(f"output {path} is the input itself; choose another name")
     parent = path.parent
     if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist")
+        # Name the first existing ancestor that is not a folder, if any: "a/file.txt/out.mp4".
+        blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise OutputError(f"cannot write {path}: {blocker} is a file, not a folder")
+        raise OutputError(f"cannot write {path}: output folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {parent} is not writable")
+        raise OutputError(f"cannot write {path}: output folder {parent} is not writable")
+
+
+def check_output_target(
+    path: str | os.PathLike[str], inputs: list[Path], *, overwrite: bool = False
+) -> None:
+    """The checks :func:`open_output` makes before creating anything, for callers that want
+    to fail early (before hours of work): raises OutputError if ``path`` is an input, its
+    folder is missing/unwritable, or it exists and ``overwrite`` is false."""
+    path = Path(path)
+    _check_output_path(path, inputs)
+    if path.is_dir():
+        if not overwrite and any(path.iterdir()):
+            raise OutputError(f"output folder {path} is not empty (use --overwrite)")
+    elif path.exists() and not overwrite:
+        raise OutputError(f"output {path} already exists (use --overwrite)")
 
 
 def open_output(
@@ -975,7 +1307,7 @@ def open_output(
         try:
             return _VideoWriter(path, temp, info, source=source, codec=codec, crf=crf, preset=preset)
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise OutputError(f"cannot create {path}: {_one_line(exc)}") from exc
+            raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
     if suffix in IMAGE_EXTENSIONS:
         if info.num_frames is not None and info.num_frames > 1:
             raise OutputError(

@@ -4,10 +4,18 @@ A run directory holds everything needed to continue or reuse the run:
 ``config.json`` (the full TrainConfig), ``last.safetensors`` (model weights with config metadata),
 ``last_state.pt`` (optimiser, scheduler, step), ``best.safetensors`` (best validation PSNR) and
 ``log.csv`` (one row per logged step / validation).
+
+Distributed training: started by ``torchrun`` (``torchrun --nproc-per-node=N -m stpr.train ...`` or
+``torchrun --nproc-per-node=N --no-python stpr train ...``), every process runs ``train`` with the
+same config; the model is wrapped in DistributedDataParallel and each step's global batch of
+``cfg.batch`` samples is split across the processes (see ``_StepSampler``), so N processes take
+exactly the optimisation steps one process would take with the same config. Only rank 0 shows
+progress, writes ``log.csv``, validates and saves checkpoints; the others wait for it at a barrier.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -19,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
+from stpr import distributed as D
 from stpr.checkpoint import save_model
 from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticVideoClips, lol_split, \
     read_video_frames
@@ -46,7 +56,9 @@ class TrainConfig:
         w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
         val_every, ckpt_every, log_every: in steps.
         seed: everything random derives from it.
-        workers: DataLoader worker processes; threads: torch intra-op threads (0 = default).
+        workers: DataLoader worker processes (per training process); threads: torch intra-op
+            threads (0 = default).
+        device: "auto" (the process's GPU when CUDA is available, else CPU), "cpu" or "cuda".
         model: STPRConfig fields.
         init: optional weights file to start from.
     """
@@ -76,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 1
     threads: int = 0
+    device: str = "auto"
     model: dict = field(default_factory=dict)
     init: str = ""
 
@@ -145,14 +158,28 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 class _StepSampler(torch.utils.data.Sampler):
     """Sample indices for steps [start, steps): step k always gets the same indices, so a resumed
-    run sees exactly the batches the uninterrupted run would have."""
+    run sees exactly the batches the uninterrupted run would have.
 
-    def __init__(self, start: int, steps: int, batch: int):
+    Step k's global batch is the samples [k * batch, (k + 1) * batch) of an infinite, seeded index
+    space (sample i is a pure function of (seed, i)). With ``world`` processes, rank r takes its
+    contiguous share of those indices (``distributed.shard``: sizes differ by at most one), so the
+    union over ranks is exactly the global batch a single process would use at step k, whatever
+    the number of processes. This is what DistributedSampler + set_epoch(epoch) provides for
+    finite epoch-based datasets, but keyed by step instead of epoch: DistributedSampler strides
+    over a shuffled epoch (the global batch then depends on the number of processes, and the
+    epoch's tail is padded with repeats) and can only restart at epoch boundaries, whereas here a
+    resumed or re-scaled run (e.g. resumed on a different number of processes) continues with
+    the very same batches.
+    """
+
+    def __init__(self, start: int, steps: int, batch: int, rank: int = 0, world: int = 1):
         self.start, self.steps, self.batch = start, steps, batch
+        self.offset, self.count = D.shard(batch, rank, world)
 
     def __iter__(self):
         for k in range(self.start, self.steps):
-            yield list(range(k * self.batch, (k + 1) * self.batch))
+            first = k * self.batch + self.offset
+            yield list(range(first, first + self.count))
 
     def __len__(self):
         return self.steps - self.start
@@ -207,24 +234,65 @@ def validate(model: STPR, cfg: TrainConfig, val: dict) -> dict:
     return res
 
 
-def train_step(model: STPR, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+class _GlobalMean:
+    """Turns loss terms computed on this rank's share of the batch into the rank's contribution to
+    the loss of the whole global batch.
+
+    DDP averages gradients over the W ranks, so the update equals the single-process update on the
+    global batch iff the average over ranks of the per-rank losses equals the global-batch loss:
+    - plain means (Charbonnier, SSIM: every sample has the same number of pixels): a mean over the
+      rank's n_r samples is scaled by n_r * W / B; the average over ranks is then
+      sum_r n_r * mean_r / B, the global mean (the scale is 1 when the shares are equal);
+    - masked means (temporal, flow: sum(err * mask) / sum(mask)): the denominator is summed over
+      ranks first (one tiny all-reduce, no gradient through it), and each rank contributes
+      W * its numerator / global denominator.
+    With one process both are the identity, so single-process training is unchanged.
+    """
+
+    def __init__(self, ctx: D.DistContext | None = None, share: int = 1, batch: int = 1):
+        self.ctx = ctx or D.DistContext()
+        self.scale = share * self.ctx.world_size / batch
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        return x if not self.ctx.enabled else x * self.scale
+
+    def masked(self, ratio: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+        """``ratio`` = local_num / max(local_den, 1), as returned by the masked losses."""
+        if not self.ctx.enabled:
+            return ratio
+        num = ratio * den.detach().clamp_min(1.0)
+        total = D.all_reduce_sum(den, self.ctx)
+        return num / total.clamp_min(1.0) * self.ctx.world_size
+
+
+def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
+               reduce: _GlobalMean | None = None) -> tuple[torch.Tensor, dict]:
     """One forward/backward-ready loss on a batch of N-frame clips (N = T + 1).
 
     The two middle frames are enhanced (sharing per-frame work); both get reconstruction losses,
     the pair gets the temporal loss, and every learned flow is compared with the teacher flow.
+
+    ``forward`` replaces ``model.forward_clip`` (the DDP-wrapped model in distributed training);
+    ``reduce`` turns this process's loss terms into its share of the global-batch loss (see
+    ``_GlobalMean``; identity by default).
     """
+    forward = forward or model.forward_clip
+    reduce = reduce or _GlobalMean()
     low, high = batch["low"], batch["high"]
     n = low.shape[1]
     centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
-    outs, auxes = model.forward_clip(low, centers)
-    rec = sum(charbonnier(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers)
-    sl = sum(ssim_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers)
+    outs, auxes = forward(low, centers)
+    rec = reduce.mean(sum(charbonnier(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
+    sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl
     parts = {"rec": rec.item(), "ssim": sl.item()}
     if len(centers) == 2 and cfg.w_temporal > 0:
         a = centers[0]
         tl = temporal_loss(outs[0], outs[1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],
                            batch["flow_valid"][:, a])
+        if reduce.ctx.enabled:  # temporal_loss's denominator: 3 * mask pixels at output size
+            mask = F.interpolate(batch["flow_valid"][:, a], size=outs[0].shape[-2:], mode="nearest")
+            tl = reduce.masked(tl, 3 * mask.sum())
         loss = loss + cfg.w_temporal * tl
         parts["temporal"] = tl.item()
     if model.cfg.flow_mode == "learned" and model.cfg.frames > 1 and cfg.w_flow > 0:
@@ -238,7 +306,7 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor
                 tgt = batch["flow_fw"][:, c] if i == c + 1 else batch["flow_bw"][:, i]
                 valid = batch["flow_valid"][:, min(c, i)]
                 h, w = tgt.shape[-2:]
-                fl = fl + flow_loss(pred[..., :h, :w], tgt, valid)
+                fl = fl + reduce.masked(flow_loss(pred[..., :h, :w], tgt, valid), valid.sum())
                 cnt += 1
         if cnt:
             fl = fl / cnt
@@ -247,22 +315,97 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor
     return loss, parts
 
 
-def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
-    """Run (or continue) training. Returns the run directory."""
-    out = Path(cfg.out_dir)
+class _ClipForward(torch.nn.Module):
+    """Makes ``forward_clip`` the module's forward, so DDP sees (and hooks) the training pass."""
+
+    def __init__(self, model: STPR):
+        super().__init__()
+        self.model = model
+
+    def forward(self, low: torch.Tensor, centers: list[int]):
+        return self.model.forward_clip(low, centers)
+
+
+def _has_unused_parameters(model: STPR, crop: int) -> bool:
+    """Whether a training pass leaves some parameters without gradient (e.g. the flow network
+    with flow_mode "dis"/"zero" or frames=1): DDP must then be told to look for them. Probed with
+    one tiny forward/backward on a constant clip (no randomness consumed)."""
+    n = model.cfg.frames + 1
+    x = torch.full((1, n, 3, crop, crop), 0.5, device=next(model.parameters()).device)
+    outs, auxes = model.forward_clip(x, [n // 2 - 1, n // 2] if n >= 2 else [0])
+    probe = sum(o.sum() for o in outs) + sum(f.sum() for a in auxes for f in a.get("flows", []))
+    probe.backward()
+    unused = any(p.requires_grad and p.grad is None for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+    return unused
+
+
+RESUME_OVERRIDABLE = ("steps", "threads", "workers", "val_every", "ckpt_every", "log_every")
+
+
+def _prepare_run(cfg: TrainConfig, out: Path, resume: bool) -> TrainConfig:
+    """Rank 0's checks on the run directory; returns the config to train with (the saved one on
+    resume) after writing it to config.json."""
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     state_path = out / "last_state.pt"
     if resume:
         if not state_path.is_file():
             raise UsageError(f"--resume: no checkpoint in {out}")
         saved = json.loads((out / "config.json").read_text())
-        saved["steps"] = cfg.steps  # allow extending a finished run
+        # The saved run defines what is learned; only the length of the run and settings that do not
+        # change the maths (threads, workers, logging cadence) follow the new command line.
+        for key in RESUME_OVERRIDABLE:
+            saved[key] = getattr(cfg, key)
         cfg = TrainConfig(**saved)
     elif state_path.is_file():
         raise UsageError(f"{out} already holds a run: use --resume or another out_dir")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    return cfg
+
+
+def _load_resume_state(out: Path) -> dict:
+    st = torch.load(out / "last_state.pt", weights_only=False, map_location="cpu")
+    from safetensors.torch import load_file
+    st["model"] = load_file(str(out / "last.safetensors"))
+    return st
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
+    """Run (or continue) training. Returns the run directory.
+
+    Under torchrun (WORLD_SIZE > 1 in the environment) this joins the process group and trains
+    with DistributedDataParallel; see the module docstring.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ctx = D.setup(cfg.device)
+    try:
+        return _train(cfg, ctx, resume, quiet)
+    finally:
+        D.teardown(ctx)
+
+
+def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> Path:
+    out = Path(cfg.out_dir)
+    state_path = out / "last_state.pt"
+    main = ctx.is_main
+    D.shard(cfg.batch, ctx.rank, ctx.world_size)  # a batch too small to split is a usage error
+    # Rank 0 owns the run directory: it checks it, reads the saved config on resume and tells the
+    # other ranks (which may run on machines that do not see out_dir at all) what to do.
+    msg: dict = {}
+    if main:
+        try:
+            cfg = _prepare_run(cfg, out, resume)
+            msg = {"cfg": asdict(cfg)}
+        except UsageError as e:
+            msg = {"error": str(e)}
+    msg = D.broadcast_object(msg, ctx)
+    if "error" in msg:
+        raise UsageError(msg["error"])
+    cfg = TrainConfig(**msg["cfg"])
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = ctx.device
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -271,31 +414,44 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     if cfg.init and not resume:
         from stpr.checkpoint import load_model
         model.load_state_dict(load_model(Path(cfg.init)).state_dict())
+    model.to(dev)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     start, best = 0, -1.0
     if resume:
-        st = torch.load(state_path, weights_only=False)
-        from safetensors.torch import load_file
-        model.load_state_dict(load_file(str(out / "last.safetensors")))
+        # Every rank resumes from the same checkpoint: rank 0 reads it and broadcasts it.
+        st = D.broadcast_object(_load_resume_state(out) if main else None, ctx)
+        model.load_state_dict(st["model"])
         opt.load_state_dict(st["optim"])
         start, best = st["step"], st["best"]
         torch.set_rng_state(st["torch_rng"])
 
+    fwd, reduce = None, None
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        _, share = D.shard(cfg.batch, ctx.rank, ctx.world_size)
+        # DDP broadcasts rank 0's parameters at construction and averages gradients in backward.
+        fwd = DDP(_ClipForward(model), device_ids=[dev.index] if dev.type == "cuda" else None,
+                  find_unused_parameters=_has_unused_parameters(model, cfg.crop))
+        reduce = _GlobalMean(ctx, share, cfg.batch)
+
     frames = model.cfg.frames + 1
     data, val = build_datasets(cfg, frames)
     loader = torch.utils.data.DataLoader(
-        _InfiniteIndex(data), batch_sampler=_StepSampler(start, cfg.steps, cfg.batch),
-        num_workers=cfg.workers, persistent_workers=False)
+        _InfiniteIndex(data), batch_sampler=_StepSampler(start, cfg.steps, cfg.batch, ctx.rank, ctx.world_size),
+        num_workers=cfg.workers, persistent_workers=False, pin_memory=dev.type == "cuda")
 
-    log_path = out / "log.csv"
-    new_log = not log_path.exists()
-    log_f = open(log_path, "a", newline="")
-    writer = csv.writer(log_f)
     cols = ["step", "time", "lr", "loss", "rec", "ssim", "temporal", "flow", "val_lol_psnr", "val_lol_ssim",
             "val_video_psnr", "val_video_ssim"]
-    if new_log:
-        writer.writerow(cols)
+    log_f = writer = None
+    if main:
+        log_path = out / "log.csv"
+        new_log = not log_path.exists()
+        log_f = open(log_path, "a", newline="")
+        writer = csv.writer(log_f)
+        if new_log:
+            writer.writerow(cols)
 
     def checkpoint(step: int):
         save_model(model, out / "last.safetensors", extra={"step": step})
@@ -303,44 +459,76 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         torch.save({"optim": opt.state_dict(), "step": step, "best": best, "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, state_path)
 
+    def run_validation():
+        if dev.type == "cpu":
+            return validate(model, cfg, val)
+        # The evaluation helpers work on CPU tensors: validate a CPU copy of the weights.
+        return validate(copy.deepcopy(model).cpu(), cfg, val)
+
     t0 = time.time()
     avg: dict = {}
-    bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", unit="step")
+    bar = tqdm(total=cfg.steps, initial=start, disable=quiet or not main, desc="train", unit="step")
     step = start
-    for step, batch in enumerate(loader, start=start):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        loss, parts = train_step(model, batch, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        parts["loss"] = loss.item()
-        for k, v in parts.items():
-            avg[k] = avg.get(k, 0.0) + v
-        avg["n"] = avg.get("n", 0) + 1
-        done = step + 1
-        bar.update(1)
-        row = None
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            row = {k: v / avg["n"] for k, v in avg.items() if k != "n"}
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-            avg = {}
-        if done % cfg.val_every == 0 or done == cfg.steps:
-            res = validate(model, cfg, val)
-            row = {**(row or {}), **res}
-            msg = " ".join(f"{k}={v:.4f}" for k, v in res.items())
-            tqdm.write(f"step {done}: {msg}")
-            score = res.get("val_lol_psnr", res.get("val_video_psnr", -1.0))
-            if score > best:
-                best = score
-                save_model(model, out / "best.safetensors", extra={"step": done, **res})
-        if row is not None:
-            writer.writerow([done, f"{time.time() - t0:.1f}", f"{lr_at(step, cfg):.2e}"]
-                            + [f"{row[c]:.5f}" if c in row else "" for c in cols[3:]])
-            log_f.flush()
-        if done % cfg.ckpt_every == 0 or done == cfg.steps:
-            checkpoint(done)
-    bar.close()
-    log_f.close()
+    try:
+        for step, batch in enumerate(loader, start=start):
+            if dev.type != "cpu":
+                batch = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            if ctx.enabled:
+                loss, parts = train_step(model, batch, cfg, forward=fwd, reduce=reduce)
+            else:
+                loss, parts = train_step(model, batch, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            parts["loss"] = loss.item()
+            # Each rank's parts are its contributions; their mean is the global-batch value.
+            parts = D.mean_over_ranks(parts, ctx)
+            for k, v in parts.items():
+                avg[k] = avg.get(k, 0.0) + v
+            avg["n"] = avg.get("n", 0) + 1
+            done = step + 1
+            bar.update(1)
+            is_log = done % cfg.log_every == 0 or done == cfg.steps
+            is_val = done % cfg.val_every == 0 or done == cfg.steps
+            is_ckpt = done % cfg.ckpt_every == 0 or done == cfg.steps
+            row = None
+            if is_log:
+                row = {k: v / avg["n"] for k, v in avg.items() if k != "n"}
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                avg = {}
+            if main and is_val:
+                res = run_validation()
+                row = {**(row or {}), **res}
+                line = " ".join(f"{k}={v:.4f}" for k, v in res.items())
+                tqdm.write(f"step {done}: {line}")
+                score = res.get("val_lol_psnr", res.get("val_video_psnr", -1.0))
+                if score > best:
+                    best = score
+                    save_model(model, out / "best.safetensors", extra={"step": done, **res})
+            if main and row is not None:
+                writer.writerow([done, f"{time.time() - t0:.1f}", f"{lr_at(step, cfg):.2e}"]
+                                + [f"{row[c]:.5f}" if c in row else "" for c in cols[3:]])
+                log_f.flush()
+            if main and is_ckpt:
+                checkpoint(done)
+            if is_val or is_ckpt:
+                D.barrier(ctx)  # the other ranks wait while rank 0 validates / saves
+    finally:
+        bar.close()
+        if log_f is not None:
+            log_f.close()
+    D.barrier(ctx)
     return out
+
+
+if __name__ == "__main__":
+    # ``python -m stpr.train ARGS`` == ``stpr train ARGS``; this is the entry point for
+    # ``torchrun --nproc-per-node=N -m stpr.train --config ...``.
+    import sys
+
+    from stpr.cli import main as _cli_main
+
+    sys.exit(_cli_main(["train", *sys.argv[1:]]))

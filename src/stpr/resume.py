@@ -1,0 +1,330 @@
+"""Resumable enhancement: ``stpr enhance --resume``.
+
+A resumable run writes its video in segments of ``segment_frames`` frames, each a complete,
+separately encoded video-only file, into a hidden work folder next to the output::
+
+    clip_stpr.mp4                       <- appears only at the very end
+    .clip_stpr.mp4.stpr-resume/
+        manifest.json                   <- input, model, options, finished segments
+        seg_00000.mp4  seg_00001.mp4 ...
+
+A segment file appears under its name only once complete (temporary name + rename) and is then
+recorded in the manifest (written atomically). When every frame is done, the segments are joined
+without re-encoding into the output, the source's audio and other streams are copied around
+them with their timestamps, and the work folder is removed.
+
+Running the same command again after an interruption keeps the finished segments and restarts
+at the first missing one. The network's temporal window needs T // 2 frames of context before
+a segment's first frame: the run decodes from that many frames earlier and drops their outputs,
+so every segment holds exactly the frames an uninterrupted run produces, encoded the same way
+(one encoder per segment in both cases): the result is frame-for-frame identical.
+
+The manifest ties the work folder to its job: the input (path, size, modification time; for a
+frame folder, every image's), the model (a hash of its config and weights), and the options that
+change the pixels or the encoding. If any differs, the run refuses to mix old and new segments
+(UsageError, exit 2) unless ``overwrite`` is set, which discards the old segments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import deque
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from stpr.errors import InputError, OutputError, UsageError
+from stpr.io import (
+    DEFAULT_FPS,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Frame,
+    MediaInfo,
+    check_output_target,
+    concat_segments,
+    describe_os_error,
+    open_input,
+    open_segment_writer,
+    resolve_video_codec,
+    segment_container_suffix,
+)
+
+MANIFEST = "manifest.json"
+FORMAT = "stpr-resume-1"
+DEFAULT_SEGMENT_FRAMES = 300
+
+
+def work_dir_for(dst: str | os.PathLike[str]) -> Path:
+    """Hidden work folder of a resumable run writing ``dst``: ``.NAME.stpr-resume`` beside it."""
+    dst = Path(dst)
+    return dst.with_name(f".{dst.name}.stpr-resume")
+
+
+def model_fingerprint(model) -> str:
+    """SHA-256 of the model's config and weights (a different model gives different frames)."""
+    h = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def input_fingerprint(src: Path) -> dict:
+    """What identifies the input: resolved path plus size/mtime (of each image, for a folder)."""
+    src = Path(src)
+    if src.is_dir():
+        h = hashlib.sha256()
+        count = 0
+        for p in sorted(src.iterdir()):
+            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file():
+                st = p.stat()
+                h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                count += 1
+        return {"path": str(src.resolve()), "kind": "folder", "images": count, "hash": h.hexdigest()}
+    st = src.stat()
+    return {"path": str(src.resolve()), "kind": "file", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _mismatch(old: dict, new: dict) -> str | None:
+    """First difference between a stored job description and the current one, in words."""
+    if old.get("format") != FORMAT:
+        return f"it has an unknown format ({old.get('format')!r})"
+    if old.get("input", {}).get("path") != new["input"]["path"]:
+        return f"it belongs to another input ({old.get('input', {}).get('path')})"
+    if old.get("input") != new["input"]:
+        return "the input changed since the interrupted run (size or modification time differ)"
+    if old.get("model") != new["model"]:
+        return "it was made with another model or --flow/--frames setting"
+    for key, value in new["options"].items():
+        if old.get("options", {}).get(key) != value:
+            return f"it was made with {key}={old.get('options', {}).get(key)!r}, now {key}={value!r}"
+    return None
+
+
+def _load_manifest(work: Path) -> dict | None:
+    try:
+        data = json.loads((work / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("segments"), list):
+        return None
+    return data
+
+
+def _finished_segments(work: Path, manifest: dict, segment_frames: int) -> list[dict]:
+    """Recorded segments that are contiguous from frame 0 and still on disk."""
+    kept, start = [], 0
+    for seg in manifest["segments"]:
+        try:
+            ok = (seg["start"] == start and seg["frames"] >= 1 and (work / seg["file"]).is_file()
+                  and (work / seg["file"]).stat().st_size > 0)
+        except (KeyError, TypeError, OSError):
+            ok = False
+        if not ok:
+            break
+        kept.append(seg)
+        start += seg["frames"]
+        if seg["frames"] != segment_frames:  # only the last segment may be short
+            break
+    return kept
+
+
+def _prepare_work_dir(work: Path, job: dict, dst: Path, overwrite: bool) -> dict:
+    """Load and check the manifest of an interrupted run, or start a new one."""
+    if work.exists() and not work.is_dir():
+        raise OutputError(f"cannot resume {dst}: {work} is a file, not the resume folder; remove it")
+    if work.is_dir():
+        old = _load_manifest(work)
+        problem = "its manifest is missing or damaged" if old is None else _mismatch(old, job)
+        if problem is None:
+            segments = _finished_segments(work, old, job["options"]["segment_frames"])
+            complete = bool(old.get("complete")) and len(segments) == len(old["segments"])
+            manifest = {**job, "segments": segments, "complete": complete}
+            keep = {MANIFEST} | {s["file"] for s in segments}
+            for p in work.iterdir():  # partial segment of the killed run, stale temp files
+                if p.name not in keep:
+                    _remove(p)
+            _write_json(work / MANIFEST, manifest)
+            return manifest
+        if not overwrite:
+            raise UsageError(f"cannot resume {dst} from {work}: {problem}; use --overwrite to discard it and "
+                             f"start over")
+        shutil.rmtree(work, ignore_errors=True)
+    try:
+        work.mkdir()
+        manifest = {**job, "segments": [], "complete": False}
+        _write_json(work / MANIFEST, manifest)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise OutputError(f"cannot create resume folder {work}: {describe_os_error(exc)}") from exc
+    return manifest
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def check_leftover(dst: str | os.PathLike[str], overwrite: bool) -> None:
+    """For a run *without* resume: refuse to silently ignore an interrupted resumable run of the
+    same output (UsageError) unless ``overwrite``, which discards it."""
+    work = work_dir_for(dst)
+    if not work.exists():
+        return
+    if overwrite:
+        _remove(work)
+        return
+    raise UsageError(f"{dst}: an interrupted --resume run left its segments in {work}; add --resume to "
+                     f"continue it, or --overwrite to discard it")
+
+
+def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                      codec: str = "libx264", crf: int = 18, preset: str = "medium", overwrite: bool = False,
+                      segment_frames: int = DEFAULT_SEGMENT_FRAMES, progress: bool = True,
+                      on_segment: Callable[[int, int], None] | None = None) -> dict:
+    """Enhance ``src`` into the video ``dst`` in resumable segments (see the module docstring).
+
+    Args:
+        enhancer: a :class:`stpr.enhance.Enhancer`.
+        overwrite: replace an existing ``dst``, and discard resume data that does not match.
+        segment_frames: frames per segment.
+        on_segment: called as ``on_segment(segments_done, frames_done)`` after each segment is
+            safely on disk (progress reporting; tests use it to interrupt a run).
+
+    Returns:
+        {"frames", "seconds", "fps" (frames enhanced by this call per second), "resumed_from"
+        (first frame enhanced by this call), "segments"}
+    """
+    src, dst = Path(src), Path(dst)
+    if segment_frames < 1:
+        raise UsageError(f"--segment-frames must be >= 1, got {segment_frames}")
+    if dst.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise UsageError(f"--resume needs a video output ({', '.join(sorted(VIDEO_EXTENSIONS))}), got {dst}")
+    t0 = time.perf_counter()
+    work = work_dir_for(dst)
+    with open_input(src) as reader:
+        info = reader.info
+        check_output_target(dst, [src, info.path], overwrite=overwrite)
+        codec = resolve_video_codec(dst, codec)
+        suffix = segment_container_suffix(codec)
+        job = {
+            "format": FORMAT,
+            "output": str(dst.resolve()),
+            "input": input_fingerprint(src),
+            "model": model_fingerprint(enhancer.model),
+            "options": {"codec": codec, "crf": crf, "preset": preset, "segment_frames": segment_frames,
+                        "tile": enhancer.tile, "tile_overlap": enhancer.tile_overlap,
+                        "memory_mb": enhancer.memory_mb if enhancer.tile is None else None},
+        }
+        manifest = _prepare_work_dir(work, job, dst, overwrite)
+        segments: list[dict] = manifest["segments"]
+        start = sum(s["frames"] for s in segments)
+        total = start
+        if not manifest["complete"]:
+            try:
+                total = _enhance_segments(
+                    enhancer, reader, info, work, manifest, segment_frames, progress, on_segment,
+                    lambda k: open_segment_writer(work / f"seg_{k:05d}{suffix}", info, codec=codec, crf=crf,
+                                                  preset=preset),
+                )
+            except BaseException:
+                if not segments:  # nothing worth keeping
+                    shutil.rmtree(work, ignore_errors=True)
+                raise
+    try:
+        frames = concat_segments([work / s["file"] for s in segments], dst, info,
+                                 source=src if info.kind == "video" else None, overwrite=overwrite)
+    except OutputError as exc:
+        raise OutputError(f"{exc}; the finished segments are kept in {work}: run again with --resume") from exc
+    if frames != total:  # pragma: no cover - a segment file lost packets
+        raise OutputError(f"{dst}: joined {frames} frames from the segments, expected {total}")
+    shutil.rmtree(work, ignore_errors=True)
+    secs = time.perf_counter() - t0
+    return {"frames": total, "seconds": secs, "fps": (total - start) / secs if secs > 0 else 0.0,
+            "resumed_from": start, "segments": len(segments)}
+
+
+def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: dict, segment_frames: int,
+                      progress: bool, on_segment, open_writer) -> int:
+    """Enhance the frames after the finished segments into new segment files (``open_writer(k)``
+    opens segment k); returns the total number of frames of the input."""
+    segments: list[dict] = manifest["segments"]
+    start = sum(s["frames"] for s in segments)
+    # Context for the first frame: the temporal window reaches T // 2 frames back.
+    warm = min(enhancer.model.cfg.frames // 2, start)
+    first = start - warm
+    fps = Fraction(info.fps) if info.fps else DEFAULT_FPS
+    meta: deque = deque()
+
+    def frames():
+        for f in reader:
+            if f.index < first:
+                continue  # decoded (to find the position) but not enhanced
+            meta.append(f)
+            yield f.rgb
+
+    writer = None
+    n = start
+
+    def finish_segment():
+        nonlocal writer
+        w, writer = writer, None
+        count = w.frames_written
+        w.close()
+        segments.append({"file": w.path.name, "start": n - count, "frames": count})
+        _write_json(work / MANIFEST, manifest)
+        if on_segment is not None:
+            on_segment(len(segments), n)
+
+    try:
+        with tqdm(total=info.num_frames, initial=start, unit="frame", disable=not progress, desc="enhance",
+                  dynamic_ncols=True) as bar:
+            for i, out in enumerate(enhancer.enhance_frames(frames())):
+                m = meta.popleft()
+                if i < warm:
+                    continue
+                if writer is None:
+                    writer = open_writer(len(segments))
+                if m.pts is None:  # frames from images: number them, as the single-pass writer does
+                    pts, tb = m.index, 1 / fps
+                else:
+                    pts, tb = m.pts, m.time_base
+                writer.write(Frame(rgb=out, pts=pts, time_base=tb, index=m.index))
+                n += 1
+                bar.update(1)
+                if writer.frames_written == segment_frames:
+                    finish_segment()
+            if writer is not None:
+                finish_segment()
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort()
+        if isinstance(exc, OutputError) and segments:
+            raise OutputError(f"{exc}; {len(segments)} finished segment(s) kept in {work}: run again with "
+                              f"--resume to continue") from exc
+        raise
+    if n == 0:
+        raise InputError(f"{info.path}: no video frames to enhance")
+    manifest["complete"] = True
+    _write_json(work / MANIFEST, manifest)
+    return n
