@@ -654,7 +654,8 @@ def test_sigterm_mid_run_leaves_nothing(tmp_path, weights):
 @pytest.fixture()
 def long_clip(tmp_path) -> Path:
     src = tmp_path / "long clip.mp4"
-    write_test_video(src, dark_clip(n=23, h=32, w=48, seed=5), fps=25, audio_seconds=23 / 25, rotation=90)
+    # 30 fps: 5-frame segments start at times that are not whole milliseconds
+    write_test_video(src, dark_clip(n=23, h=32, w=48, seed=5), fps=30, audio_seconds=23 / 30, rotation=90)
     return src
 
 
@@ -707,7 +708,11 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, weights, capsys, monke
     for a, b in zip(frames_a, frames_b):
         assert np.array_equal(a, b)
     assert audio_packets(dst) == audio_packets(full) == audio_packets(long_clip)
-    assert out_info(dst)[0].rotation == 90
+    info = out_info(dst)[0]
+    assert info.rotation == 90 and info.fps == 30
+    with av.open(str(dst)) as a, av.open(str(long_clip)) as b:  # no long frame at a segment join
+        assert a.streams.video[0].duration * a.streams.video[0].time_base == \
+            b.streams.video[0].duration * b.streams.video[0].time_base
     # and close to a single-pass run (segment joins only change where key frames are)
     single = tmp_path / "single.mp4"
     assert cli(capsys, long_clip, single, weights)[0] == 0

@@ -788,6 +788,8 @@ def _rgb_to_video_frame(
 
 # FFmpeg muxer for each video output extension.
 _FORMAT_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
+# Muxers that take H.264/HEVC as an Annex B byte stream rather than MP4-style length prefixes.
+_ANNEXB_FORMATS = {"avi", "mpegts", "h264", "hevc"}
 
 
 def _choose_encoder(codec: str, out: av.container.OutputContainer, final: Path) -> str:
@@ -1071,29 +1073,70 @@ class _ConcatWriter(_VideoWriter):
             if tmpl.codec_context.name not in self._out.supported_codecs:
                 raise OutputError(f"{self._final}: a {self._final.suffix} file cannot hold {tmpl.codec_context.name}")
             self._vstream = self._out.add_stream_from_template(tmpl)
+            # Segments hold H.264/HEVC as in MP4 (length-prefixed); AVI and friends want Annex B.
+            self._bsf = None
+            name = tmpl.codec_context.name
+            if self._out.format.name in _ANNEXB_FORMATS and name in ("h264", "hevc"):
+                self._bsf = av.bitstream.BitStreamFilterContext(f"{name}_mp4toannexb", tmpl, self._vstream)
+        fps = Fraction(self._info.fps) if self._info.fps else DEFAULT_FPS
+        self._vstream.codec_context.framerate = fps  # not the template's (one short segment's) rate
         if self._out.format.name == "avi":  # constant frame rate: see _VideoWriter._setup
-            self._vstream.time_base = 1 / (Fraction(self._info.fps) if self._info.fps else DEFAULT_FPS)
+            self._vstream.time_base = 1 / fps
+            if self._info.rotation:
+                warnings.warn(
+                    f"{self._final.suffix} cannot store the rotation tag; output will play unrotated", stacklevel=4
+                )
         elif self._info.rotation:
             self._vstream.set_display_rotation(self._info.rotation)
         self._last_dts: Fraction | None = None
+        self._delay: Fraction | None = None  # the stream's decode delay, see _segment_delay
         self._setup_carry(source)
+
+    @staticmethod
+    def _segment_delay(path: Path) -> Fraction:
+        """How far (seconds) decoding runs ahead of presentation at the start of a segment: the
+        encoder's reorder delay, which is shorter in a segment too short for B-frames."""
+        with av.open(str(path)) as seg:
+            for packet in seg.demux(seg.streams.video[0]):
+                if packet.size and packet.pts is not None and packet.dts is not None:
+                    return max(Fraction(0), (packet.pts - packet.dts) * Fraction(packet.time_base))
+        return Fraction(0)
+
+    def set_delay(self, delay: Fraction) -> None:
+        """Decode delay (seconds) to give every segment: decode timestamps of a segment with a
+        shorter delay are moved earlier by the difference, so they continue smoothly from the
+        previous segment instead of jumping (which MP4 would turn into a long frame)."""
+        self._delay = Fraction(delay)
 
     def _write(self, frame: Frame) -> None:  # pragma: no cover - segments only
         raise OutputError(f"{self._final}: frames cannot be written to a segment join")
 
-    def add_segment(self, path: Path) -> int:
-        """Append every video packet of one segment file; returns the number of packets."""
+    def add_segment(self, path: Path, offset: Fraction = Fraction(0)) -> int:
+        """Append every video packet of one segment file, ``offset`` seconds later than stored;
+        returns the number of packets."""
         if self._done:
             raise OutputError(f"{self._final}: add_segment() after close()/abort()")
         count = 0
         try:
+            dts_back = 0
+            if self._delay is not None:
+                dts_back = self._delay - self._segment_delay(path)
             with av.open(str(path)) as seg:
-                for packet in seg.demux(seg.streams.video[0]):
+                stream = seg.streams.video[0]
+                tb = Fraction(stream.time_base)
+                shift = round(Fraction(offset) / tb)
+                dts_shift = shift - max(0, round(dts_back / tb))
+                for packet in seg.demux(stream):
                     if packet.size == 0:  # demuxer flush packet
                         continue
-                    self._keep_dts_increasing(packet)
-                    packet.stream = self._vstream
-                    self._mux_video(packet)
+                    if packet.pts is not None:
+                        packet.pts += shift
+                    if packet.dts is not None:
+                        packet.dts += dts_shift
+                    for out in self._bsf.filter(packet) if self._bsf is not None else [packet]:
+                        self._keep_dts_increasing(out)
+                        out.stream = self._vstream
+                        self._mux_video(out)
                     count += 1
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write {self._final} from segment {path.name}: {describe_os_error(exc)}") from exc
@@ -1159,9 +1202,13 @@ def concat_segments(
     *,
     source: Path | None = None,
     overwrite: bool = False,
+    offsets: list[Fraction] | None = None,
 ) -> int:
     """Join segment files (from :func:`open_segment_writer`) into the video ``path`` without
     re-encoding, copying audio/subtitles from ``source``; returns the number of frames.
+
+    ``offsets`` (seconds, one per segment) are added to each segment's timestamps: segments
+    are written starting at time 0, which MP4 stores exactly.
 
     The output appears under its final name only once complete, like :func:`open_output`.
     """
@@ -1175,8 +1222,9 @@ def concat_segments(
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
     with writer:
-        for seg in segments:
-            writer.add_segment(seg)
+        writer.set_delay(max(writer._segment_delay(seg) for seg in segments))
+        for seg, offset in zip(segments, offsets or [Fraction(0)] * len(segments)):
+            writer.add_segment(seg, offset)
     return writer.frames_written
 
 

@@ -132,8 +132,8 @@ def _finished_segments(work: Path, manifest: dict, segment_frames: int) -> list[
     for seg in manifest["segments"]:
         try:
             ok = (seg["start"] == start and seg["frames"] >= 1 and (work / seg["file"]).is_file()
-                  and (work / seg["file"]).stat().st_size > 0)
-        except (KeyError, TypeError, OSError):
+                  and (work / seg["file"]).stat().st_size > 0 and Fraction(seg["pts_offset"]) >= 0)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, OSError):
             ok = False
         if not ok:
             break
@@ -232,9 +232,11 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
             "output": str(dst.resolve()),
             "input": input_fingerprint(src),
             "model": model_fingerprint(enhancer.model),
+            # The tile size actually used for these frames (from --tile or --memory-mb): tiles
+            # change the pixels slightly, a budget that does not change them does not matter.
             "options": {"codec": codec, "crf": crf, "preset": preset, "segment_frames": segment_frames,
-                        "tile": enhancer.tile, "tile_overlap": enhancer.tile_overlap,
-                        "memory_mb": enhancer.memory_mb if enhancer.tile is None else None},
+                        "tile": enhancer.tile_size_for(info.height, info.width),
+                        "tile_overlap": enhancer.tile_overlap},
         }
         manifest = _prepare_work_dir(work, job, dst, overwrite)
         segments: list[dict] = manifest["segments"]
@@ -253,7 +255,8 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
                 raise
     try:
         frames = concat_segments([work / s["file"] for s in segments], dst, info,
-                                 source=src if info.kind == "video" else None, overwrite=overwrite)
+                                 source=src if info.kind == "video" else None, overwrite=overwrite,
+                                 offsets=[Fraction(s["pts_offset"]) for s in segments])
     except OutputError as exc:
         raise OutputError(f"{exc}; the finished segments are kept in {work}: run again with --resume") from exc
     if frames != total:  # pragma: no cover - a segment file lost packets
@@ -284,6 +287,7 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
             yield f.rgb
 
     writer = None
+    offset: tuple[int, Fraction] = (0, Fraction(0))  # first pts of the segment being written, its time base
     n = start
 
     def finish_segment():
@@ -291,7 +295,8 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
         w, writer = writer, None
         count = w.frames_written
         w.close()
-        segments.append({"file": w.path.name, "start": n - count, "frames": count})
+        segments.append({"file": w.path.name, "start": n - count, "frames": count,
+                         "pts_offset": str(offset[0] * offset[1])})
         _write_json(work / MANIFEST, manifest)
         if on_segment is not None:
             on_segment(len(segments), n)
@@ -303,13 +308,16 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
                 m = meta.popleft()
                 if i < warm:
                     continue
-                if writer is None:
-                    writer = open_writer(len(segments))
-                if m.pts is None:  # frames from images: number them, as the single-pass writer does
+                if m.pts is None or m.time_base is None:  # images: numbered, as the single-pass writer does
                     pts, tb = m.index, 1 / fps
                 else:
-                    pts, tb = m.pts, m.time_base
-                writer.write(Frame(rgb=out, pts=pts, time_base=tb, index=m.index))
+                    pts, tb = m.pts, Fraction(m.time_base)
+                if writer is None:
+                    writer = open_writer(len(segments))
+                    offset = (pts, tb)
+                # Each segment file starts at time 0 and the join adds the offset back: MP4 would
+                # store a late start as an edit list in milliseconds, which rounds timestamps.
+                writer.write(Frame(rgb=out, pts=pts - offset[0], time_base=tb, index=m.index))
                 n += 1
                 bar.update(1)
                 if writer.frames_written == segment_frames:
