@@ -84,12 +84,16 @@ def test_tiled_output_close_to_whole_frame():
 
 
 def test_tile_starts_cover_everything():
-    for size, tile, ov in [(100, 64, 16), (64, 64, 16), (30, 64, 16), (257, 96, 32)]:
-        starts = _tile_starts(size, tile, ov)
-        covered = np.zeros(size, bool)
+    for size, tile, ov, mult in [(100, 64, 16, 1), (64, 64, 16, 32), (30, 64, 16, 32), (257, 96, 32, 32),
+                                 (2160, 1440, 32, 32), (3840, 1440, 32, 32), (1000, 200, 50, 7)]:
+        length, starts = _tile_starts(size, tile, ov, mult)
+        assert length <= max(tile, 1) or length == size
+        covered = np.zeros(size, int)
         for s in starts:
-            covered[s:s + tile] = True
-        assert covered.all() and starts[0] == 0
+            covered[s:s + length] += 1
+        assert covered.min() >= 1 and starts[0] == 0 and starts[-1] + length == size
+        # neighbouring tiles overlap by at least the requested overlap
+        assert all(b - a <= length - ov for a, b in zip(starts, starts[1:]))
 
 
 def test_frame_size_change_is_an_input_error():

@@ -9,6 +9,7 @@ share the whole frame's brightness statistics, so they agree on exposure.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,13 +75,19 @@ class _Tile:
     weight: torch.Tensor  # (1, 1, h, w) feathering weight
 
 
-def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+def _tile_starts(size: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
+    """Split one axis of ``size`` pixels into as few tiles of at most ``tile`` pixels as an overlap
+    of at least ``overlap`` allows, spread evenly. Tiles are shrunk to the smallest multiple of
+    ``multiple`` that still covers the axis, so little work goes into padding and double overlaps.
+
+    Returns (tile length, start offsets).
+    """
     if tile >= size:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, size - tile, step))
-    starts.append(size - tile)
-    return starts
+        return size, [0]
+    n = math.ceil((size - overlap) / (tile - overlap))
+    length = min(tile, math.ceil((size + (n - 1) * overlap) / n / multiple) * multiple)
+    length = max(length, math.ceil((size + (n - 1) * overlap) / n))
+    return length, [round(i * (size - length) / (n - 1)) for i in range(n)]
 
 
 def _feather(h: int, w: int, overlap: int, top: bool, bottom: bool, left: bool, right: bool) -> torch.Tensor:
@@ -146,11 +153,11 @@ class Enhancer:
         if t == 0:
             return [_Tile(0, 0, h, w, _WindowStream(self.model), torch.ones(1, 1, h, w))]
         ov = min(self.tile_overlap, t // 2)
-        ys, xs = _tile_starts(h, t, ov), _tile_starts(w, t, ov)
+        th, ys = _tile_starts(h, t, ov, self.model.multiple)
+        tw, xs = _tile_starts(w, t, ov, self.model.multiple)
         tiles = []
         for y0 in ys:
             for x0 in xs:
-                th, tw = min(t, h), min(t, w)
                 wgt = _feather(th, tw, ov, y0 > 0, y0 + th < h, x0 > 0, x0 + tw < w)
                 tiles.append(_Tile(y0, x0, th, tw, _WindowStream(self.model), wgt))
         return tiles
