@@ -7,35 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from stpr.batch import find_inputs, format_table, run_batch
-from stpr.checkpoint import save_model
 from stpr.cli import main
 from stpr.errors import InputError, UsageError
 from stpr.io import write_test_video
-from stpr.models.stpr_arch import STPR, STPRConfig
+
+from helpers import save_weights, tiny
 
 # Ray Data itself touches deprecated DataContext fields.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_hidden=8, prrd_growth=4, prrd_layers=2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(STPR(STPRConfig(**TINY)), path)
-    return path
+    """Overrides conftest's: an untrained tiny model (output heads still zero)."""
+    return save_weights(tmp_path_factory, tiny())
 
 
 def make_videos(folder: Path) -> Path:

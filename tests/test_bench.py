@@ -5,24 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from stpr.bench import format_table, make_clip, matmul_peak_gflops, model_gflops, parse_sizes
-from stpr.checkpoint import save_model
 from stpr.cli import main
 from stpr.errors import UsageError
 from stpr.io import open_input
-from stpr.models.stpr_arch import STPR, STPRConfig
 
-TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_hidden=8, prrd_growth=4, prrd_layers=2)
+from helpers import save_weights, tiny
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(STPR(STPRConfig(**TINY)), path)
-    return path
+    """Overrides conftest's: an untrained tiny model (output heads still zero)."""
+    return save_weights(tmp_path_factory, tiny())
 
 
 def test_parse_sizes():

@@ -11,23 +11,16 @@ from safetensors.torch import load_file, save_file
 
 from stpr.checkpoint import load_model, read_metadata, save_model
 from stpr.errors import ModelError
-from stpr.models.stpr_arch import STPR, STPRConfig
+from stpr.models.stpr_arch import STPR
 
-TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_levels=4, flow_hidden=8, prrd_growth=4, prrd_layers=2)
+from helpers import tiny
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def trained_like(seed: int = 0, **kw) -> STPR:
     """A tiny model whose parameters are all non-trivial (zero-initialised layers included)."""
-    torch.manual_seed(seed)
-    model = STPR(STPRConfig(**{**TINY, **kw}))
+    model = tiny(seed, **kw)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from stpr.checkpoint import save_model
 from stpr.cli import default_output, main
 from stpr.io import write_test_video
 
-from test_enhance import dark_clip, tiny_model
+from helpers import dark_clip
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared 2-core machine: more threads only add contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(tiny_model(), path)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()

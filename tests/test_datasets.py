@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,36 +13,9 @@ from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, Synthet
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
 from stpr.models.warp import flow_warp, resize_flow
 
+from helpers import make_lol, texture, write_rgb
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def texture(h: int, w: int, seed: int, sigma: float = 2.0) -> np.ndarray:
-    """Smooth random RGB texture, uint8, with plenty of contrast."""
-    rng = np.random.default_rng(seed)
-    img = cv2.GaussianBlur(rng.uniform(0, 255, (h, w, 3)).astype(np.float32), (0, 0), sigma)
-    return np.clip((img - img.mean()) * 5 + 128, 0, 255).astype(np.uint8)
-
-
-def write_rgb(path: Path, img: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-
-
-def make_lol(root: Path, names=("1", "2", "3"), h: int = 48, w: int = 64) -> Path:
-    """LOL-style folder: low/<name>.png, high/<name>.png with low = high * 0.1 + noise."""
-    rng = np.random.default_rng(0)
-    for k, n in enumerate(names):
-        high = texture(h, w, seed=k)
-        low = np.clip(high * 0.1 + rng.normal(0, 2.0, high.shape), 0, 255).astype(np.uint8)
-        write_rgb(root / "low" / f"{n}.png", low)
-        write_rgb(root / "high" / f"{n}.png", high)
-    return root
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def check_sample(s: dict, n: int, crop: int) -> None:
@@ -128,11 +100,6 @@ def test_lol_split_holds_out_highest_numbers(tmp_path):
 def test_lol_split_without_validation(tmp_path):
     make_lol(tmp_path / "lol", names=("1", "2"), h=16, w=16)
     assert lol_split(tmp_path / "lol", 0) == (["1", "2"], [])
-
-
-@pytest.fixture(scope="module")
-def lol_root(tmp_path_factory):
-    return make_lol(tmp_path_factory.mktemp("lol"))
 
 
 def test_lol_clips_keys_shapes_and_seeding(lol_root):

@@ -3,7 +3,6 @@ process on the same global batch, the ranks stay identical, and a distributed ru
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -11,8 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -20,7 +17,7 @@ from safetensors.torch import load_file
 from stpr import distributed as D
 from stpr.train import TrainConfig, _StepSampler, train
 
-TINY = dict(channels=8, flow_channels=[4, 4, 4, 4], flow_levels=4, flow_hidden=8, prrd_growth=4, prrd_layers=2)
+from helpers import TINY, assert_close, read_log
 
 # Runs stpr.train exactly as `python -m stpr.train ARGS` does, and afterwards dumps this rank's own
 # copy of the weights (non-zero ranks save nothing), so the test can compare ranks.
@@ -49,22 +46,6 @@ WORKER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def lol_root(tmp_path_factory) -> Path:
-    """Three 64x48 LOL-style pairs: low = high * 0.1 + noise (as in test_train)."""
-    root = tmp_path_factory.mktemp("lol")
-    (root / "low").mkdir()
-    (root / "high").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(1, 4):
-        high = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64, 3)).astype(np.float32), (0, 0), 2)
-        high = np.clip((high - high.mean()) * 4 + 128, 0, 255)
-        low = np.clip(high * 0.1 + rng.normal(0, 2.0, high.shape), 0, 255)
-        cv2.imwrite(str(root / "low" / f"{i}.png"), low.astype(np.uint8))
-        cv2.imwrite(str(root / "high" / f"{i}.png"), high.astype(np.uint8))
-    return root
-
-
 def cfg_dict(out: Path, lol_root: Path, steps: int) -> dict:
     # batch 3 over 2 ranks: unequal shares (2 + 1), the hardest case for the loss scaling. During the
     # warm-up (3 steps) the learning rate does not depend on the total steps, so 2 steps + resume to 3
@@ -83,17 +64,6 @@ def torchrun(tmp_path: Path, cfg_path: Path, dump: Path, *extra: str) -> subproc
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
            "--config", str(cfg_path), "--quiet", *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-
-
-def read_log(run: Path) -> list[dict]:
-    with open(run / "log.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def assert_close(a: dict, b: dict, atol: float):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.allclose(a[k], b[k], rtol=0, atol=atol), (k, (a[k] - b[k]).abs().max().item())
 
 
 def test_shards_cover_the_global_batch():

@@ -9,47 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from stpr.checkpoint import save_model
 from stpr.enhance import Enhancer, _tile_starts
 from stpr.io import write_test_video
-from stpr.models.stpr_arch import STPR, STPRConfig
 
-TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_hidden=8, prrd_growth=4, prrd_layers=2)
+from helpers import dark_clip, tiny_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared 2-core machine: more threads only add contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def tiny_model(seed: int = 0, **kw) -> STPR:
-    torch.manual_seed(seed)
-    m = STPR(STPRConfig(**{**TINY, **kw}))
-    # The output heads start at zero; give them weights so the tests see a real network.
-    with torch.no_grad():
-        rec = m.reconstruction
-        for layer in (rec.residual, rec.local_gain, rec.global_gain[-1]):
-            layer.weight.normal_(0, 0.05)
-        for head in m.flow_net.heads:
-            head[-1].weight.normal_(0, 0.01)
-    return m.eval()
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(tiny_model(), path)
-    return path
-
-
-def dark_clip(n=6, h=40, w=56, seed=0):
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 50, size=(h, w, 3))
-    return np.stack([np.clip(base + rng.integers(-5, 6, size=base.shape), 0, 255) for _ in range(n)]).astype(np.uint8)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_streaming_matches_clip_reference():

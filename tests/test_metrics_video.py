@@ -7,21 +7,9 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from stpr.metrics.video import (
-    flicker_ratio,
-    frame_brightness,
-    lpips_or_none,
-    lpips_status,
-    mabd,
-    mabd_mse,
-    mean_brightness,
-    psnr_rgb,
-    psnr_y,
-    sequence_flows,
-    ssim_rgb,
-    ssim_y,
-    warping_error,
-)
+from stpr.metrics import (flicker_ratio, lpips_or_none, mabd, mabd_mse, mean_brightness, psnr_rgb, psnr_y,
+                          sequence_flows, ssim_rgb, ssim_y, warping_error)
+from stpr.metrics.video import frame_brightness, lpips_status  # not re-exported by stpr.metrics
 
 Y = np.array([0.299, 0.587, 0.114])
 

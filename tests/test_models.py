@@ -12,22 +12,9 @@ from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
 from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
 
-TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_levels=4, flow_hidden=8, prrd_growth=4, prrd_layers=2)
+from helpers import tiny
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test machine is shared with other CPU-heavy jobs; intra-op thread sync then costs far more
-    # than these tiny convolutions.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def tiny(seed: int = 0, **kw) -> STPR:
-    torch.manual_seed(seed)
-    return STPR(STPRConfig(**{**TINY, **kw}))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def wake(model: STPR, std: float = 0.05, seed: int = 0) -> STPR:

@@ -13,17 +13,11 @@ from stpr.data.synthesis import DarkParams, darken_clip, darken_frame
 from stpr.enhance import Enhancer
 from stpr.metrics import psnr, psnr_rgb, psnr_y, ssim, ssim_rgb, ssim_y
 
-from test_enhance import tiny_model
+from helpers import tiny_model
 
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

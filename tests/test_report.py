@@ -8,28 +8,19 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from stpr.checkpoint import save_model
 from stpr.cli import main
 from stpr.io import write_test_video
-from stpr.models.stpr_arch import STPR, STPRConfig
 
-TINY = dict(channels=8, flow_channels=(4, 4, 4, 4), flow_hidden=8, prrd_growth=4, prrd_layers=2)
+from helpers import save_weights, tiny_model
+
 ALL = ["stpr", "stpr-perframe", "gamma-clahe", "gamma-clahe-temporal", "lime"]
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    m = STPR(STPRConfig(**TINY))
-    with torch.no_grad():
-        rec = m.reconstruction
-        for layer in (rec.residual, rec.local_gain, rec.global_gain[-1]):
-            layer.weight.normal_(0, 0.05)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(m, path)
-    return path
+    """Overrides conftest's: reconstruction heads woken, flow heads left at zero."""
+    return save_weights(tmp_path_factory, tiny_model(flow_heads=False))
 
 
 def clean_clip(n=4, h=40, w=48, seed=0):

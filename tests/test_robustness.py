@@ -38,22 +38,9 @@ from stpr.io import open_input, write_test_video
 from stpr.models.stpr_arch import STPR
 from stpr.resume import work_dir_for
 
-from test_enhance import dark_clip, tiny_model
+from helpers import dark_clip, tiny_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(tiny_model(), path)
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------------------- helpers

@@ -3,12 +3,9 @@ config overrides and the ``stpr train`` command."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -19,31 +16,9 @@ from stpr.cli import main
 from stpr.errors import UsageError
 from stpr.train import TrainConfig, load_config, lr_at, train
 
-TINY = dict(channels=8, flow_channels=[4, 4, 4, 4], flow_levels=4, flow_hidden=8, prrd_growth=4, prrd_layers=2)
+from helpers import TINY, assert_close, read_log
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def lol_root(tmp_path_factory) -> Path:
-    """Three 64x48 LOL-style pairs: low = high * 0.1 + noise."""
-    root = tmp_path_factory.mktemp("lol")
-    (root / "low").mkdir()
-    (root / "high").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(1, 4):
-        high = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64, 3)).astype(np.float32), (0, 0), 2)
-        high = np.clip((high - high.mean()) * 4 + 128, 0, 255)
-        low = np.clip(high * 0.1 + rng.normal(0, 2.0, high.shape), 0, 255)
-        cv2.imwrite(str(root / "low" / f"{i}.png"), low.astype(np.uint8))
-        cv2.imwrite(str(root / "high" / f"{i}.png"), high.astype(np.uint8))
-    return root
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_cfg(out: Path, lol_root: Path, steps: int, **kw) -> TrainConfig:
@@ -52,19 +27,12 @@ def tiny_cfg(out: Path, lol_root: Path, steps: int, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def read_log(run: Path) -> list[dict]:
-    with open(run / "log.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def weights(run: Path) -> dict:
     return load_file(str(run / "last.safetensors"))
 
 
 def assert_same_weights(a: dict, b: dict):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.allclose(a[k], b[k], rtol=0, atol=1e-7), (k, (a[k] - b[k]).abs().max().item())
+    assert_close(a, b, atol=1e-7)
 
 
 # ------------------------------------------------------------------------------------- train / resume
