@@ -20,8 +20,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def check_sample(s: dict, n: int, crop: int) -> None:
     q = crop // 4
-    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid"}
+    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid", "stats"}
     assert s["low"].shape == s["high"].shape == (n, 3, crop, crop)
+    assert s["stats"].shape == (n, 5)
     assert s["flow_fw"].shape == s["flow_bw"].shape == (n - 1, 2, q, q)
     assert s["flow_valid"].shape == (n - 1, 1, q, q)
     for k, v in s.items():
@@ -299,3 +300,16 @@ def test_synthetic_video_clips_small_crop():
     video = np.stack([texture(48, 48, seed=t) for t in range(6)])
     s = SyntheticVideoClips([video], frames=4, crop=32, length=2, h264_prob=0.0)[0]
     check_sample(s, 4, 32)
+
+
+def test_lol_clip_stats_describe_the_whole_image(lol_root):
+    """Crops carry the whole low image's exposure statistics, as tiles do at inference."""
+    from stpr.data.datasets import read_rgb
+    from stpr.models.common import frame_stats
+
+    ds = LOLClips(lol_root, ["1"], frames=3, crop=32, length=4, seed=0)
+    low = read_rgb(next((lol_root / "low").glob("1.*")))
+    full = frame_stats(torch.from_numpy(low).permute(2, 0, 1)[None].float() / 255.0)[0]
+    s = ds[0]
+    assert torch.allclose(s["stats"], full.expand(3, -1))
+    assert not torch.allclose(frame_stats(s["low"][:1])[0], full)  # a crop alone would differ

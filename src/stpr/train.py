@@ -281,7 +281,7 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     low, high = batch["low"], batch["high"]
     n = low.shape[1]
     centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
-    outs, auxes = forward(low, centers)
+    outs, auxes = forward(low, centers, batch.get("stats"))
     rec = reduce.mean(sum(charbonnier(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
     sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl
@@ -322,8 +322,8 @@ class _ClipForward(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, low: torch.Tensor, centers: list[int]):
-        return self.model.forward_clip(low, centers)
+    def forward(self, low: torch.Tensor, centers: list[int], stats: torch.Tensor | None = None):
+        return self.model.forward_clip(low, centers, stats)
 
 
 def _has_unused_parameters(model: STPR, crop: int) -> bool:

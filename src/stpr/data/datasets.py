@@ -2,7 +2,8 @@
 
 Every sample is a short clip of N frames: ``{"low": (N, 3, S, S), "high": (N, 3, S, S),
 "flow_fw": (N-1, 2, S/4, S/4), "flow_bw": (N-1, 2, S/4, S/4), "flow_valid": (N-1, 1, S/4, S/4)}``
-as float tensors in [0, 1]; ``flow_fw[i]`` is the teacher flow frame i -> i+1 and ``flow_bw[i]``
+as float tensors in [0, 1], plus ``"stats": (N, 5)`` whole-frame exposure statistics (see
+``STPR.forward_clip``); ``flow_fw[i]`` is the teacher flow frame i -> i+1 and ``flow_bw[i]``
 frame i+1 -> i, at 1/4 resolution in 1/4-resolution pixels.
 
 Sources:
@@ -24,6 +25,7 @@ import torch
 
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
 from stpr.data.synthesis import darken_clip, sample_params
+from stpr.models.common import frame_stats
 from stpr.models.flow_arch import dis_flow
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -112,6 +114,9 @@ def _finish(sample: dict) -> dict:
     out = {"low": _to_tensor(sample["low"]), "high": _to_tensor(sample["high"])}
     for k in ("flow_fw", "flow_bw", "flow_valid"):
         out[k] = torch.from_numpy(np.ascontiguousarray(sample[k])).float()
+    # Whole-frame exposure statistics (see STPR.forward_clip); from the crop when the source has no
+    # larger frame to offer.
+    out["stats"] = sample["stats"] if "stats" in sample else frame_stats(out["low"])
     return out
 
 
@@ -172,14 +177,14 @@ class LOLClips(torch.utils.data.Dataset):
             low = read_rgb(next((root / "low").glob(n + ".*")))
             high = read_rgb(next((root / "high").glob(n + ".*")))
             den, nm = fit_noise(low)
-            self.items.append((low, den, nm, high))
+            self.items.append((low, den, nm, high, frame_stats(_to_tensor(low[None]))[0]))
 
     def __len__(self):
         return self.length
 
     def __getitem__(self, i: int) -> dict:
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        low, den, nm, high = self.items[rng.integers(len(self.items))]
+        low, den, nm, high, stats = self.items[rng.integers(len(self.items))]
         n, s = self.frames, self.crop
         mats = random_trajectory(n, s, low.shape[:2], rng)
         real_idx = rng.integers(n + 1)  # == n: no frame keeps the real noise
@@ -196,7 +201,7 @@ class LOLClips(torch.utils.data.Dataset):
         fw = np.stack([affine_flow(mats[t], mats[t + 1], s, 0.25) for t in range(n - 1)])
         bw = np.stack([affine_flow(mats[t + 1], mats[t], s, 0.25) for t in range(n - 1)])
         sample = {"low": np.stack(lows), "high": np.stack(highs), "flow_fw": fw, "flow_bw": bw,
-                  "flow_valid": np.ones((n - 1, 1, q, q), np.float32)}
+                  "flow_valid": np.ones((n - 1, 1, q, q), np.float32), "stats": stats.expand(n, -1).clone()}
         return _finish(_flip(sample, rng))
 
 

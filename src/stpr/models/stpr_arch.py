@@ -209,12 +209,15 @@ class STPR(nn.Module):
         return out, {"flows": flows, "weights": weights}
 
     # ---------------------------------------------------------------- whole clips
-    def forward_clip(self, clip: torch.Tensor, centers: list[int]) -> tuple[list[torch.Tensor], list[dict]]:
+    def forward_clip(self, clip: torch.Tensor, centers: list[int], stats: torch.Tensor | None = None
+                     ) -> tuple[list[torch.Tensor], list[dict]]:
         """Enhance several centre frames of one clip, encoding each frame once.
 
         Args:
             clip: (B, N, 3, H, W) in [0, 1], any H, W.
             centers: indices of the frames to enhance; windows are reflected at the clip edges.
+            stats: optional (B, N, 5) ``frame_stats`` of the whole frames when ``clip`` is a crop
+                (training), so crops see the exposure statistics a full frame would give.
 
         Returns:
             outputs: list of (B, 3, H, W); aux: list of dicts (flows at padded 1/4 resolution).
@@ -228,7 +231,8 @@ class STPR(nn.Module):
             for i in idx:
                 if i not in states:
                     # statistics of the real frame, not of its padding
-                    states[i] = self.encode_frame(padded[:, i], frame_stats(clip[:, i]))
+                    st = stats[:, i] if stats is not None else frame_stats(clip[:, i])
+                    states[i] = self.encode_frame(padded[:, i], st)
             out, aux = self.decode([states[i] for i in idx])
             outs.append(out[..., :h, :w])
             auxes.append(aux)
@@ -239,5 +243,5 @@ class STPR(nn.Module):
         if x.dim() != 5 or x.shape[2] != 3:
             raise ValueError(f"expected (B, T, 3, H, W), got {tuple(x.shape)}")
         t = x.shape[1]
-        outs, _ = self.forward_clip(x, [t // 2]) if t == self.cfg.frames else self.forward_clip(x, [t // 2])
+        outs, _ = self.forward_clip(x, [t // 2])
         return outs[0]
