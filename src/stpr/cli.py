@@ -9,6 +9,13 @@ import sys
 from pathlib import Path
 
 from stpr.errors import InputError, StprError, UsageError
+from stpr.models.stpr_arch import FLOW_MODES
+
+
+def _add_model_options(p, flow_help: str = "flow estimator: the learned pyramid net (default), OpenCV DIS, or none"):
+    """--model and --flow, shared by the commands that run STPR."""
+    p.add_argument("--model", help="weights file (.safetensors); default: the shipped model")
+    p.add_argument("--flow", choices=list(FLOW_MODES), default=None, help=flow_help)
 
 
 def _add_train(sub):
@@ -53,9 +60,7 @@ def _add_enhance(sub):
     p.add_argument("input", help="video file, folder of frames, or image")
     p.add_argument("-o", "--output", help="output video (.mp4/.mkv/.mov), folder for PNG frames, or image "
                                           "(default: INPUT_stpr.mp4 / INPUT_stpr/ / INPUT_stpr.png)")
-    p.add_argument("--model", help="weights file (.safetensors); default: the shipped model")
-    p.add_argument("--flow", choices=["learned", "dis", "zero"], default=None,
-                   help="flow estimator: the learned pyramid net (default), OpenCV DIS, or none")
+    _add_model_options(p)
     p.add_argument("--frames", type=int, default=None, metavar="T",
                    help="temporal window (odd; 1 = per-frame). Default: the model's")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
@@ -136,9 +141,7 @@ def _add_eval(sub):
     p.add_argument("--clips", metavar="ROOT", help="folder of clip sub-folders of frames (unpaired)")
     p.add_argument("--methods", help="comma-separated, from stpr,stpr-perframe,gamma-clahe,"
                                      "gamma-clahe-temporal,lime (default: all)")
-    p.add_argument("--model", help="weights file (.safetensors) for stpr / stpr-perframe; default: the shipped model")
-    p.add_argument("--flow", choices=["learned", "dis", "zero"], default=None,
-                   help="flow estimator for the STPR methods (default: the model's)")
+    _add_model_options(p, "flow estimator for the STPR methods (default: the model's)")
     p.add_argument("--out", default="eval_report", help="report folder (default eval_report/)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="use at most N frames per sequence (default: all; 30 for --synthetic)")
@@ -169,9 +172,7 @@ def _add_bench(sub):
     p.add_argument("--methods", default=None,
                    help="comma-separated, from stpr,stpr-perframe,gamma-clahe,gamma-clahe-temporal,lime "
                         "(default: stpr and the three baselines)")
-    p.add_argument("--model", help="weights file (.safetensors); default: the shipped model")
-    p.add_argument("--flow", choices=["learned", "dis", "zero"], default=None,
-                   help="flow estimator for the STPR methods (default: the model's)")
+    _add_model_options(p, "flow estimator for the STPR methods (default: the model's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="only print the table")
