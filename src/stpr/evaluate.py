@@ -10,8 +10,7 @@ import torch
 from stpr.data.datasets import read_rgb
 from stpr.data.synthesis import DarkParams, darken_clip
 from stpr.metrics.image import psnr, ssim
-from stpr.models.common import frame_stats
-from stpr.models.stpr_arch import STPR, window_indices
+from stpr.models.stpr_arch import STPR
 
 # Fixed camera for the held-out synthetic-dark video: dark, noisy, slight cast and flicker.
 EVAL_DARK_PARAMS = DarkParams(exposure=0.05, full_well=800.0, read_noise=2e-3, wb_gains=(1.05, 1.0, 0.93),
@@ -26,22 +25,10 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def enhance_sequence(model: STPR, frames: list[np.ndarray]) -> list[torch.Tensor]:
     """Enhance a short in-memory sequence (each frame (H, W, 3) uint8), edges reflected.
-    Returns (1, 3, H, W) tensors in [0, 1]. Encodes each frame once."""
+    Returns (1, 3, H, W) tensors in [0, 1] (unquantised, for metrics). Encodes each frame once."""
     model.eval()
     clip = torch.cat([to_tensor(f) for f in frames])[None]
-    padded, (h, w) = model.pad(clip)
-    states = {}
-    outs = []
-    for c in range(len(frames)):
-        idx = window_indices(c, len(frames), model.cfg.frames)
-        for i in idx:
-            if i not in states:
-                states[i] = model.encode_frame(padded[:, i], frame_stats(clip[:, i]))
-        out, _ = model.decode([states[i] for i in idx])
-        outs.append(out[..., :h, :w])
-        # drop states no later window needs
-        for k in [k for k in states if k < c - model.cfg.frames]:
-            del states[k]
+    outs, _ = model.forward_clip(clip, list(range(len(frames))))
     return outs
 
 
