@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from stpr.models.flow_arch import dis_flow
+from stpr.models.flow_arch import dis_flow, fb_consistent, remap_backward
 
 Method = Callable[[list[np.ndarray]], list[np.ndarray]]
 
@@ -61,14 +61,6 @@ def _flow_gray(frame: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(_gray(frame), (0, 0), 1.0)
 
 
-def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward-warp ``img`` with ``flow`` (reference -> img), border replicated."""
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    return cv2.remap(img, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
 def _confidence(ref: np.ndarray, warped: np.ndarray, fw: np.ndarray, bw: np.ndarray,
                 sigma: float = 0.06) -> np.ndarray:
     """Per-pixel weight in [0, 1] for a warped neighbour: forward-backward consistent flow, target
@@ -76,9 +68,7 @@ def _confidence(ref: np.ndarray, warped: np.ndarray, fw: np.ndarray, bw: np.ndar
     h, w = fw.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     tx, ty = xs + fw[..., 0], ys + fw[..., 1]
-    bw_at = _warp(bw, fw)
-    err = ((fw + bw_at) ** 2).sum(-1)
-    ok = err < 0.01 * ((fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)) + 0.5
+    ok = fb_consistent(fw, bw)
     ok &= (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
     a = cv2.GaussianBlur(ref.astype(np.float32) / 255.0, (0, 0), 2.0)
     b = cv2.GaussianBlur(warped.astype(np.float32) / 255.0, (0, 0), 2.0)
@@ -101,7 +91,7 @@ def temporal_denoise(frames: list[np.ndarray], radius: int = 2,
                 continue
             fw = dis_flow(grays[t], grays[s], preset)
             bw = dis_flow(grays[s], grays[t], preset)
-            warped = _warp(frames[s], fw)
+            warped = remap_backward(frames[s], fw)
             wgt = _confidence(f, warped, fw, bw)
             acc += warped.astype(np.float32) * wgt[..., None]
             norm += wgt

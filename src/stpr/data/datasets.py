@@ -26,7 +26,7 @@ import torch
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
 from stpr.data.synthesis import darken_clip, sample_params
 from stpr.models.common import frame_stats
-from stpr.models.flow_arch import dis_flow
+from stpr.models.flow_arch import dis_flow, fb_consistent
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -86,11 +86,7 @@ def _dis_teacher(clean: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, 
     for a, b in zip(small[:-1], small[1:]):
         f = dis_flow(a, b, cv2.DISOPTICAL_FLOW_PRESET_FAST)
         g = dis_flow(b, a, cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        # forward-backward check on the DIS result
-        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-        g_at = cv2.remap(g, xs + f[..., 0], ys + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err = ((f + g_at) ** 2).sum(-1)
-        v = (err < 0.01 * ((f ** 2).sum(-1) + (g_at ** 2).sum(-1)) + 0.5).astype(np.float32)
+        v = fb_consistent(f, g).astype(np.float32)
         fw.append(f.transpose(2, 0, 1))
         bw.append(g.transpose(2, 0, 1))
         valid.append(v[None])

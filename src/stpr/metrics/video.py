@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import torch
 
+from stpr.metrics.image import psnr as image_psnr
+from stpr.metrics.image import ssim as image_ssim
 from stpr.models.flow_arch import dis_flow
 from stpr.models.warp import flow_warp, occlusion_mask
 
@@ -70,9 +72,14 @@ def _pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _chw(x: np.ndarray) -> torch.Tensor:
+    """(H, W[, C]) float array -> (1, C, H, W) float64 tensor for ``stpr.metrics.image``."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    return (t[None] if t.dim() == 2 else t.permute(2, 0, 1))[None]
+
+
 def _psnr(x: np.ndarray, y: np.ndarray) -> float:
-    mse = float(np.mean((x - y) ** 2))
-    return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
+    return float(image_psnr(_chw(x), _chw(y))[0])
 
 
 def psnr_rgb(x: np.ndarray, y: np.ndarray) -> float:
@@ -86,45 +93,24 @@ def psnr_y(x: np.ndarray, y: np.ndarray) -> float:
     return _psnr(x @ _Y, y @ _Y)
 
 
-def _gauss_kernel(sigma: float = 1.5, truncate: float = 3.5) -> np.ndarray:
-    # Same window as scipy.ndimage.gaussian_filter (used by skimage): radius int(truncate*sigma+0.5).
-    r = int(truncate * sigma + 0.5)
-    g = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    return g / g.sum()
-
-
-def _ssim_channel(x: np.ndarray, y: np.ndarray, sigma: float = 1.5) -> float:
-    """Mean SSIM of one channel, Gaussian-weighted (Wang et al. 2004), border of half a window
-    excluded: identical to ``skimage.metrics.structural_similarity(gaussian_weights=True,
-    sigma=1.5, use_sample_covariance=False, data_range=1)``."""
-    k = _gauss_kernel(sigma)
-    pad = (len(k) - 1) // 2
-    if min(x.shape) < len(k):
-        raise ValueError(f"SSIM needs images of at least {len(k)}x{len(k)} pixels, got {x.shape}")
-
-    def filt(a):
-        return cv2.sepFilter2D(a, cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT)
-
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = filt(x), filt(y)
-    sxx = filt(x * x) - mx * mx
-    syy = filt(y * y) - my * my
-    sxy = filt(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(s[pad:-pad, pad:-pad].mean())
+def _ssim(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean SSIM (Gaussian window, sigma 1.5, border of half a window excluded), as
+    ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1)``; the one implementation is ``stpr.metrics.image.ssim``."""
+    if min(x.shape[:2]) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {x.shape}")
+    return float(image_ssim(_chw(x), _chw(y))[0])
 
 
 def ssim_rgb(x: np.ndarray, y: np.ndarray) -> float:
     """SSIM averaged over the R, G, B channels (skimage ``channel_axis=-1`` convention)."""
-    x, y = _pair(x, y)
-    return float(np.mean([_ssim_channel(np.ascontiguousarray(x[..., c]), np.ascontiguousarray(y[..., c]))
-                          for c in range(x.shape[-1])]))
+    return _ssim(*_pair(x, y))
 
 
 def ssim_y(x: np.ndarray, y: np.ndarray) -> float:
     """SSIM of the BT.601 luma channel."""
     x, y = _pair(x, y)
-    return _ssim_channel(x @ _Y, y @ _Y)
+    return _ssim(x @ _Y, y @ _Y)
 
 
 # ----------------------------------------------------------------------------- flow

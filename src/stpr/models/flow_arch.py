@@ -138,6 +138,23 @@ def dis_flow(ref: np.ndarray, nbr: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW
     return flow
 
 
+def remap_backward(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """NumPy/OpenCV counterpart of ``flow_warp``: sample ``img`` at ``p + flow(p)``, border
+    replicated. img: (H, W[, C]); flow: (H, W, 2) reference -> img."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(img, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def fb_consistent(fw: np.ndarray, bw: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+    """Forward-backward consistency of (H, W, 2) flows, as ``warp.occlusion_mask`` without the
+    in-bounds test: True where ``|fw + bw(p + fw)|^2 < alpha (|fw|^2 + |bw(p + fw)|^2) + beta``."""
+    bw_at = remap_backward(bw, fw)
+    err = ((fw + bw_at) ** 2).sum(-1)
+    return err < alpha * ((fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)) + beta
+
+
 def dis_flow_torch(ref: torch.Tensor, nbr: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
     """DIS flow between batches of brightness-normalised RGB frames.
 
