@@ -1,4 +1,4 @@
-"""Command-line interface: ``stpr enhance | train | eval``."""
+"""Command-line interface: ``stpr enhance | train | eval | bench | batch | export``."""
 
 from __future__ import annotations
 
@@ -70,6 +70,9 @@ def _add_enhance(sub):
                    help="tile size in pixels for large frames (0 = never tile; default: automatic)")
     p.add_argument("--memory-mb", type=int, default=1500, help="memory budget for automatic tiling (MB)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
+    p.add_argument("--engine", choices=["torch", "onnx"], default="torch",
+                   help="run the network in PyTorch (default) or onnxruntime (needs stpr[onnx]; --model may then "
+                        "be a folder made by stpr export --onnx)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--resume", action="store_true",
                    help="resumable run (video output only): work in segments kept in a hidden folder beside "
@@ -115,8 +118,8 @@ def _run_enhance(args) -> int:
     dst = Path(args.output) if args.output else default_output(src)
     if not args.resume:
         check_leftover(dst, args.overwrite)
-    enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, tile=args.tile,
-                                        memory_mb=args.memory_mb, threads=args.threads)
+    enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
+                                        tile=args.tile, memory_mb=args.memory_mb, threads=args.threads)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
                                  segment_frames=args.segment_frames)
@@ -190,6 +193,37 @@ def _run_bench(args) -> int:
     print(format_table(data["results"], data["machine"]["matmul_peak_gflops"]))
     if args.json and not args.quiet:
         print(f"results written to {args.json}", file=sys.stderr)
+    return 0
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="export the network to ONNX for onnxruntime",
+                       description="Export STPR to ONNX: writes DIR/encode.onnx (per frame), DIR/decode.onnx "
+                                   "(per window) and DIR/stpr.json. Frame size is dynamic. Use the folder with "
+                                   "stpr enhance --engine onnx --model DIR.")
+    p.add_argument("--onnx", metavar="DIR", required=True, help="output folder")
+    _add_model_options(p, "flow estimator baked into the export: learned (default) or zero (DIS cannot be exported)")
+    p.add_argument("--frames", type=int, default=None, metavar="T", help="temporal window (odd; default: the model's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export in DIR")
+
+
+def _run_export(args) -> int:
+    from stpr.checkpoint import load_model
+    from stpr.onnx_engine import MANIFEST, export_onnx
+
+    if args.frames is not None and (args.frames < 1 or args.frames % 2 == 0):
+        raise UsageError(f"--frames must be an odd number >= 1, got {args.frames}")
+    out = Path(args.onnx)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--onnx {out}: exists and is not a folder")
+    if (out / MANIFEST).exists() and not args.overwrite:
+        raise UsageError(f"{out} already holds an ONNX export (use --overwrite)")
+    overrides = {k: v for k, v in (("flow_mode", args.flow), ("frames", args.frames)) if v is not None}
+    model = load_model(Path(args.model) if args.model else None, **overrides)
+    from stpr.checkpoint import DEFAULT_WEIGHTS
+
+    export_onnx(model, out, weights=args.model or DEFAULT_WEIGHTS)
+    print(f"wrote {out / 'encode.onnx'}, {out / 'decode.onnx'} and {out / MANIFEST}")
     return 0
 
 
@@ -267,11 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_bench(sub)
     _add_batch(sub)
+    _add_export(sub)
     return parser
 
 
 COMMANDS = {"enhance": _run_enhance, "train": _run_train, "eval": _run_eval, "bench": _run_bench,
-            "batch": _run_batch}
+            "batch": _run_batch, "export": _run_export}
 
 
 class _Terminated(KeyboardInterrupt):

@@ -10,8 +10,9 @@ share the whole frame's brightness statistics, so they agree on exposure.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -19,14 +20,17 @@ import numpy as np
 import torch
 
 from stpr.checkpoint import load_model
-from stpr.errors import InputError, UsageError
+from stpr.errors import InputError, ModelError, UsageError
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
+from stpr.pipeline import BackgroundWriter, Prefetch
 
 # Peak working memory of the default network per input pixel (bytes): measured 275-380 B/px as the
 # growth of peak RSS when enhancing 640x360 to 1920x1080 frames untiled; used to pick a tile size
 # that keeps a frame within the memory budget.
 BYTES_PER_PIXEL = 400
+
+ENGINES = ("torch", "onnx")
 
 
 class _WindowStream:
@@ -34,17 +38,25 @@ class _WindowStream:
 
     ``push`` encodes a frame and returns the outputs that became ready (centre frames whose
     look-ahead has arrived); ``finish`` flushes the rest, reflecting the window at the end.
+
+    Kept states hold their input frame as uint8 (it came from uint8, so ``/ 255`` restores it
+    bit for bit): a quarter of the float32 copy, which matters at 4K where T + 1 states are alive.
     """
 
-    def __init__(self, model: STPR):
+    def __init__(self, model: STPR, half_states: bool = False):
         self.model = model
+        self.half_states = half_states
         self.half = model.cfg.frames // 2
         self.states: dict[int, FrameState] = {}
         self.count = 0
         self.next = 0
 
     def push(self, x: torch.Tensor, stats: torch.Tensor) -> list[torch.Tensor]:
-        self.states[self.count] = self.model.encode_frame(x, stats)
+        state = self.model.encode_frame(x, stats)
+        state.x = x.mul(255.0).round_().to(torch.uint8)
+        if self.half_states:
+            state = _map_state(state, lambda t: t.to(torch.float16))
+        self.states[self.count] = state
         self.count += 1
         return self._emit(final=False)
 
@@ -56,13 +68,24 @@ class _WindowStream:
         while self.next < self.count and (final or self.next + self.half < self.count):
             c = self.next
             idx = window_indices(c, self.count, self.model.cfg.frames)
-            out, _ = self.model.decode([self.states[i] for i in idx])
+            window = [self.states[i] for i in idx]
+            if self.half_states:
+                window = [_map_state(st, lambda t: t.float()) for st in window]
+            mid = len(window) // 2
+            window[mid] = replace(window[mid], x=window[mid].x.float().div_(255.0))
+            out, _ = self.model.decode(window)
             outs.append(out)
             self.next += 1
             keep_from = max(0, self.next - self.half)
             for k in [k for k in self.states if k < keep_from]:
                 del self.states[k]
         return outs
+
+
+def _map_state(s: FrameState, fn) -> FrameState:
+    """Apply ``fn`` to the feature tensors of a state (not x, not stats)."""
+    return replace(s, norm_small=fn(s.norm_small), logb=fn(s.logb), feats=fn(s.feats),
+                   flow_pyr=[fn(t) for t in s.flow_pyr] if s.flow_pyr is not None else None)
 
 
 @dataclass
@@ -72,7 +95,7 @@ class _Tile:
     h: int
     w: int
     stream: _WindowStream
-    weight: torch.Tensor  # (1, 1, h, w) feathering weight
+    weight: torch.Tensor  # (1, 1, h, w) feathering weight, normalised so overlapping tiles sum to 1
 
 
 def _tile_starts(size: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
@@ -110,16 +133,20 @@ class Enhancer:
     """Enhance images and videos with an STPR model.
 
     Args:
-        model: an STPR network (eval mode is set here).
+        model: an STPR network (eval mode is set here), or an :class:`~stpr.onnx_engine.OnnxSTPR`.
         tile: tile size in pixels; 0 disables tiling, None picks one from ``memory_mb``.
         tile_overlap: overlap between neighbouring tiles in pixels.
         memory_mb: working-memory budget used when ``tile`` is None.
         threads: torch intra-op threads (None: leave torch's default).
+        half_states: keep the per-frame features between windows in float16 (half the memory of
+            the T + 1 frames' states; computation stays float32). None: only for tiled frames,
+            where those states, spanning the whole frame, dominate memory.
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int = 1500,
-                 threads: int | None = None):
+                 threads: int | None = None, half_states: bool | None = None):
         self.model = model.eval()
+        self.half_states = half_states
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.memory_mb = memory_mb
@@ -128,15 +155,39 @@ class Enhancer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, flow: str | None = None, frames: int | None = None,
-                        **kwargs) -> "Enhancer":
+                        engine: str = "torch", **kwargs) -> "Enhancer":
         """Load weights (default: the shipped model). ``flow`` ("learned", "dis", "zero") and
-        ``frames`` (e.g. 1 for per-frame enhancement) override the model's inference settings."""
+        ``frames`` (e.g. 1 for per-frame enhancement) override the model's inference settings.
+
+        ``engine`` "onnx" runs the network in onnxruntime: ``path`` may then be an export folder
+        (``stpr export --onnx``) or a weights file, exported on the fly (about a second).
+        """
+        if engine not in ENGINES:
+            raise UsageError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if engine == "onnx":
+            from stpr.onnx_engine import OnnxSTPR, export_onnx, is_onnx_export
+
+            if path and is_onnx_export(path):
+                if flow is not None or frames is not None:
+                    raise UsageError("--flow/--frames cannot change an ONNX export; export again with them")
+                return cls(OnnxSTPR(path, threads=kwargs.get("threads")), **kwargs)
+            model = cls._load(path, flow, frames)
+            with tempfile.TemporaryDirectory(prefix="stpr_onnx_") as tmp:
+                export_onnx(model, tmp, weights=path)
+                onnx_model = OnnxSTPR(tmp, threads=kwargs.get("threads"))  # sessions hold the graphs
+            return cls(onnx_model, **kwargs)
+        return cls(cls._load(path, flow, frames), **kwargs)
+
+    @staticmethod
+    def _load(path, flow, frames) -> STPR:
         overrides = {}
         if flow is not None:
             overrides["flow_mode"] = flow
         if frames is not None:
             overrides["frames"] = frames
-        return cls(load_model(Path(path) if path else None, **overrides), **kwargs)
+        if path and Path(path).is_dir():
+            raise ModelError(f"{path} is a folder, not a weights file (an ONNX export needs --engine onnx)")
+        return load_model(Path(path) if path else None, **overrides)
 
     # ------------------------------------------------------------------ tiling
     def tile_size_for(self, h: int, w: int) -> int:
@@ -151,15 +202,20 @@ class Enhancer:
     def _make_tiles(self, h: int, w: int) -> list[_Tile]:
         t = self.tile_size_for(h, w)
         if t == 0:
-            return [_Tile(0, 0, h, w, _WindowStream(self.model), torch.ones(1, 1, h, w))]
+            return [_Tile(0, 0, h, w, _WindowStream(self.model, bool(self.half_states)), torch.ones(1, 1, h, w))]
         ov = min(self.tile_overlap, t // 2)
         th, ys = _tile_starts(h, t, ov, self.model.multiple)
         tw, xs = _tile_starts(w, t, ov, self.model.multiple)
         tiles = []
+        norm = torch.zeros(1, 1, h, w)
         for y0 in ys:
             for x0 in xs:
                 wgt = _feather(th, tw, ov, y0 > 0, y0 + th < h, x0 > 0, x0 + tw < w)
-                tiles.append(_Tile(y0, x0, th, tw, _WindowStream(self.model), wgt))
+                norm[..., y0:y0 + th, x0:x0 + tw] += wgt
+                half = self.half_states is None or self.half_states
+                tiles.append(_Tile(y0, x0, th, tw, _WindowStream(self.model, half), wgt))
+        for t in tiles:  # normalise once, so blending is one multiply-add per tile
+            t.weight = t.weight / norm[..., t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
         return tiles
 
     # ------------------------------------------------------------------ streaming
@@ -178,17 +234,15 @@ class Enhancer:
         pending: deque[list[torch.Tensor]] = deque()  # per output frame: finished tile outputs
 
         def assemble(outs: list[torch.Tensor]) -> np.ndarray:
-            h, w = shape
+            # In place where possible: at 4K every full-frame float temporary is 100 MB.
             if len(tiles) == 1:
                 img = outs[0][0]
             else:
-                acc = torch.zeros(3, h, w)
-                norm = torch.zeros(1, h, w)
-                for t, o in zip(tiles, outs):
-                    acc[:, t.y0:t.y0 + t.h, t.x0:t.x0 + t.w] += o[0] * t.weight[0]
-                    norm[:, t.y0:t.y0 + t.h, t.x0:t.x0 + t.w] += t.weight[0]
-                img = acc / norm
-            return (img.clamp(0, 1).permute(1, 2, 0).mul(255.0).add_(0.5)).to(torch.uint8).numpy()
+                img = torch.zeros(3, *shape)
+                for t, o in zip(tiles, outs):  # tile weights are normalised to sum to 1
+                    img[:, t.y0:t.y0 + t.h, t.x0:t.x0 + t.w].addcmul_(o[0], t.weight[0])
+            img = img.clamp_(0, 1).mul_(255.0).add_(0.5)
+            return img.permute(1, 2, 0).to(torch.uint8).numpy()
 
         def collect(per_tile: list[list[torch.Tensor]]):
             for k in range(len(per_tile[0])):
@@ -202,11 +256,11 @@ class Enhancer:
                 tiles = self._make_tiles(*shape)
             elif frame.shape[:2] != shape:
                 raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
-            x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255.0)
-            stats = frame_stats(x)
+            stats = frame_stats(torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255.0))
             per_tile = []
-            for t in tiles:
-                xt, (th, tw) = self.model.pad(x[..., t.y0:t.y0 + t.h, t.x0:t.x0 + t.w])
+            for t in tiles:  # each tile converted on its own: no full-frame float copy stays alive
+                crop = torch.from_numpy(frame[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w])
+                xt, (th, tw) = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
                 per_tile.append([o[..., :th, :tw] for o in t.stream.push(xt, stats)])
             yield from collect(per_tile)
         if tiles is not None:
@@ -219,7 +273,8 @@ class Enhancer:
 
     def enhance_video(self, src: str | Path, dst: str | Path, *, codec: str = "libx264", crf: int = 18,
                       preset: str = "medium", overwrite: bool = False, progress: bool = True,
-                      resume: bool = False, segment_frames: int | None = None, on_segment=None) -> dict:
+                      resume: bool = False, segment_frames: int | None = None, on_segment=None,
+                      io_threads: bool = True) -> dict:
         """Enhance a video file, a folder of frames or an image into ``dst`` (video, PNG folder or image).
 
         Audio and other streams are copied, timestamps, rotation and colour tags carried over;
@@ -228,6 +283,9 @@ class Enhancer:
         With ``resume`` (video outputs only) the run is resumable: it works in segments of
         ``segment_frames`` frames kept in a hidden folder beside ``dst`` and continues an
         interrupted run of the same job (see :mod:`stpr.resume`).
+
+        With ``io_threads`` decoding and encoding run in their own threads, overlapped with the
+        network (see :mod:`stpr.pipeline`).
 
         Returns:
             {"frames": int, "seconds": float, "fps": float}
@@ -251,20 +309,36 @@ class Enhancer:
             with open_output(dst, info, source=Path(src) if info.kind == "video" else None, codec=codec, crf=crf,
                              overwrite=overwrite, preset=preset) as writer:
                 meta: deque[Frame] = deque()
+                decoded = Prefetch(reader, depth=2) if io_threads else iter(reader)
+                out_q = BackgroundWriter(writer.write, depth=2) if io_threads else None
 
                 def frames():
-                    for f in reader:
+                    for f in decoded:
                         meta.append(f)
                         yield f.rgb
 
                 n = 0
-                with tqdm(total=info.num_frames, unit="frame", disable=not progress, desc="enhance",
-                          dynamic_ncols=True) as bar:
-                    for out in self.enhance_frames(frames()):
-                        m = meta.popleft()
-                        writer.write(Frame(rgb=out, pts=m.pts, time_base=m.time_base, index=m.index))
-                        n += 1
-                        bar.update(1)
+                try:
+                    with tqdm(total=info.num_frames, unit="frame", disable=not progress, desc="enhance",
+                              dynamic_ncols=True) as bar:
+                        for out in self.enhance_frames(frames()):
+                            m = meta.popleft()
+                            frame = Frame(rgb=out, pts=m.pts, time_base=m.time_base, index=m.index)
+                            if out_q:
+                                out_q.put(frame)
+                            else:
+                                writer.write(frame)
+                            n += 1
+                            bar.update(1)
+                    if out_q:
+                        out_q.close()  # raises the writer thread's error, if any
+                except BaseException:
+                    if out_q:
+                        out_q.abort()
+                    raise
+                finally:
+                    if io_threads:
+                        decoded.close()
                 if n == 0:
                     raise InputError(f"{src}: no video frames to enhance")
         secs = time.perf_counter() - t0

@@ -1,0 +1,117 @@
+"""Ablation study: what each STPR part adds.
+
+Every variant starts from the same weights (the shipped model by default), has one part removed
+or replaced, and is fine-tuned for the same number of steps on the same data with the same seed
+(``configs/ablation.json``), so the network can adapt to the missing part. The "full" row gets
+the same fine-tuning with nothing removed. Each run's *last* checkpoint is then evaluated (no
+checkpoint picking on the validation split) with ``stpr eval`` on:
+
+- the held-out LOL split (PSNR / SSIM),
+- held-out synthetic-dark tree.avi (PSNR, and the flicker ratio against the ground truth),
+- the real dark clips (flicker ratio, mean brightness).
+
+Runs and reports land in ``runs/ablation/<variant>`` and ``reports/ablation/<variant>``; a finished
+variant is skipped, so an interrupted study continues where it stopped. The table is printed and
+written to ``reports/ablation/ablation.md``.
+
+    .venv/bin/python scripts/ablate.py                 # all variants
+    .venv/bin/python scripts/ablate.py --only full,t1  # some
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+# name -> (model overrides, what the row removes)
+VARIANTS: dict[str, tuple[dict, str]] = {
+    "full": ({}, "full STPR (learned flow, T = 3, R = 2)"),
+    "zero_flow": ({"flow_mode": "zero"}, "no flow: neighbours fused unaligned"),
+    "dis_flow": ({"flow_mode": "dis"}, "OpenCV DIS flow instead of the learned flow"),
+    "no_brightness": ({"brightness_weight": False}, "no brightness term in the fusion weights"),
+    "no_hf_split": ({"hf_split": False}, "whole neighbour features propagated (no HF split)"),
+    "r1": ({"prrd_recursions": 1}, "PRRD with R = 1 (no recursion)"),
+    "t1": ({"frames": 1}, "T = 1: single frame, no propagation"),
+}
+
+
+def run(cmd: list[str]) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def summary(path: Path) -> dict:
+    return json.loads(path.read_text())["summary"]["stpr"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="configs/ablation.json")
+    ap.add_argument("--only", default="", help="comma-separated variant names")
+    ap.add_argument("--lol", default="../shared/data/lol-train")
+    ap.add_argument("--synthetic", default="data_cache/videos/tree.avi")
+    ap.add_argument("--clips", default="../shared/data/real-lowlight-clips")
+    ap.add_argument("--runs", default="runs/ablation")
+    ap.add_argument("--reports", default="reports/ablation")
+    args = ap.parse_args()
+
+    names = [n for n in args.only.split(",") if n] or list(VARIANTS)
+    for n in names:
+        if n not in VARIANTS:
+            ap.error(f"unknown variant {n!r}; choose from {', '.join(VARIANTS)}")
+    stpr = [sys.executable, "-m", "stpr.cli"]
+    for name in names:
+        overrides, _ = VARIANTS[name]
+        run_dir = Path(args.runs) / name
+        rep = Path(args.reports) / name
+        steps = json.loads(Path(args.config).read_text())["steps"]
+        if _last_step(run_dir) < steps:
+            cmd = stpr + ["train", "--config", args.config, "--quiet", "--set", f"out_dir={run_dir}"]
+            cmd += ["--set", f"steps={steps}"]
+            cmd += [f"--set=model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items()]
+            if (run_dir / "last_state.pt").is_file():
+                cmd.append("--resume")
+            run(cmd)
+        weights = str(run_dir / "last.safetensors")
+        for kind, flag, value in (("lol", "--lol", args.lol), ("synthetic", "--synthetic", args.synthetic),
+                                  ("real", "--clips", args.clips)):
+            if not (rep / kind / "results.json").is_file():
+                run(stpr + ["eval", flag, value, "--methods", "stpr", "--model", weights,
+                            "--out", str(rep / kind), "--quiet"])
+    table = make_table(names, Path(args.reports))
+    print(table)
+    (Path(args.reports) / "ablation.md").write_text(table + "\n")
+    return 0
+
+
+def _last_step(run_dir: Path) -> int:
+    import csv
+
+    if not (run_dir / "last_state.pt").is_file() or not (run_dir / "log.csv").is_file():
+        return -1
+    rows = list(csv.DictReader((run_dir / "log.csv").open()))
+    return max((int(r["step"]) for r in rows), default=0)
+
+
+def make_table(names: list[str], reports: Path) -> str:
+    lines = ["| variant | what is removed | LOL PSNR | LOL SSIM | synthetic PSNR | synthetic flicker "
+             "| real flicker | real brightness |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        try:
+            lol = summary(reports / name / "lol" / "results.json")
+            syn = summary(reports / name / "synthetic" / "results.json")
+            real = summary(reports / name / "real" / "results.json")
+        except FileNotFoundError:
+            continue
+        lines.append(f"| {name} | {VARIANTS[name][1]} | {lol['psnr']:.2f} | {lol['ssim']:.3f} | "
+                     f"{syn['psnr']:.2f} | {syn['flicker_ratio']:.3f} | {real['flicker_ratio']:.3f} | "
+                     f"{real['brightness']:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

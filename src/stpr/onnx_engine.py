@@ -1,0 +1,203 @@
+"""ONNX export of STPR and an onnxruntime engine that streams like the PyTorch model.
+
+The network is exported as two graphs, mirroring the streaming split of :class:`~stpr.models.stpr_arch.STPR`:
+
+- ``encode.onnx``: (x (1, 3, H, W), stats (1, 5)) -> the frame's state (norm_small, logb, feats and,
+  with learned flow, the flow pyramid), computed once per frame;
+- ``decode.onnx``: the centre frame's x and stats plus the states of all T frames of a window ->
+  the enhanced centre frame (1, 3, H, W), clamped to [0, 1].
+
+H and W are dynamic (multiples of ``STPR.multiple``), so one export serves every frame and tile
+size. :class:`OnnxSTPR` has the parts of the STPR interface the streaming :class:`~stpr.enhance.Enhancer`
+uses (``cfg``, ``multiple``, ``pad``, ``encode_frame``, ``decode``), so tiling, streaming and I/O
+are shared, and only the network runs in onnxruntime.
+
+The export folder holds ``encode.onnx``, ``decode.onnx`` and ``stpr.json`` (the model config and
+the source weights' SHA-256). DIS flow (OpenCV) cannot be part of a graph; export "learned" or
+"zero" flow models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from stpr.errors import ModelError, UsageError
+from stpr.models.common import frame_stats
+from stpr.models.stpr_arch import STPR, FrameState, STPRConfig
+
+MANIFEST = "stpr.json"
+OPSET = 18
+
+
+def _state_names(model: STPR) -> list[str]:
+    names = ["norm_small", "logb", "feats"]
+    if model.cfg.flow_mode == "learned" and model.cfg.frames > 1:
+        names += [f"flow_pyr{k}" for k in range(model.cfg.flow_levels)]
+    return names
+
+
+class _EncodeGraph(nn.Module):
+    def __init__(self, model: STPR):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, stats: torch.Tensor):
+        s = self.model.encode_frame(x, stats)
+        return (s.norm_small, s.logb, s.feats, *(s.flow_pyr or []))
+
+
+class _DecodeGraph(nn.Module):
+    def __init__(self, model: STPR):
+        super().__init__()
+        self.model = model
+        self.n_state = len(_state_names(model))
+
+    def forward(self, x: torch.Tensor, stats: torch.Tensor, *flat: torch.Tensor):
+        k = self.n_state
+        window = []
+        for t in range(self.model.cfg.frames):
+            part = flat[t * k:(t + 1) * k]
+            window.append(FrameState(x=x, stats=stats, norm_small=part[0], logb=part[1], feats=part[2],
+                                     flow_pyr=list(part[3:]) or None))
+        out, _ = self.model.decode(window)
+        return out
+
+
+def export_onnx(model: STPR, out_dir: str | Path, weights: str | Path | None = None,
+                sample_size: tuple[int, int] = (128, 192)) -> Path:
+    """Export ``model`` (eval mode) to ``out_dir`` (created; existing export files are replaced).
+
+    Args:
+        model: STPR with flow_mode "learned" or "zero".
+        out_dir: folder for encode.onnx, decode.onnx and stpr.json.
+        weights: the weights file the model came from (its hash goes into the manifest).
+        sample_size: (H, W) of the tracing input; any multiple of ``model.multiple`` works.
+
+    Returns:
+        the export folder.
+    """
+    if model.cfg.flow_mode == "dis":
+        raise UsageError("DIS flow runs in OpenCV and cannot be exported to ONNX; "
+                         "export with --flow learned or --flow zero")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"ONNX export target {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    m = model.multiple
+    h, w = (math.ceil(s / m) * m for s in sample_size)
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)) * 0.2
+    stats = frame_stats(x)
+    names = _state_names(model)
+    enc = _EncodeGraph(model)
+    with torch.no_grad():
+        state = enc(x, stats)
+    dyn_img = {2: "height", 3: "width"}
+    enc_axes = {"x": dyn_img}
+    for n in names:
+        enc_axes[n] = {2: f"{n}_h", 3: f"{n}_w"}
+    tmp_enc, tmp_dec = out / ".encode.onnx.part", out / ".decode.onnx.part"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(enc, (x, stats), str(tmp_enc), input_names=["x", "stats"], output_names=names,
+                          dynamic_axes=enc_axes, opset_version=OPSET, dynamo=False)
+        dec = _DecodeGraph(model)
+        flat_names = [f"f{t}_{n}" for t in range(model.cfg.frames) for n in names]
+        dec_axes = {"x": dyn_img, "out": dyn_img}
+        for t in range(model.cfg.frames):
+            for n in names:
+                dec_axes[f"f{t}_{n}"] = {2: f"{n}_h", 3: f"{n}_w"}
+        flat = [s.clone() for _ in range(model.cfg.frames) for s in state]  # distinct graph inputs
+        torch.onnx.export(dec, (x, stats, *flat), str(tmp_dec), input_names=["x", "stats", *flat_names],
+                          output_names=["out"], dynamic_axes=dec_axes, opset_version=OPSET, dynamo=False)
+    os.replace(tmp_enc, out / "encode.onnx")
+    os.replace(tmp_dec, out / "decode.onnx")
+    manifest = {"stpr_config": model.cfg.to_dict(), "state_names": names, "opset": OPSET,
+                "weights_sha256": _sha256(weights) if weights else None}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_onnx_export(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / MANIFEST).is_file()
+
+
+class OnnxSTPR:
+    """STPR run by onnxruntime, with the interface the streaming Enhancer uses.
+
+    Args:
+        folder: an export made by :func:`export_onnx`.
+        threads: onnxruntime intra-op threads (None: onnxruntime's default, all cores).
+    """
+
+    def __init__(self, folder: str | Path, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelError("onnxruntime is not installed: pip install 'stpr[onnx]'") from None
+        folder = Path(folder)
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            self.cfg = STPRConfig.from_dict(manifest["stpr_config"])
+            self.names = list(manifest["state_names"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"{folder} is not an stpr ONNX export: {e}") from None
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.enc = ort.InferenceSession(str(folder / "encode.onnx"), opts, providers=["CPUExecutionProvider"])
+            self.dec = ort.InferenceSession(str(folder / "decode.onnx"), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(f"cannot load ONNX model from {folder}: {e}") from None
+        # Inputs a graph does not use (e.g. neighbour states with T = 1) are pruned by the exporter.
+        self._dec_inputs = {i.name for i in self.dec.get_inputs()}
+        # The padding multiple of the same architecture (a meta-device model costs nothing).
+        with torch.device("meta"):
+            self._shape_model = STPR(self.cfg)
+        self.multiple = self._shape_model.multiple
+
+    def eval(self) -> "OnnxSTPR":
+        return self
+
+    def pad(self, x: torch.Tensor):
+        return STPR.pad(self._shape_model, x)
+
+    def encode_frame(self, x: torch.Tensor, stats: torch.Tensor) -> FrameState:
+        outs = self.enc.run(None, {"x": _np(x), "stats": _np(stats)})
+        t = [torch.from_numpy(o) for o in outs]
+        return FrameState(x=x, stats=stats, norm_small=t[0], logb=t[1], feats=t[2], flow_pyr=t[3:] or None)
+
+    def decode(self, window: list[FrameState], flows=None):
+        center = window[len(window) // 2]
+        feed = {k: _np(v) for k, v in (("x", center.x), ("stats", center.stats)) if k in self._dec_inputs}
+        for t, s in enumerate(window):
+            parts = [s.norm_small, s.logb, s.feats, *(s.flow_pyr or [])]
+            for n, v in zip(self.names, parts):
+                if f"f{t}_{n}" in self._dec_inputs:
+                    feed[f"f{t}_{n}"] = _np(v)
+        out = self.dec.run(["out"], feed)[0]
+        return torch.from_numpy(out), {}
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().float().numpy())

@@ -1,0 +1,99 @@
+"""ONNX export and the onnxruntime engine: same output as the PyTorch reference path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from stpr.cli import main  # noqa: E402
+from stpr.enhance import Enhancer  # noqa: E402
+from stpr.errors import ModelError, UsageError  # noqa: E402
+from stpr.io import open_input, write_test_video  # noqa: E402
+from stpr.onnx_engine import MANIFEST, OnnxSTPR, export_onnx, is_onnx_export  # noqa: E402
+
+from helpers import dark_clip, tiny_model  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _max_diff(a, b) -> int:
+    return max(int(np.abs(x.astype(int) - y.astype(int)).max()) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("overrides", [{}, {"flow_mode": "zero"}, {"frames": 1}, {"frames": 5}])
+def test_onnx_matches_pytorch_streaming(tmp_path, overrides):
+    model = tiny_model(**overrides)
+    export_onnx(model, tmp_path / "onnx")
+    clip = list(dark_clip(n=6, h=40, w=56))
+    ref = list(Enhancer(model, tile=0).enhance_frames(clip))
+    got = list(Enhancer(OnnxSTPR(tmp_path / "onnx", threads=1), tile=0).enhance_frames(clip))
+    assert len(got) == len(ref)
+    assert _max_diff(ref, got) <= 1  # float rounding only: a wrong graph is off by tens of levels
+
+
+def test_onnx_export_serves_other_sizes_and_tiles(tmp_path):
+    """One export (traced at one size) runs any frame size, whole or tiled."""
+    model = tiny_model()
+    export_onnx(model, tmp_path / "onnx", sample_size=(64, 64))
+    engine = OnnxSTPR(tmp_path / "onnx", threads=1)
+    clip = list(dark_clip(n=4, h=150, w=200, seed=3))
+    for tile in (0, 96):
+        ref = list(Enhancer(model, tile=tile, tile_overlap=32).enhance_frames(clip))
+        got = list(Enhancer(engine, tile=tile, tile_overlap=32).enhance_frames(clip))
+        assert _max_diff(ref, got) <= 1
+
+
+def test_manifest_and_detection(tmp_path):
+    export_onnx(tiny_model(), tmp_path / "e", weights=None)
+    manifest = json.loads((tmp_path / "e" / MANIFEST).read_text())
+    assert manifest["stpr_config"]["channels"] == 8 and manifest["state_names"][:3] == ["norm_small", "logb", "feats"]
+    assert is_onnx_export(tmp_path / "e") and not is_onnx_export(tmp_path)
+    assert not list((tmp_path / "e").glob("*.part"))
+
+
+def test_dis_flow_cannot_be_exported(tmp_path):
+    with pytest.raises(UsageError, match="DIS"):
+        export_onnx(tiny_model(flow_mode="dis"), tmp_path / "x")
+    assert not (tmp_path / "x" / MANIFEST).exists()
+
+
+def test_broken_export_is_a_model_error(tmp_path):
+    export_onnx(tiny_model(), tmp_path / "e")
+    (tmp_path / "e" / "decode.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        OnnxSTPR(tmp_path / "e")
+    (tmp_path / "e" / MANIFEST).write_text("{")
+    with pytest.raises(ModelError):
+        OnnxSTPR(tmp_path / "e")
+
+
+def test_cli_export_and_enhance_with_onnx(tmp_path, weights, capsys):
+    src = tmp_path / "in.mp4"
+    write_test_video(src, dark_clip(n=5, h=32, w=48), fps=10)
+    exp = tmp_path / "exp"
+    assert main(["export", "--onnx", str(exp), "--model", str(weights)]) == 0
+    assert main(["export", "--onnx", str(exp), "--model", str(weights)]) == 2  # exists: needs --overwrite
+    assert main(["export", "--onnx", str(tmp_path / "d"), "--model", str(weights), "--flow", "dis"]) == 2
+    outs = {}
+    for name, extra in (("torch", []), ("onnx_dir", ["--engine", "onnx", "--model", str(exp)]),
+                        ("onnx_fly", ["--engine", "onnx", "--model", str(weights)])):
+        dst = tmp_path / f"{name}.mkv"
+        args = ["enhance", str(src), "-o", str(dst), "--quiet", "--codec", "ffv1", "--threads", "1"]
+        if name == "torch":
+            args += ["--model", str(weights)]
+        assert main(args + extra) == 0
+        with open_input(dst) as r:
+            outs[name] = [f.rgb for f in r]
+    assert _max_diff(outs["torch"], outs["onnx_dir"]) <= 1
+    assert _max_diff(outs["onnx_dir"], outs["onnx_fly"]) == 0
+    # an export folder without --engine onnx is a model error, not a crash
+    assert main(["enhance", str(src), "-o", str(tmp_path / "bad.mp4"), "--model", str(exp), "--quiet"]) == 4
+    # --flow cannot change what an export computes
+    assert main(["enhance", str(src), "-o", str(tmp_path / "bad2.mp4"), "--engine", "onnx", "--model", str(exp),
+                 "--flow", "zero", "--quiet"]) == 2
+    assert not (tmp_path / "bad.mp4").exists() and not (tmp_path / "bad2.mp4").exists()
