@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
-# Test extras: pytest, scikit-image (reference metrics), hypothesis, and Ray for the batch tests.
+# Test extras: pytest, scikit-image (reference metrics), hypothesis, Ray for the batch tests, and
+# onnx/onnxruntime for the ONNX engine tests.
 $(TSTAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,ray]'
+	$(PY) -m pip install --quiet -e '.[test,ray,onnx]'
 	touch $(TSTAMP)
 
 demo: $(STAMP)

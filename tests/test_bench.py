@@ -51,19 +51,40 @@ def test_matmul_peak_positive():
 def test_bench_cli_tiny(tmp_path, weights, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--sizes", "64x48", "--frames", "3", "--methods", "stpr,lime", "--model", str(weights),
-                 "--threads", "1", "--json", str(out), "--quiet"]) == 0
+                 "--threads", "1", "--engines", "torch", "--repeat", "2", "--durations", "0.12,0.4",
+                 "--duration-size", "64x48", "--json", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "| size | method |" in printed and "| 64x48 | stpr | 3 |" in printed and "| 64x48 | lime | 3 |" in printed
+    assert "| size | method |" in printed and "| 64x48 | stpr | torch | 3 |" in printed
+    assert "| 64x48 | lime | – | 3 |" in printed and "| video length |" in printed
     data = json.loads(out.read_text())
-    assert data["machine"]["matmul_peak_gflops"] > 0
+    assert data["machine"]["matmul_peak_gflops"] > 0 and data["repeat"] == 2
     rows = {r["method"]: r for r in data["results"]}
     assert set(rows) == {"stpr", "lime"}
     for r in rows.values():
         assert "error" not in r, r
-        assert r["frames"] == 3 and r["fps"] > 0 and r["peak_rss_mb"] > 0
+        assert r["frames"] == 3 and r["fps"] > 0 and r["peak_rss_mb"] > 0 and len(r["fps_runs"]) == 2
         assert r["peak_rss_mb"] >= r["rss_start_mb"]
+        assert min(r["fps_runs"]) <= r["fps"] <= max(r["fps_runs"])
     assert rows["stpr"]["gflops_per_frame"] > 0 and rows["stpr"]["peak_fraction"] > 0
     assert "gflops_per_frame" not in rows["lime"]
+    assert [d["frames"] for d in data["durations"]] == [3, 10]
+
+
+def test_bench_compares_engines(tmp_path, weights, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--sizes", "64x48", "--frames", "3", "--methods", "stpr", "--model", str(weights),
+                 "--threads", "1", "--engines", "torch,onnx", "--repeat", "1", "--no-io-threads", "--json", str(out),
+                 "--quiet"]) == 0
+    data = json.loads(out.read_text())
+    assert [r["engine"] for r in data["results"]] == ["torch", "onnx"] and not data["io_threads"]
+    assert all("error" not in r and r["fps"] > 0 for r in data["results"])
+
+
+@pytest.mark.parametrize("args", [["--repeat", "0"], ["--engines", "tensorrt"], ["--durations", "ten"],
+                                  ["--durations", "-1"]])
+def test_bench_bad_options(args, weights):
+    assert main(["bench", "--sizes", "64x48", "--model", str(weights), "--quiet", *args]) == 2
 
 
 def test_format_table_reports_errors():

@@ -371,3 +371,21 @@ def test_non_ascii_paths_with_spaces(tmp_path: Path) -> None:
     assert info.num_frames == 3 and len(frames) == 3
     save_png(base / "bild ö.png", frames[0].rgb[:, :, ::-1])
     assert read_all(base / "bild ö.png")[0].kind == "image"
+
+
+def test_large_frames_use_the_low_memory_codec_settings(tmp_path: Path) -> None:
+    """Above 2560x1440 the reader and x264 are set up for low memory; frames and timestamps still
+    round-trip (a few frames of 2592x1472, just over the threshold)."""
+    h, w = 1472, 2592
+    rng = np.random.default_rng(0)
+    frames = [np.full((h, w, 3), 40 + 30 * i, np.uint8) + rng.integers(0, 8, (h, w, 3), dtype=np.uint8)
+              for i in range(3)]
+    src = tmp_path / "big.mp4"
+    write_test_video(src, frames, 25)
+    copy_through(src, tmp_path / "out.mp4", preset="ultrafast")
+    with open_input(tmp_path / "out.mp4") as r:
+        assert r.info.width == w and r.info.height == h
+        got = [f.rgb for f in r]
+    assert len(got) == 3 and stream_times(tmp_path / "out.mp4") == stream_times(src)
+    for a, b in zip(frames, got):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 3

@@ -2,7 +2,7 @@
 
 For every frame size and method, a generated dark clip is enhanced end to end (decode + enhance +
 encode, as ``stpr enhance`` does: same reader, writer, Enhancer and encoder defaults) in a fresh
-Python process, so each case's peak resident memory (``ru_maxrss``) is its own. The child reports
+Python process, so each case's peak resident memory (VmHWM, see ``_rss_mb``) is its own. The child reports
 its timings split into decode, enhancement and encode+rest, and its peak RSS both after start-up
 (imports, model load) and at the end.
 
@@ -144,6 +144,18 @@ def model_gflops(weights: str | Path | None, width: int, height: int, frames: in
 
 # ----------------------------------------------------------------------------- worker (child process)
 def _rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB.
+
+    On Linux this is VmHWM of /proc/self/status: ``ru_maxrss`` would also count the parent's
+    peak, because the kernel carries it over the fork + exec that started this worker (a bench
+    parent that generated 4K clips would inflate every child's figure)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     # ru_maxrss is in KiB on Linux, bytes on macOS.
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (2 ** 20 if sys.platform == "darwin" else 1024)
@@ -161,7 +173,8 @@ def _worker(spec: dict) -> dict:
         from stpr.enhance import Enhancer
 
         enhancer = Enhancer.from_pretrained(spec.get("model"), frames=1 if method == "stpr-perframe" else None,
-                                            flow=spec.get("flow"))
+                                            flow=spec.get("flow"), engine=spec.get("engine", "torch"),
+                                            threads=spec.get("threads"))
         load_s = time.perf_counter() - t_load
         rss_start = _rss_mb()
         dec, enh = [0.0], [0.0]
@@ -181,7 +194,8 @@ def _worker(spec: dict) -> dict:
 
         # enhance_video pulls decoded frames through enhance_frames: time both, subtract decode.
         enhancer.enhance_frames = lambda frames: timed(orig(timed(frames, dec)), enh)
-        res = enhancer.enhance_video(clip, dst, overwrite=True, progress=False)
+        res = enhancer.enhance_video(clip, dst, overwrite=True, progress=False,
+                                     io_threads=spec.get("io_threads", True))
         n, total = res["frames"], res["seconds"]
         decode_s, model_s = dec[0], enh[0] - dec[0]
     else:
@@ -219,10 +233,11 @@ def _worker_main(argv: list[str]) -> int:
 
 
 def run_case(clip: Path, method: str, out_dir: Path, model: str | None = None, flow: str | None = None,
-             threads: int | None = None) -> dict:
+             threads: int | None = None, engine: str = "torch", io_threads: bool = True) -> dict:
     """Run one (clip, method) case in a fresh Python process; returns its timing/memory dict."""
     spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}.mp4"),
-            "model": str(model) if model else None, "flow": flow, "threads": threads}
+            "model": str(model) if model else None, "flow": flow, "threads": threads, "engine": engine,
+            "io_threads": io_threads}
     proc = subprocess.run([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
                           capture_output=True, text=True)
     for line in reversed(proc.stdout.splitlines()):
@@ -239,9 +254,68 @@ def run_case(clip: Path, method: str, out_dir: Path, model: str | None = None, f
     return res
 
 
+def run_repeated(repeat: int, *args, **kwargs) -> dict:
+    """``run_case`` ``repeat`` times; the run with the median end-to-end time is reported, with
+    every run's frames/s in ``fps_runs`` and the largest peak RSS of all runs."""
+    runs = [run_case(*args, **kwargs) for _ in range(max(1, repeat))]
+    errors = [r for r in runs if r.get("error")]
+    if errors:
+        return errors[0]
+    runs.sort(key=lambda r: r["seconds"])
+    med = dict(runs[len(runs) // 2])
+    med["fps_runs"] = [r["frames"] / r["seconds"] for r in runs]
+    med["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    med["repeat"] = len(runs)
+    return med
+
+
 # ----------------------------------------------------------------------------- driver
+def _has_onnx() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def _add_rates(r: dict, method: str, model, flow, w: int, h: int, peak: float) -> None:
+    """frames/s, and for STPR GFLOPs/frame and the achieved fraction of the matmul peak."""
+    from stpr.baselines import STPR_METHODS
+    from stpr.checkpoint import DEFAULT_WEIGHTS
+
+    if r.get("error"):
+        return
+    r["fps"] = r["frames"] / r["seconds"] if r["seconds"] > 0 else None
+    r["model_fps"] = r["frames"] / r["model_seconds"] if r["model_seconds"] > 0 else None
+    if method in STPR_METHODS:
+        g, note = model_gflops(model or DEFAULT_WEIGHTS, w, h, frames=1 if method == "stpr-perframe" else None,
+                               flow=flow)
+        r["gflops_per_frame"] = g
+        if note:
+            r["flops_note"] = note
+        if r["model_fps"]:
+            r["achieved_gflops"] = g * r["model_fps"]
+            r["peak_fraction"] = r["achieved_gflops"] / peak
+
+
+def format_durations(rows: list[dict]) -> str:
+    """Peak memory against video length (same content, same size)."""
+    if not rows:
+        return ""
+    lines = ["| size | video length | frames | end-to-end frames/s | peak RSS (MB) |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"| {r['size']} | {r['seconds_of_video']:g} s | – | error: {r['error']} | |")
+            continue
+        lines.append(f"| {r['size']} | {r['seconds_of_video']:g} s | {r['frames']} | {_fmt(r['fps'], '.2f')} | "
+                     f"{_fmt(r['peak_rss_mb'], '.0f')} |")
+    return "\n".join(lines)
+
 def _fmt(v, spec: str) -> str:
     return "–" if v is None else format(v, spec)
+
+
+def _spread(r: dict) -> str:
+    runs = r.get("fps_runs") or []
+    return f" ({min(runs):.2f}–{max(runs):.2f})" if len(runs) > 1 else ""
 
 
 def format_table(results: list[dict], peak: float | None) -> str:
@@ -249,18 +323,20 @@ def format_table(results: list[dict], peak: float | None) -> str:
     if peak is not None:
         lines.append(f"fp32 matmul peak of this machine: {peak:.1f} GFLOP/s")
         lines.append("")
-    lines.append("end-to-end: decode + enhance + encode (H.264, crf 18, preset medium); model: enhancement only; "
-                 "RSS: per-case process, start-up = after imports and model load.")
+    lines.append("end-to-end: decode + enhance + encode (H.264, crf 18, preset medium), median of the runs "
+                 "(range in brackets); model: enhancement only; RSS: per-case process (largest of the runs), "
+                 "start-up = after imports and model load.")
     lines.append("")
-    lines.append("| size | method | frames | end-to-end frames/s | model frames/s | peak RSS (MB) | "
+    lines.append("| size | method | engine | frames | end-to-end frames/s (median) | model frames/s | peak RSS (MB) | "
                  "start-up RSS (MB) | GFLOPs/frame | achieved GFLOP/s | % of matmul peak |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
+        engine = r.get("engine") or "–"
         if r.get("error"):
-            lines.append(f"| {r['size']} | {r['method']} | – | error: {r['error']} | | | | | | |")
+            lines.append(f"| {r['size']} | {r['method']} | {engine} | – | error: {r['error']} | | | | | | |")
             continue
         lines.append(
-            f"| {r['size']} | {r['method']} | {r['frames']} | {_fmt(r['fps'], '.2f')} | "
+            f"| {r['size']} | {r['method']} | {engine} | {r['frames']} | {_fmt(r['fps'], '.2f')}{_spread(r)} | "
             f"{_fmt(r['model_fps'], '.2f')} | {_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['rss_start_mb'], '.0f')} | "
             f"{_fmt(r.get('gflops_per_frame'), '.2f')} | "
             f"{_fmt(r.get('achieved_gflops'), '.1f')} | {_fmt(r.get('peak_fraction') and 100 * r['peak_fraction'], '.1f')} |")
@@ -269,8 +345,14 @@ def format_table(results: list[dict], peak: float | None) -> str:
 
 def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, methods: list[str] | None = None,
               model: str | None = None, flow: str | None = None, threads: int | None = None,
-              json_path: str | Path | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
-    """Benchmark every (size, method) case. Returns {"machine": ..., "results": [...]}."""
+              json_path: str | Path | None = None, log: Callable[[str], None] = lambda s: None,
+              engines: list[str] | None = None, repeat: int = 3, io_threads: bool = True,
+              durations: list[float] | None = None, duration_size: tuple[int, int] = (640, 360)) -> dict:
+    """Benchmark every (size, method, engine) case, each ``repeat`` times (median reported).
+    ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
+    installed). ``durations`` (seconds at 25 frames/s, ``duration_size``) adds runs of the same
+    content at several lengths, to show peak memory does not grow with the video's length.
+    Returns {"machine": ..., "results": [...], "durations": [...]}."""
     from stpr.baselines import ALL_METHODS, STPR_METHODS
     from stpr.checkpoint import DEFAULT_WEIGHTS
 
@@ -282,6 +364,15 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
     methods = list(methods or DEFAULT_METHODS)
     if frames < 1:
         raise UsageError("--frames must be >= 1")
+    if repeat < 1:
+        raise UsageError("--repeat must be >= 1")
+    if engines is None:
+        engines = ["torch"] + (["onnx"] if _has_onnx() else [])
+    bad_engines = [e for e in engines if e not in ("torch", "onnx")]
+    if bad_engines or not engines:
+        raise UsageError(f"unknown engine(s) {', '.join(bad_engines) or '(none)'}; choose from torch, onnx")
+    if "onnx" in engines and not _has_onnx():
+        raise UsageError("--engines onnx needs onnx and onnxruntime: pip install 'stpr[onnx]'")
     if threads is not None and threads < 1:
         raise UsageError("--threads must be >= 1")
     bad = [m for m in methods if m not in ALL_METHODS]
@@ -307,25 +398,30 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             log(f"{w}x{h}: generating a {frames}-frame clip")
             make_clip(clip, w, h, frames)
             for m in methods:
-                log(f"{w}x{h}: {m}")
-                r = {"size": f"{w}x{h}", "width": w, "height": h, "method": m}
-                r.update(run_case(clip, m, tmp, model=model, flow=flow, threads=threads))
-                if not r.get("error"):
-                    r["fps"] = r["frames"] / r["seconds"] if r["seconds"] > 0 else None
-                    r["model_fps"] = r["frames"] / r["model_seconds"] if r["model_seconds"] > 0 else None
-                    if m in STPR_METHODS:
-                        g, note = model_gflops(model or DEFAULT_WEIGHTS, w, h,
-                                               frames=1 if m == "stpr-perframe" else None, flow=flow)
-                        r["gflops_per_frame"] = g
-                        if note:
-                            r["flops_note"] = note
-                        if r["model_fps"]:
-                            r["achieved_gflops"] = g * r["model_fps"]
-                            r["peak_fraction"] = r["achieved_gflops"] / peak
-                results.append(r)
+                for engine in engines if m in STPR_METHODS else [None]:
+                    log(f"{w}x{h}: {m}" + (f" ({engine})" if engine else ""))
+                    r = {"size": f"{w}x{h}", "width": w, "height": h, "method": m, "engine": engine}
+                    r.update(run_repeated(repeat, clip, m, tmp, model=model, flow=flow, threads=threads,
+                                          engine=engine or "torch", io_threads=io_threads))
+                    _add_rates(r, m, model, flow, w, h, peak)
+                    results.append(r)
+            clip.unlink()
+        dur_results = []
+        for secs in durations or []:
+            w, h = duration_size
+            n = max(1, round(secs * 25))
+            clip = tmp / f"clip_{w}x{h}_{n}.mp4"
+            log(f"{w}x{h}: {secs:g} s ({n} frames)")
+            make_clip(clip, w, h, n)
+            r = {"size": f"{w}x{h}", "width": w, "height": h, "method": "stpr", "engine": "torch", "seconds_of_video": secs}
+            r.update(run_case(clip, "stpr", tmp, model=model, flow=flow, threads=threads, io_threads=io_threads))
+            _add_rates(r, "stpr", model, flow, w, h, peak)
+            dur_results.append(r)
+            clip.unlink()
     data = {"machine": machine, "frames": frames,
             "model": (str(model) if model else str(DEFAULT_WEIGHTS)) if uses_model else None,
-            "notes": notes, "results": results}
+            "notes": notes, "repeat": repeat, "io_threads": io_threads, "results": results,
+            "durations": dur_results}
     if json_path:
         Path(json_path).write_text(json.dumps(data, indent=2), encoding="utf-8")
     return data

@@ -68,7 +68,8 @@ def _add_enhance(sub):
     p.add_argument("--preset", default="medium", help="encoder preset (default medium)")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in pixels for large frames (0 = never tile; default: automatic)")
-    p.add_argument("--memory-mb", type=int, default=1500, help="memory budget for automatic tiling (MB)")
+    p.add_argument("--memory-mb", type=int, default=1000,
+                   help="working-memory budget of the network for automatic tiling (MB, default 1000)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch",
                    help="run the network in PyTorch (default) or onnxruntime (needs stpr[onnx]; --model may then "
@@ -177,20 +178,43 @@ def _add_bench(sub):
                         "(default: stpr and the three baselines)")
     _add_model_options(p, "flow estimator for the STPR methods (default: the model's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--engines", default=None, metavar="E[,E]",
+                   help="engines for the STPR methods: torch, onnx (default: both when onnxruntime is installed)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported (default 3)")
+    p.add_argument("--no-io-threads", action="store_true",
+                   help="decode and encode in the main thread (to measure what the reader/writer threads add)")
+    p.add_argument("--durations", default=None, metavar="S[,S...]",
+                   help="also enhance the same content at these lengths in seconds (25 frames/s), e.g. 10,60, "
+                        "to show peak memory does not grow with length")
+    p.add_argument("--duration-size", default="640x360", metavar="WxH", help="frame size for --durations")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="only print the table")
 
 
 def _run_bench(args) -> int:
-    from stpr.bench import format_table, parse_sizes, run_bench
+    from stpr.bench import format_durations, format_table, parse_sizes, run_bench
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
+    durations = None
+    if args.durations:
+        try:
+            durations = [float(v) for v in args.durations.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--durations needs seconds like 10,60, got {args.durations!r}") from None
+        if not durations or min(durations) <= 0:
+            raise UsageError("--durations must be positive numbers of seconds")
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     data = run_bench(parse_sizes(args.sizes), frames=args.frames, methods=methods, model=args.model,
-                     flow=args.flow, threads=args.threads, json_path=args.json, log=log)
+                     flow=args.flow, threads=args.threads, json_path=args.json, log=log, engines=engines,
+                     repeat=args.repeat, io_threads=not args.no_io_threads, durations=durations,
+                     duration_size=parse_sizes(args.duration_size)[0])
     for note in data["notes"]:
         print(f"note: {note}")
     print(format_table(data["results"], data["machine"]["matmul_peak_gflops"]))
+    if data["durations"]:
+        print()
+        print(format_durations(data["durations"]))
     if args.json and not args.quiet:
         print(f"results written to {args.json}", file=sys.stderr)
     return 0

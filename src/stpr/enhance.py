@@ -143,7 +143,7 @@ class Enhancer:
             where those states, spanning the whole frame, dominate memory.
     """
 
-    def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int = 1500,
+    def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int = 1000,
                  threads: int | None = None, half_states: bool | None = None):
         self.model = model.eval()
         self.half_states = half_states
@@ -231,23 +231,30 @@ class Enhancer:
         """
         tiles: list[_Tile] | None = None
         shape = None
-        pending: deque[list[torch.Tensor]] = deque()  # per output frame: finished tile outputs
+        # Output frames being assembled: tile outputs are blended in as soon as they come, so at
+        # most one full-frame accumulator per pending frame is alive, not every tile's output.
+        acc: dict[int, torch.Tensor] = {}
 
-        def assemble(outs: list[torch.Tensor]) -> np.ndarray:
-            # In place where possible: at 4K every full-frame float temporary is 100 MB.
-            if len(tiles) == 1:
-                img = outs[0][0]
-            else:
-                img = torch.zeros(3, *shape)
-                for t, o in zip(tiles, outs):  # tile weights are normalised to sum to 1
-                    img[:, t.y0:t.y0 + t.h, t.x0:t.x0 + t.w].addcmul_(o[0], t.weight[0])
-            img = img.clamp_(0, 1).mul_(255.0).add_(0.5)
+        def to_uint8(img: torch.Tensor) -> np.ndarray:
+            img = img.clamp_(0, 1).mul_(255.0).add_(0.5)  # in place: at 4K a float frame is 100 MB
             return img.permute(1, 2, 0).to(torch.uint8).numpy()
 
-        def collect(per_tile: list[list[torch.Tensor]]):
-            for k in range(len(per_tile[0])):
-                yield assemble([p[k] for p in per_tile])
+        def blend(t: _Tile, outs: list[torch.Tensor], first: int) -> None:
+            for k, o in enumerate(outs):
+                o = o[0, :, :t.h, :t.w]
+                if len(tiles) == 1:
+                    acc[first + k] = o
+                    continue
+                if first + k not in acc:
+                    acc[first + k] = torch.zeros(3, *shape)
+                # tile weights are normalised so the overlapping tiles sum to 1
+                acc[first + k][:, t.y0:t.y0 + t.h, t.x0:t.x0 + t.w].addcmul_(o, t.weight[0])
 
+        def ready(upto: int):
+            for k in sorted(k for k in acc if k < upto):
+                yield to_uint8(acc.pop(k))
+
+        emitted = 0  # tiles run in lockstep: output k of every tile belongs to frame k
         for frame in frames:
             if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
                 raise InputError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
@@ -257,15 +264,23 @@ class Enhancer:
             elif frame.shape[:2] != shape:
                 raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
             stats = frame_stats(torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255.0))
-            per_tile = []
+            n_out = 0
             for t in tiles:  # each tile converted on its own: no full-frame float copy stays alive
                 crop = torch.from_numpy(frame[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w])
-                xt, (th, tw) = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
-                per_tile.append([o[..., :th, :tw] for o in t.stream.push(xt, stats)])
-            yield from collect(per_tile)
+                xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
+                outs = t.stream.push(xt, stats)
+                blend(t, outs, emitted)
+                n_out = len(outs)
+            emitted += n_out
+            yield from ready(emitted)
         if tiles is not None:
-            per_tile = [[o[..., :t.h, :t.w] for o in t.stream.finish()] for t in tiles]
-            yield from collect(per_tile)
+            n_out = 0
+            for t in tiles:
+                outs = t.stream.finish()
+                blend(t, outs, emitted)
+                n_out = len(outs)
+            emitted += n_out
+            yield from ready(emitted)
 
     def enhance_image(self, img: np.ndarray) -> np.ndarray:
         """Enhance one (H, W, 3) uint8 image (as a static clip)."""

@@ -88,6 +88,10 @@ def export_onnx(model: STPR, out_dir: str | Path, weights: str | Path | None = N
     if model.cfg.flow_mode == "dis":
         raise UsageError("DIS flow runs in OpenCV and cannot be exported to ONNX; "
                          "export with --flow learned or --flow zero")
+    try:
+        import onnx  # noqa: F401 - torch's exporter needs it
+    except ImportError:
+        raise UsageError("ONNX export needs the onnx package: pip install 'stpr[onnx]'") from None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"ONNX export target {out} exists and is not a folder")
