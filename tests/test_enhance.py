@@ -137,3 +137,38 @@ def test_fps_fraction_preserved(tmp_path, weights):
     Enhancer.from_pretrained(weights).enhance_video(src, dst, progress=False)
     with av.open(str(dst)) as c:
         assert abs(float(c.streams.video[0].average_rate) - 30000 / 1001) < 0.01
+
+
+def test_compile_option_errors_are_usage_errors(monkeypatch):
+    """``--compile`` is checked before any work: PyTorch engine only, a C++ compiler is needed."""
+    import shutil
+
+    from stpr.errors import UsageError
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(UsageError, match="C\\+\\+ compiler"):
+        Enhancer(tiny_model(), compile=True)
+
+
+def test_half_precision_states_stay_close(tmp_path):
+    """float16 storage of the cached per-frame states (used for tiled frames) changes outputs by at
+    most a level or two."""
+    model = tiny_model()
+    clip = list(dark_clip(n=5, h=64, w=80, seed=4))
+    ref = list(Enhancer(model, tile=0, half_states=False).enhance_frames(clip))
+    half = list(Enhancer(model, tile=0, half_states=True).enhance_frames(clip))
+    assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(ref, half)) <= 2
+
+
+def test_io_threads_give_identical_video(tmp_path, weights):
+    """The reader/writer threads change when work happens, not what is written."""
+    src = tmp_path / "in.mp4"
+    write_test_video(src, dark_clip(n=7, h=32, w=48), fps=25, audio_seconds=0.28)
+    enh = Enhancer.from_pretrained(weights)
+    outs = {}
+    for io in (False, True):
+        dst = tmp_path / f"out_{io}.mkv"
+        enh.enhance_video(src, dst, codec="ffv1", progress=False, io_threads=io)
+        with av.open(str(dst)) as c:
+            outs[io] = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(outs[True]) == 7 and all(np.array_equal(a, b) for a, b in zip(outs[False], outs[True]))

