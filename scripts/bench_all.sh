@@ -20,3 +20,5 @@ run len360 --sizes 640x360 --methods stpr --engines torch --frames 10 --repeat 1
 run len4k --sizes 640x360 --methods stpr --engines torch --frames 10 --repeat 1 --durations 1,4 --duration-size 3840x2160
 # 4. torch.compile (compilation is excluded from frames/s)
 run compile --sizes 640x360 --methods stpr --engines torch --frames 30 --repeat 3 --compile
+# 5. bfloat16 convolutions (CPU autocast; this CPU has AVX512-BF16)
+run bf16 --sizes 640x360,1920x1080 --methods stpr --engines torch --frames 10 --repeat 3 --bf16

@@ -49,6 +49,7 @@ def main() -> int:
     paths = {
         "torch, whole frame": Enhancer(model, tile=0),
         f"torch, tiles {args.tile} + fp16 states": Enhancer(model, tile=args.tile),
+        "torch bf16 autocast, whole frame": Enhancer(model, tile=0, bf16=True),
         "onnxruntime, whole frame": Enhancer(onnx_model, tile=0),
         f"onnxruntime, tiles {args.tile} + fp16 states": Enhancer(onnx_model, tile=args.tile),
     }

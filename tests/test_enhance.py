@@ -172,3 +172,11 @@ def test_io_threads_give_identical_video(tmp_path, weights):
         with av.open(str(dst)) as c:
             outs[io] = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(outs[True]) == 7 and all(np.array_equal(a, b) for a, b in zip(outs[False], outs[True]))
+
+
+def test_bf16_autocast_stays_close():
+    model = tiny_model()
+    clip = list(dark_clip(n=4, h=48, w=64, seed=5))
+    ref = np.stack(list(Enhancer(model, tile=0).enhance_frames(clip))).astype(int)
+    bf = np.stack(list(Enhancer(model, tile=0, bf16=True).enhance_frames(clip))).astype(int)
+    assert np.abs(ref - bf).mean() < 1.5 and bf.shape == ref.shape
