@@ -18,7 +18,5 @@ run io --sizes 640x360 --methods stpr --engines torch --frames 30 --repeat 3
 # 3. memory against length: 10 s vs 60 s at 640x360, 1 s vs 4 s at 4K (60 s of 4K is ~75 min here)
 run len360 --sizes 640x360 --methods stpr --engines torch --frames 10 --repeat 1 --durations 10,60
 run len4k --sizes 640x360 --methods stpr --engines torch --frames 10 --repeat 1 --durations 1,4 --duration-size 3840x2160
-# 4. torch.compile (compilation is excluded from frames/s)
-run compile --sizes 640x360 --methods stpr --engines torch --frames 30 --repeat 3 --compile
-# 5. bfloat16 convolutions (CPU autocast; this CPU has AVX512-BF16)
+# 4. bfloat16 convolutions (CPU autocast; this CPU has AVX512-BF16)
 run bf16 --sizes 640x360,1920x1080 --methods stpr --engines torch --frames 10 --repeat 3 --bf16

@@ -139,17 +139,6 @@ def test_fps_fraction_preserved(tmp_path, weights):
         assert abs(float(c.streams.video[0].average_rate) - 30000 / 1001) < 0.01
 
 
-def test_compile_option_errors_are_usage_errors(monkeypatch):
-    """``--compile`` is checked before any work: PyTorch engine only, a C++ compiler is needed."""
-    import shutil
-
-    from stpr.errors import UsageError
-
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(UsageError, match="C\\+\\+ compiler"):
-        Enhancer(tiny_model(), compile=True)
-
-
 def test_half_precision_states_stay_close(tmp_path):
     """float16 storage of the cached per-frame states (used for tiled frames) changes outputs by at
     most a level or two."""

@@ -175,14 +175,7 @@ def _worker(spec: dict) -> dict:
         enhancer = Enhancer.from_pretrained(spec.get("model"), frames=1 if method == "stpr-perframe" else None,
                                             flow=spec.get("flow"), engine=spec.get("engine", "torch"),
                                             threads=spec.get("threads"),
-                                            compile=bool(spec.get("compile")) and spec.get("engine") != "onnx",
                                             bf16=bool(spec.get("bf16")) and spec.get("engine") != "onnx")
-        if spec.get("compile") and spec.get("engine") != "onnx":
-            from stpr.io import open_input
-
-            with open_input(clip) as reader:  # compile (one graph per shape) outside the timed run
-                first = next(iter(reader)).rgb
-            list(enhancer.enhance_frames([first]))
         load_s = time.perf_counter() - t_load
         rss_start = _rss_mb()
         dec, enh = [0.0], [0.0]
@@ -245,11 +238,11 @@ def _worker_main(argv: list[str]) -> int:
 
 def run_case(clip: Path, method: str, out_dir: Path, model: str | None = None, flow: str | None = None,
              threads: int | None = None, engine: str = "torch", io_threads: bool = True,
-             compile: bool = False, bf16: bool = False) -> dict:
+             bf16: bool = False) -> dict:
     """Run one (clip, method) case in a fresh Python process; returns its timing/memory dict."""
     spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}.mp4"),
             "model": str(model) if model else None, "flow": flow, "threads": threads, "engine": engine,
-            "io_threads": io_threads, "compile": compile, "bf16": bf16}
+            "io_threads": io_threads, "bf16": bf16}
     proc = subprocess.run([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
                           capture_output=True, text=True)
     for line in reversed(proc.stdout.splitlines()):
@@ -360,7 +353,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
               json_path: str | Path | None = None, log: Callable[[str], None] = lambda s: None,
               engines: list[str] | None = None, repeat: int = 3, io_threads: bool = True,
               durations: list[float] | None = None, duration_size: tuple[int, int] = (640, 360),
-              compile: bool = False, bf16: bool = False) -> dict:
+              bf16: bool = False) -> dict:
     """Benchmark every (size, method, engine) case, each ``repeat`` times (median reported).
     ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
     installed). ``durations`` (seconds at 25 frames/s, ``duration_size``) adds runs of the same
@@ -415,8 +408,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
                     log(f"{w}x{h}: {m}" + (f" ({engine})" if engine else ""))
                     r = {"size": f"{w}x{h}", "width": w, "height": h, "method": m, "engine": engine}
                     r.update(run_repeated(repeat, clip, m, tmp, model=model, flow=flow, threads=threads,
-                                          engine=engine or "torch", io_threads=io_threads, compile=compile,
-                                          bf16=bf16))
+                                          engine=engine or "torch", io_threads=io_threads, bf16=bf16))
                     _add_rates(r, m, model, flow, w, h, peak)
                     results.append(r)
             clip.unlink()
@@ -434,7 +426,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             clip.unlink()
     data = {"machine": machine, "frames": frames,
             "model": (str(model) if model else str(DEFAULT_WEIGHTS)) if uses_model else None,
-            "notes": notes, "repeat": repeat, "io_threads": io_threads, "compile": compile, "bf16": bf16,
+            "notes": notes, "repeat": repeat, "io_threads": io_threads, "bf16": bf16,
             "results": results,
             "durations": dur_results}
     if json_path:

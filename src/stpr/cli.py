@@ -74,9 +74,6 @@ def _add_enhance(sub):
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch",
                    help="run the network in PyTorch (default) or onnxruntime (needs stpr[onnx]; --model may then "
                         "be a folder made by stpr export --onnx)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network (needs a C++ compiler): faster per frame after a one-off "
-                        "compilation of a few minutes, so only worth it for long videos")
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 convolutions (PyTorch engine): faster on CPUs with AVX512-BF16 or AMX, "
                         "outputs differ by a fraction of a level")
@@ -125,11 +122,11 @@ def _run_enhance(args) -> int:
     dst = Path(args.output) if args.output else default_output(src)
     if not args.resume:
         check_leftover(dst, args.overwrite)
-    if (args.compile or args.bf16) and args.engine != "torch":
-        raise UsageError("--compile and --bf16 apply to --engine torch only")
+    if args.bf16 and args.engine != "torch":
+        raise UsageError("--bf16 applies to --engine torch only")
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
-                                        compile=args.compile, bf16=args.bf16)
+                                        bf16=args.bf16)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
                                  segment_frames=args.segment_frames)
@@ -196,9 +193,6 @@ def _add_bench(sub):
                    help="also enhance the same content at these lengths in seconds (25 frames/s), e.g. 10,60, "
                         "to show peak memory does not grow with length")
     p.add_argument("--duration-size", default="640x360", metavar="WxH", help="frame size for --durations")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network in the torch-engine cases (compilation is timed as start-up, "
-                        "not in frames/s)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 convolutions in the torch-engine cases")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="only print the table")
@@ -221,7 +215,7 @@ def _run_bench(args) -> int:
     data = run_bench(parse_sizes(args.sizes), frames=args.frames, methods=methods, model=args.model,
                      flow=args.flow, threads=args.threads, json_path=args.json, log=log, engines=engines,
                      repeat=args.repeat, io_threads=not args.no_io_threads, durations=durations,
-                     duration_size=parse_sizes(args.duration_size)[0], compile=args.compile, bf16=args.bf16)
+                     duration_size=parse_sizes(args.duration_size)[0], bf16=args.bf16)
     for note in data["notes"]:
         print(f"note: {note}")
     print(format_table(data["results"], data["machine"]["matmul_peak_gflops"]))

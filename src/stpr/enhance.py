@@ -33,6 +33,29 @@ BYTES_PER_PIXEL = 400
 ENGINES = ("torch", "onnx")
 
 
+def _trim_heap() -> None:
+    """Give freed heap pages back to the OS (glibc ``malloc_trim``; no-op elsewhere).
+
+    At 4K the tiles' large temporaries are served from the heap once glibc's dynamic mmap
+    threshold has grown, and the holes they leave between long-lived buffers made peak RSS creep
+    up over the first hundred frames; trimming after each (multi-second) tiled frame stops that."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import sys
+
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else False
+            _LIBC.malloc_trim  # noqa: B018 - glibc only
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
+
+
 def limit_malloc_arenas(n: int = 2) -> bool:
     """Cap glibc's malloc arenas (call early, before threads start); returns whether it applied.
 
@@ -170,39 +193,22 @@ class Enhancer:
         half_states: keep the per-frame features between windows in float16 (half the memory of
             the T + 1 frames' states; computation stays float32). None: only for tiled frames,
             where those states, spanning the whole frame, dominate memory.
-        compile: run the network's per-frame and per-window passes through ``torch.compile``
-            (Inductor, needs a C++ compiler): faster per frame after a one-off compilation of a
-            few minutes per frame/tile size, so it pays on long videos only.
         bf16: run convolutions in bfloat16 (CPU autocast; fast on CPUs with AVX512-BF16/AMX,
             slow elsewhere). Changes outputs by a fraction of a level on average.
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int = 1000,
-                 threads: int | None = None, half_states: bool | None = None, compile: bool = False,
-                 bf16: bool = False):
+                 threads: int | None = None, half_states: bool | None = None, bf16: bool = False):
         self.model = model.eval()
         if bf16 and not isinstance(model, STPR):
             raise UsageError("--bf16 applies to the PyTorch engine only")
         self.bf16 = bf16
-        if compile:
-            self._compile()
         self.half_states = half_states
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.memory_mb = memory_mb
         if threads:
             torch.set_num_threads(threads)
-
-    def _compile(self) -> None:
-        import shutil
-
-        if not isinstance(self.model, STPR):
-            raise UsageError("--compile applies to the PyTorch engine only")
-        if not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
-            raise UsageError("--compile needs a C++ compiler (g++ or clang++) on PATH")
-        # Fixed shapes: one graph per frame/tile size, no dynamic-shape guards in the hot loop.
-        self.model.encode_frame = torch.compile(self.model.encode_frame, dynamic=False)
-        self.model.decode = torch.compile(self.model.decode, dynamic=False)
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, flow: str | None = None, frames: int | None = None,
@@ -324,6 +330,8 @@ class Enhancer:
                 n_out = len(outs)
             emitted += n_out
             yield from ready(emitted)
+            if len(tiles) > 1:
+                _trim_heap()
         if tiles is not None:
             n_out = 0
             for t in tiles:
