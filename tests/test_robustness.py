@@ -115,6 +115,14 @@ def out_info(path: Path):
         return r.info, len(list(r))
 
 
+def enhanced_ok(capsys, src: Path, dst: Path, weights: Path):
+    """Run ``stpr enhance`` expecting success with nothing on stderr; returns the output's
+    (MediaInfo, frame count)."""
+    rc, err = cli(capsys, src, dst, weights)
+    assert rc == 0 and err == []
+    return out_info(dst)
+
+
 def write_pngs(folder: Path, images, names=None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):
@@ -220,9 +228,7 @@ def test_frame_folder_with_non_image_files_is_enhanced(tmp_path, weights, capsys
     (src / "readme.txt").write_text("shot on a phone")
     (src / ".DS_Store").write_bytes(b"\0\1")
     (src / "sub").mkdir()
-    rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
-    assert rc == 0 and err == []
-    info, n = out_info(tmp_path / "out.mp4")
+    info, n = enhanced_ok(capsys, src, tmp_path / "out.mp4", weights)
     assert n == 4 and (info.width, info.height) == (32, 24)
 
 
@@ -232,9 +238,7 @@ def test_frame_folder_with_non_image_files_is_enhanced(tmp_path, weights, capsys
 def test_one_frame_video(tmp_path, weights, capsys):
     src = tmp_path / "one.mp4"
     write_test_video(src, dark_clip(n=1, h=32, w=48))
-    rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
-    assert rc == 0 and err == []
-    info, n = out_info(tmp_path / "out.mp4")
+    info, n = enhanced_ok(capsys, src, tmp_path / "out.mp4", weights)
     assert n == 1 and (info.width, info.height) == (48, 32)
 
 
@@ -242,9 +246,7 @@ def test_one_frame_video(tmp_path, weights, capsys):
 def test_odd_and_tiny_sizes(tmp_path, weights, capsys, w, h):
     src = tmp_path / f"tiny_{w}x{h}.mp4"
     write_test_video(src, dark_clip(n=3, h=h, w=w))
-    rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
-    assert rc == 0 and err == []
-    info, n = out_info(tmp_path / "out.mp4")
+    info, n = enhanced_ok(capsys, src, tmp_path / "out.mp4", weights)
     assert n == 3 and (info.width, info.height) == (w, h)
     # and as a single image
     img = tmp_path / f"tiny_{w}x{h}.png"
@@ -255,9 +257,7 @@ def test_odd_and_tiny_sizes(tmp_path, weights, capsys, w, h):
 
 def test_grayscale_png_frames(tmp_path, weights, capsys):
     src = write_pngs(tmp_path / "gray", [f[..., 0] for f in dark_clip(n=4, h=24, w=30)])
-    rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
-    assert rc == 0 and err == []
-    info, n = out_info(tmp_path / "out.mp4")
+    info, n = enhanced_ok(capsys, src, tmp_path / "out.mp4", weights)
     assert n == 4 and (info.width, info.height) == (30, 24)
 
 
@@ -296,9 +296,7 @@ def test_variable_frame_rate(tmp_path, weights, capsys):
 def test_rotation_metadata_is_kept(tmp_path, weights, capsys):
     src = tmp_path / "phone.mp4"
     write_test_video(src, dark_clip(n=4, h=32, w=48), rotation=90, audio_seconds=0.16)
-    rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
-    assert rc == 0 and err == []
-    info, n = out_info(tmp_path / "out.mp4")
+    info, n = enhanced_ok(capsys, src, tmp_path / "out.mp4", weights)
     assert n == 4 and info.rotation == 90 and (info.width, info.height) == (48, 32)
 
 
@@ -330,9 +328,7 @@ def test_10bit_input(tmp_path, weights, capsys):
     with open_input(src) as r:  # decoded to 8-bit RGB close to what was encoded
         first = next(iter(r)).rgb
     assert np.abs(first.astype(int) - clip[0].astype(int)).mean() < 4
-    rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
-    assert rc == 0 and err == []
-    info, n = out_info(tmp_path / "out.mp4")
+    info, n = enhanced_ok(capsys, src, tmp_path / "out.mp4", weights)
     assert n == 4 and (info.width, info.height) == (32, 24)
 
 
