@@ -97,3 +97,21 @@ def test_cli_export_and_enhance_with_onnx(tmp_path, weights, capsys):
     assert main(["enhance", str(src), "-o", str(tmp_path / "bad2.mp4"), "--engine", "onnx", "--model", str(exp),
                  "--flow", "zero", "--quiet"]) == 2
     assert not (tmp_path / "bad.mp4").exists() and not (tmp_path / "bad2.mp4").exists()
+
+
+def test_resumable_run_with_onnx_engine(tmp_path):
+    """--resume fingerprints the ONNX graphs (there is no PyTorch state dict to hash)."""
+    src = tmp_path / "in.mp4"
+    write_test_video(src, dark_clip(n=5, h=32, w=48), fps=10)
+    exp = tmp_path / "exp"
+    export_onnx(tiny_model(), exp)
+    a, b = OnnxSTPR(exp), OnnxSTPR(exp)
+    assert a.fingerprint == b.fingerprint and a.fingerprint.startswith("onnx:")
+    outs = []
+    for extra in ([], ["--resume"]):
+        dst = tmp_path / f"out{len(outs)}.mkv"
+        assert main(["enhance", str(src), "-o", str(dst), "--quiet", "--codec", "ffv1", "--engine", "onnx",
+                     "--model", str(exp), *extra]) == 0
+        with open_input(dst) as r:
+            outs.append([f.rgb for f in r])
+    assert len(outs[1]) == 5 and _max_diff(*outs) == 0

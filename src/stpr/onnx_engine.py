@@ -159,6 +159,11 @@ class OnnxSTPR:
             raise ModelError("onnxruntime is not installed: pip install 'stpr[onnx]'") from None
         folder = Path(folder)
         try:
+            digest = hashlib.sha256()
+            for name in (MANIFEST, "encode.onnx", "decode.onnx"):
+                digest.update((folder / name).read_bytes())
+            # What the engine computes, for resumable runs (the export folder may be temporary).
+            self.fingerprint = "onnx:" + digest.hexdigest()
             manifest = json.loads((folder / MANIFEST).read_text())
             self.cfg = STPRConfig.from_dict(manifest["stpr_config"])
             self.names = list(manifest["state_names"])

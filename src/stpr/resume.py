@@ -67,7 +67,10 @@ def work_dir_for(dst: str | os.PathLike[str]) -> Path:
 
 
 def model_fingerprint(model) -> str:
-    """SHA-256 of the model's config and weights (a different model gives different frames)."""
+    """SHA-256 of the model's config and weights (a different model gives different frames).
+    An onnxruntime model (``OnnxSTPR``) carries the digest of the graphs it runs."""
+    if not hasattr(model, "state_dict"):
+        return model.fingerprint
     h = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
@@ -236,7 +239,9 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
             # change the pixels slightly, a budget that does not change them does not matter.
             "options": {"codec": codec, "crf": crf, "preset": preset, "segment_frames": segment_frames,
                         "tile": enhancer.tile_size_for(info.height, info.width),
-                        "tile_overlap": enhancer.tile_overlap},
+                        "tile_overlap": enhancer.tile_overlap,
+                        # numerics that change the pixels slightly
+                        "bf16": enhancer.bf16, "half_states": enhancer.half_states},
         }
         manifest = _prepare_work_dir(work, job, dst, overwrite)
         segments: list[dict] = manifest["segments"]
