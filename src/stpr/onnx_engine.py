@@ -45,14 +45,24 @@ def _state_names(model: STPR) -> list[str]:
     return names
 
 
+def _state_tensors(s: FrameState) -> list[torch.Tensor]:
+    """A state's per-frame tensors in graph order (``_state_names``)."""
+    return [s.norm_small, s.logb, s.feats, *(s.flow_pyr or [])]
+
+
+def _state_from(parts, x: torch.Tensor, stats: torch.Tensor) -> FrameState:
+    """Inverse of ``_state_tensors``."""
+    return FrameState(x=x, stats=stats, norm_small=parts[0], logb=parts[1], feats=parts[2],
+                      flow_pyr=list(parts[3:]) or None)
+
+
 class _EncodeGraph(nn.Module):
     def __init__(self, model: STPR):
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor, stats: torch.Tensor):
-        s = self.model.encode_frame(x, stats)
-        return (s.norm_small, s.logb, s.feats, *(s.flow_pyr or []))
+        return tuple(_state_tensors(self.model.encode_frame(x, stats)))
 
 
 class _DecodeGraph(nn.Module):
@@ -63,11 +73,7 @@ class _DecodeGraph(nn.Module):
 
     def forward(self, x: torch.Tensor, stats: torch.Tensor, *flat: torch.Tensor):
         k = self.n_state
-        window = []
-        for t in range(self.model.cfg.frames):
-            part = flat[t * k:(t + 1) * k]
-            window.append(FrameState(x=x, stats=stats, norm_small=part[0], logb=part[1], feats=part[2],
-                                     flow_pyr=list(part[3:]) or None))
+        window = [_state_from(flat[t * k:(t + 1) * k], x, stats) for t in range(self.model.cfg.frames)]
         out, _ = self.model.decode(window)
         return out
 
@@ -193,15 +199,13 @@ class OnnxSTPR:
 
     def encode_frame(self, x: torch.Tensor, stats: torch.Tensor) -> FrameState:
         outs = self.enc.run(None, {"x": _np(x), "stats": _np(stats)})
-        t = [torch.from_numpy(o) for o in outs]
-        return FrameState(x=x, stats=stats, norm_small=t[0], logb=t[1], feats=t[2], flow_pyr=t[3:] or None)
+        return _state_from([torch.from_numpy(o) for o in outs], x, stats)
 
     def decode(self, window: list[FrameState], flows=None):
         center = window[len(window) // 2]
         feed = {k: _np(v) for k, v in (("x", center.x), ("stats", center.stats)) if k in self._dec_inputs}
         for t, s in enumerate(window):
-            parts = [s.norm_small, s.logb, s.feats, *(s.flow_pyr or [])]
-            for n, v in zip(self.names, parts):
+            for n, v in zip(self.names, _state_tensors(s)):
                 if f"f{t}_{n}" in self._dec_inputs:
                     feed[f"f{t}_{n}"] = _np(v)
         out = self.dec.run(["out"], feed)[0]
