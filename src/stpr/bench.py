@@ -116,8 +116,7 @@ def model_gflops(weights: str | Path | None, width: int, height: int, frames: in
     from stpr.models.common import frame_stats
     from stpr.models.stpr_arch import STPR, STPRConfig
 
-    overrides = {k: v for k, v in (("frames", frames), ("flow_mode", flow)) if v is not None}
-    cpu_model = load_model(Path(weights) if weights else None, **overrides)
+    cpu_model = load_model(weights or None, frames=frames, flow_mode=flow)
     note = ""
     cfg_d = cpu_model.cfg.to_dict()
     if cfg_d["flow_mode"] == "dis":

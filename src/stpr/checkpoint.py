@@ -40,7 +40,7 @@ def read_metadata(path: Path) -> dict:
 
 def load_model(path: Path | None = None, **overrides) -> STPR:
     """Build an STPR from a weights file. ``overrides`` change inference-only config fields
-    (e.g. ``flow_mode="dis"``, ``frames=1``).
+    (e.g. ``flow_mode="dis"``, ``frames=1``); None values leave the stored setting.
 
     Raises:
         ModelError: missing, unreadable, or not matching the architecture.
@@ -59,7 +59,7 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
         cfg_dict = json.loads(meta["stpr_config"])
         if not isinstance(cfg_dict, dict):
             raise ValueError("stpr_config is not a JSON object")
-        cfg_dict.update(overrides)
+        cfg_dict.update({k: v for k, v in overrides.items() if v is not None})
         model = STPR(STPRConfig.from_dict(cfg_dict))
     except (ValueError, TypeError, RuntimeError) as e:
         raise ModelError(f"bad model config in {path}: {e}") from None

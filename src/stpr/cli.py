@@ -249,8 +249,7 @@ def _run_export(args) -> int:
         raise UsageError(f"--onnx {out}: exists and is not a folder")
     if (out / MANIFEST).exists() and not args.overwrite:
         raise UsageError(f"{out} already holds an ONNX export (use --overwrite)")
-    overrides = {k: v for k, v in (("flow_mode", args.flow), ("frames", args.frames)) if v is not None}
-    model = load_model(Path(args.model) if args.model else None, **overrides)
+    model = load_model(args.model or None, flow_mode=args.flow, frames=args.frames)
     from stpr.checkpoint import DEFAULT_WEIGHTS
 
     export_onnx(model, out, weights=args.model or DEFAULT_WEIGHTS)

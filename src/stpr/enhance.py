@@ -232,14 +232,9 @@ class Enhancer:
 
     @staticmethod
     def _load(path, flow, frames) -> STPR:
-        overrides = {}
-        if flow is not None:
-            overrides["flow_mode"] = flow
-        if frames is not None:
-            overrides["frames"] = frames
         if path and Path(path).is_dir():
             raise ModelError(f"{path} is a folder, not a weights file (an ONNX export needs --engine onnx)")
-        return load_model(Path(path) if path else None, **overrides)
+        return load_model(path or None, flow_mode=flow, frames=frames)
 
     # ------------------------------------------------------------------ tiling
     def tile_size_for(self, h: int, w: int) -> int:
