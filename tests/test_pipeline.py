@@ -87,3 +87,15 @@ def test_writer_abort_drops_the_queue():
     w.abort()
     assert not w._thread.is_alive()
     assert len(out) <= 2  # at most the item in hand (and one racing the abort) is written
+
+
+def test_writer_context_closes_on_success_and_aborts_on_error():
+    out = []
+    with BackgroundWriter(out.append) as w:
+        for i in range(5):
+            w.put(i)
+    assert out == list(range(5)) and not w._thread.is_alive()
+    with pytest.raises(KeyError):
+        with BackgroundWriter(lambda x: None) as w2:
+            raise KeyError("boom")
+    assert not w2._thread.is_alive()

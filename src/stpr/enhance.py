@@ -373,36 +373,26 @@ class Enhancer:
             with open_output(dst, info, source=Path(src) if info.kind == "video" else None, codec=codec, crf=crf,
                              overwrite=overwrite, preset=preset) as writer:
                 meta: deque[Frame] = deque()
-                decoded = Prefetch(reader, depth=2) if io_threads else iter(reader)
-                out_q = BackgroundWriter(writer.write, depth=2) if io_threads else None
-
-                def frames():
-                    for f in decoded:
-                        meta.append(f)
-                        yield f.rgb
-
                 n = 0
-                try:
+                # Threads are stopped (writer first: finished, or dropped on error) before the
+                # reader and writer themselves are closed.
+                with contextlib.ExitStack() as threads:
+                    decoded = threads.enter_context(Prefetch(reader, depth=2)) if io_threads else reader
+                    put = threads.enter_context(BackgroundWriter(writer.write, depth=2)).put if io_threads \
+                        else writer.write
+
+                    def frames():
+                        for f in decoded:
+                            meta.append(f)
+                            yield f.rgb
+
                     with tqdm(total=info.num_frames, unit="frame", disable=not progress, desc="enhance",
                               dynamic_ncols=True) as bar:
                         for out in self.enhance_frames(frames()):
                             m = meta.popleft()
-                            frame = Frame(rgb=out, pts=m.pts, time_base=m.time_base, index=m.index)
-                            if out_q:
-                                out_q.put(frame)
-                            else:
-                                writer.write(frame)
+                            put(Frame(rgb=out, pts=m.pts, time_base=m.time_base, index=m.index))
                             n += 1
                             bar.update(1)
-                    if out_q:
-                        out_q.close()  # raises the writer thread's error, if any
-                except BaseException:
-                    if out_q:
-                        out_q.abort()
-                    raise
-                finally:
-                    if io_threads:
-                        decoded.close()
                 if n == 0:
                     raise InputError(f"{src}: no video frames to enhance")
         secs = time.perf_counter() - t0

@@ -80,7 +80,8 @@ class BackgroundWriter:
     """Call ``write(item)`` for each :meth:`put` item in a background thread, in order.
 
     :meth:`close` waits until everything is written and re-raises the first error of the thread;
-    :meth:`abort` drops what is still queued. An error in the thread is also re-raised by the next
+    :meth:`abort` drops what is still queued. As a context manager it closes on success and
+    aborts when the block raises. An error in the thread is also re-raised by the next
     :meth:`put`, so a failing output (full disk) stops the run promptly.
     """
 
@@ -135,3 +136,12 @@ class BackgroundWriter:
                 break
         self._q.put(_DONE)
         self._thread.join()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
