@@ -16,6 +16,7 @@ Nothing here asserts anything about time; numbers depend on the machine and its 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -274,6 +275,10 @@ def run_repeated(repeat: int, *args, **kwargs) -> dict:
 
 
 # ----------------------------------------------------------------------------- driver
+# One FLOP count per (weights, size, T, flow): every engine and length of a size shares it.
+_model_gflops_cached = functools.lru_cache(maxsize=None)(model_gflops)
+
+
 def _has_onnx() -> bool:
     import importlib.util
 
@@ -290,8 +295,8 @@ def _add_rates(r: dict, method: str, model, flow, w: int, h: int, peak: float) -
     r["fps"] = r["frames"] / r["seconds"] if r["seconds"] > 0 else None
     r["model_fps"] = r["frames"] / r["model_seconds"] if r["model_seconds"] > 0 else None
     if method in STPR_METHODS:
-        g, note = model_gflops(model or DEFAULT_WEIGHTS, w, h, frames=1 if method == "stpr-perframe" else None,
-                               flow=flow)
+        g, note = _model_gflops_cached(str(model or DEFAULT_WEIGHTS), w, h,
+                                       1 if method == "stpr-perframe" else None, flow)
         r["gflops_per_frame"] = g
         if note:
             r["flops_note"] = note
@@ -312,6 +317,7 @@ def format_durations(rows: list[dict]) -> str:
         lines.append(f"| {r['size']} | {r['seconds_of_video']:g} s | {r['frames']} | {_fmt(r['fps'], '.2f')} | "
                      f"{_fmt(r['peak_rss_mb'], '.0f')} |")
     return "\n".join(lines)
+
 
 def _fmt(v, spec: str) -> str:
     return "–" if v is None else format(v, spec)
@@ -373,9 +379,11 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
         raise UsageError("--repeat must be >= 1")
     if engines is None:
         engines = ["torch"] + (["onnx"] if _has_onnx() else [])
-    bad_engines = [e for e in engines if e not in ("torch", "onnx")]
+    from stpr.enhance import ENGINES
+
+    bad_engines = [e for e in engines if e not in ENGINES]
     if bad_engines or not engines:
-        raise UsageError(f"unknown engine(s) {', '.join(bad_engines) or '(none)'}; choose from torch, onnx")
+        raise UsageError(f"unknown engine(s) {', '.join(bad_engines) or '(none)'}; choose from {', '.join(ENGINES)}")
     if "onnx" in engines and not _has_onnx():
         raise UsageError("--engines onnx needs onnx and onnxruntime: pip install 'stpr[onnx]'")
     if threads is not None and threads < 1:
