@@ -109,6 +109,8 @@ def _check_enhance_numbers(args) -> None:
             raise UsageError(f"--segment-frames must be >= 1, got {args.segment_frames}")
         if not args.resume:
             raise UsageError("--segment-frames only applies to resumable runs: add --resume")
+    if args.bf16 and args.engine != "torch":
+        raise UsageError("--bf16 applies to --engine torch only")
 
 
 def _run_enhance(args) -> int:
@@ -122,8 +124,6 @@ def _run_enhance(args) -> int:
     dst = Path(args.output) if args.output else default_output(src)
     if not args.resume:
         check_leftover(dst, args.overwrite)
-    if args.bf16 and args.engine != "torch":
-        raise UsageError("--bf16 applies to --engine torch only")
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
                                         bf16=args.bf16)
@@ -239,7 +239,7 @@ def _add_export(sub):
 
 
 def _run_export(args) -> int:
-    from stpr.checkpoint import load_model
+    from stpr.checkpoint import DEFAULT_WEIGHTS, load_model
     from stpr.onnx_engine import MANIFEST, export_onnx
 
     if args.frames is not None and (args.frames < 1 or args.frames % 2 == 0):
@@ -250,8 +250,6 @@ def _run_export(args) -> int:
     if (out / MANIFEST).exists() and not args.overwrite:
         raise UsageError(f"{out} already holds an ONNX export (use --overwrite)")
     model = load_model(args.model or None, flow_mode=args.flow, frames=args.frames)
-    from stpr.checkpoint import DEFAULT_WEIGHTS
-
     export_onnx(model, out, weights=args.model or DEFAULT_WEIGHTS)
     print(f"wrote {out / 'encode.onnx'}, {out / 'decode.onnx'} and {out / MANIFEST}")
     return 0

@@ -430,7 +430,7 @@ class _VideoReader(FrameReader):
         if (cc.width or 0) * (cc.height or 0) > _LARGE_FRAME_PIXELS:
             # Each frame thread holds its own frames (~0.2 GB at 4K with the default count);
             # two are plenty where the network takes seconds per frame.
-            stream.codec_context.thread_count = 2
+            cc.thread_count = 2
         self._stream = stream
         self._reformatter = VideoReformatter()
         self._warned_decode = False
