@@ -63,14 +63,13 @@ def main() -> int:
         if n not in VARIANTS:
             ap.error(f"unknown variant {n!r}; choose from {', '.join(VARIANTS)}")
     stpr = [sys.executable, "-m", "stpr.cli"]
+    steps = json.loads(Path(args.config).read_text())["steps"]
     for name in names:
         overrides, _ = VARIANTS[name]
         run_dir = Path(args.runs) / name
         rep = Path(args.reports) / name
-        steps = json.loads(Path(args.config).read_text())["steps"]
         if _last_step(run_dir) < steps:
             cmd = stpr + ["train", "--config", args.config, "--quiet", "--set", f"out_dir={run_dir}"]
-            cmd += ["--set", f"steps={steps}"]
             cmd += [f"--set=model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items()]
             if (run_dir / "last_state.pt").is_file():
                 cmd.append("--resume")
