@@ -17,8 +17,9 @@ from helpers import dark_clip, tiny_model
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_streaming_matches_clip_reference():
-    model = tiny_model()
+@pytest.mark.parametrize("pixel_fusion", [False, True])
+def test_streaming_matches_clip_reference(pixel_fusion):
+    model = tiny_model(pixel_fusion=pixel_fusion)
     clip = dark_clip()
     streamed = list(Enhancer(model, tile=0).enhance_frames(list(clip)))
     assert len(streamed) == len(clip)

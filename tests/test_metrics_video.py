@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from stpr.metrics import (flicker_ratio, lpips_or_none, mabd, mabd_mse, mean_brightness, psnr_rgb, psnr_y,
-                          sequence_flows, ssim_rgb, ssim_y, warping_error)
+from stpr.metrics import (flicker_ratio, lpips_or_none, mabd, mabd_mse, mean_brightness, psnr_gt_mean, psnr_rgb,
+                          psnr_y, sequence_flows, ssim_rgb, ssim_y, warping_error)
 from stpr.metrics.video import frame_brightness, lpips_status  # not re-exported by stpr.metrics
 
 Y = np.array([0.299, 0.587, 0.114])
@@ -123,3 +123,14 @@ def test_lpips_none_without_package_or_weights():
     else:
         assert reason
         assert lpips_or_none(f, f) is None
+
+
+def test_psnr_gt_mean_ignores_exposure_but_not_noise():
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0.1, 0.6, (32, 32, 3))
+    darker = gt * 0.7  # right content, wrong exposure
+    assert psnr_rgb(darker, gt) < 20
+    assert psnr_gt_mean(darker, gt) > 100  # exposure taken out exactly
+    noisy = np.clip(gt + rng.normal(0, 0.05, gt.shape), 0, 1)
+    assert psnr_gt_mean(noisy, gt) == pytest.approx(psnr_rgb(noisy, gt), abs=0.2)  # noise still counts
+    assert psnr_gt_mean(np.zeros_like(gt), gt) < 15  # a black frame is not rescued

@@ -23,6 +23,8 @@ def wake(model: STPR, std: float = 0.05, seed: int = 0) -> STPR:
     g = torch.Generator().manual_seed(seed)
     rec = model.reconstruction
     layers = [h[-1] for h in model.flow_net.heads] + [rec.residual, rec.local_gain, rec.global_gain[-1]]
+    if rec.blend is not None:
+        layers.append(rec.blend[-1])
     with torch.no_grad():
         for layer in layers:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
@@ -255,10 +257,11 @@ def test_untrained_model_is_plain_brightening_and_flow_matters_once_awake():
 # ------------------------------------------------------------------------------------- streaming
 
 
-@pytest.mark.parametrize("frames,mode", [(3, "learned"), (5, "learned"), (3, "zero")])
-def test_forward_clip_matches_reflected_windows(frames, mode):
+@pytest.mark.parametrize("frames,mode,pixel", [(3, "learned", False), (5, "learned", False), (3, "zero", False),
+                                              (3, "learned", True)])
+def test_forward_clip_matches_reflected_windows(frames, mode, pixel):
     # non-trivial flow heads and reconstruction, so that a wrong neighbour order would show
-    model = wake(tiny(frames=frames, flow_mode=mode, seed=4)).eval()
+    model = wake(tiny(frames=frames, flow_mode=mode, seed=4, pixel_fusion=pixel)).eval()
     clip = textured(1, 5, 24, 40, seed=5)
     clip = clip * torch.linspace(0.6, 1.4, 5).view(1, 5, 1, 1, 1)  # frames differ in brightness
     with torch.no_grad():
@@ -271,6 +274,44 @@ def test_forward_clip_matches_reflected_windows(frames, mode):
             assert torch.allclose(out, ref, atol=1e-5), (c, (out - ref).abs().max())
         # different centres give different outputs (the test above is not vacuous)
         assert (outs[0] - outs[4]).abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------- pixel fusion
+
+
+def _noise_std(model: STPR, clip: torch.Tensor) -> float:
+    with torch.no_grad():
+        out = model(clip)
+    return float(out[..., 4:-4, 4:-4].std())  # away from the replicate-padded border
+
+
+def test_pixel_fusion_averages_noise_of_a_static_scene():
+    """A flat grey scene with independent noise in every frame: blending the aligned neighbours
+    must cut the output noise well below that of the same weights run per frame (T = 1), while
+    the feature-only model (no pixel fusion) passes the centre frame's noise straight through."""
+    g = torch.Generator().manual_seed(0)
+    clip = (0.08 + 0.02 * torch.randn(1, 3, 3, 48, 48, generator=g)).clamp(0, 1)
+    fused = tiny(frames=3, flow_mode="zero", pixel_fusion=True, seed=1).eval()
+    single = STPR(STPRConfig(**{**fused.cfg.to_dict(), "frames": 1})).eval()
+    single.load_state_dict(fused.state_dict())
+    assert _noise_std(fused, clip) < 0.75 * _noise_std(single, clip)  # ~1/sqrt(3) for a plain mean
+    features_only = tiny(frames=3, flow_mode="zero", pixel_fusion=False, seed=1).eval()
+    assert _noise_std(features_only, clip) > 0.95 * _noise_std(single, clip)
+
+
+def test_pixel_fusion_keeps_the_centre_where_a_neighbour_is_misaligned():
+    """Blend weights follow alignment: a neighbour pushed out of the frame by its flow (invalid
+    samples) must not leak into the output."""
+    model = wake(tiny(frames=3, flow_mode="learned", pixel_fusion=True, seed=2)).eval()
+    x = textured(1, 3, 32, 32, seed=6)
+    with torch.no_grad():
+        states = [model.encode_frame(x[:, t]) for t in range(3)]
+        far = torch.full((1, 2, 8, 8), 100.0)  # every sample lands outside the neighbour
+        out_far, _ = model.decode(states, [far, far])
+        other = [states[0], states[1], model.encode_frame(torch.rand(1, 3, 32, 32))]
+        other[0] = model.encode_frame(torch.rand(1, 3, 32, 32))
+        out_far_other, _ = model.decode(other, [far, far])
+    assert torch.allclose(out_far, out_far_other, atol=1e-3)
 
 
 # ------------------------------------------------------------------------------------- PRRD

@@ -25,7 +25,8 @@ def _max_diff(a, b) -> int:
     return max(int(np.abs(x.astype(int) - y.astype(int)).max()) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("overrides", [{}, {"flow_mode": "zero"}, {"frames": 1}, {"frames": 5}])
+@pytest.mark.parametrize("overrides", [{}, {"flow_mode": "zero"}, {"frames": 1}, {"frames": 5},
+                                       {"pixel_fusion": True, "hf_split": False}])
 def test_onnx_matches_pytorch_streaming(tmp_path, overrides):
     model = tiny_model(**overrides)
     export_onnx(model, tmp_path / "onnx")

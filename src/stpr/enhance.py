@@ -117,8 +117,10 @@ class _WindowStream:
             window = [self.states[i] for i in idx]
             if self.half_states:
                 window = [_map_state(st, lambda t: t.float()) for st in window]
-            mid = len(window) // 2
-            window[mid] = replace(window[mid], x=window[mid].x.float().div_(255.0))
+            # decode reads the centre's pixels, and with pixel fusion the neighbours' too
+            pixels = range(len(window)) if self.model.cfg.pixel_fusion else [len(window) // 2]
+            for i in pixels:
+                window[i] = replace(window[i], x=window[i].x.float().div_(255.0))
             with self._autocast():
                 out, _ = self.model.decode(window)
             outs.append(out.float())

@@ -4,8 +4,9 @@ The network is exported as two graphs, mirroring the streaming split of :class:`
 
 - ``encode.onnx``: (x (1, 3, H, W), stats (1, 5)) -> the frame's state (norm_small, logb, feats and,
   with learned flow, the flow pyramid), computed once per frame;
-- ``decode.onnx``: the centre frame's x and stats plus the states of all T frames of a window ->
-  the enhanced centre frame (1, 3, H, W), clamped to [0, 1].
+- ``decode.onnx``: x, stats and state of all T frames of a window -> the enhanced centre frame
+  (1, 3, H, W), clamped to [0, 1]. Inputs a model does not use (neighbour pixels without
+  ``pixel_fusion``) are pruned from the graph.
 
 H and W are dynamic (multiples of ``STPR.multiple``), so one export serves every frame and tile
 size. :class:`OnnxSTPR` has the parts of the STPR interface the streaming :class:`~stpr.enhance.Enhancer`
@@ -56,6 +57,14 @@ def _state_from(parts, x: torch.Tensor, stats: torch.Tensor) -> FrameState:
                       flow_pyr=list(parts[3:]) or None)
 
 
+# Per-frame decode inputs: the frame itself and its statistics, then its state.
+_FRAME_INPUTS = ["x", "stats"]
+
+
+def _decode_names(model_cfg: STPRConfig, state_names: list[str]) -> list[str]:
+    return [f"f{t}_{n}" for t in range(model_cfg.frames) for n in _FRAME_INPUTS + state_names]
+
+
 class _EncodeGraph(nn.Module):
     def __init__(self, model: STPR):
         super().__init__()
@@ -71,9 +80,10 @@ class _DecodeGraph(nn.Module):
         self.model = model
         self.n_state = len(_state_names(model))
 
-    def forward(self, x: torch.Tensor, stats: torch.Tensor, *flat: torch.Tensor):
-        k = self.n_state
-        window = [_state_from(flat[t * k:(t + 1) * k], x, stats) for t in range(self.model.cfg.frames)]
+    def forward(self, *flat: torch.Tensor):
+        k = 2 + self.n_state
+        parts = [flat[t * k:(t + 1) * k] for t in range(self.model.cfg.frames)]
+        window = [_state_from(p[2:], p[0], p[1]) for p in parts]
         out, _ = self.model.decode(window)
         return out
 
@@ -121,13 +131,15 @@ def export_onnx(model: STPR, out_dir: str | Path, weights: str | Path | None = N
         torch.onnx.export(enc, (x, stats), str(tmp_enc), input_names=["x", "stats"], output_names=names,
                           dynamic_axes=enc_axes, opset_version=OPSET, dynamo=False)
         dec = _DecodeGraph(model)
-        flat_names = [f"f{t}_{n}" for t in range(model.cfg.frames) for n in names]
-        dec_axes = {"x": dyn_img, "out": dyn_img}
+        flat_names = _decode_names(model.cfg, names)
+        dec_axes = {"out": dyn_img}
         for t in range(model.cfg.frames):
+            dec_axes[f"f{t}_x"] = dyn_img
             for n in names:
                 dec_axes[f"f{t}_{n}"] = {2: f"{n}_h", 3: f"{n}_w"}
-        flat = [s.clone() for _ in range(model.cfg.frames) for s in state]  # distinct graph inputs
-        torch.onnx.export(dec, (x, stats, *flat), str(tmp_dec), input_names=["x", "stats", *flat_names],
+        # distinct graph inputs for every frame
+        flat = [s.clone() for _ in range(model.cfg.frames) for s in (x, stats, *state)]
+        torch.onnx.export(dec, tuple(flat), str(tmp_dec), input_names=flat_names,
                           output_names=["out"], dynamic_axes=dec_axes, opset_version=OPSET, dynamo=False)
     os.replace(tmp_enc, out / "encode.onnx")
     os.replace(tmp_dec, out / "decode.onnx")
@@ -202,10 +214,9 @@ class OnnxSTPR:
         return _state_from([torch.from_numpy(o) for o in outs], x, stats)
 
     def decode(self, window: list[FrameState], flows=None):
-        center = window[len(window) // 2]
-        feed = {k: _np(v) for k, v in (("x", center.x), ("stats", center.stats)) if k in self._dec_inputs}
+        feed = {}
         for t, s in enumerate(window):
-            for n, v in zip(self.names, _state_tensors(s)):
+            for n, v in zip(_FRAME_INPUTS + self.names, [s.x, s.stats, *_state_tensors(s)]):
                 if f"f{t}_{n}" in self._dec_inputs:
                     feed[f"f{t}_{n}"] = _np(v)
         out = self.dec.run(["out"], feed)[0]

@@ -36,6 +36,7 @@ from stpr.metrics.video import (
     lpips_status,
     mabd,
     mabd_mse,
+    psnr_gt_mean,
     psnr_rgb,
     psnr_y,
     sequence_flows,
@@ -53,6 +54,7 @@ METRICS = {
     "psnr": ("PSNR", "{:.2f}", True),
     "ssim": ("SSIM", "{:.4f}", True),
     "psnr_y": ("PSNR-Y", "{:.2f}", True),
+    "psnr_gtmean": ("PSNR (GT mean)", "{:.2f}", True),
     "ssim_y": ("SSIM-Y", "{:.4f}", True),
     "lpips": ("LPIPS", "{:.4f}", False),
     "ewarp": ("E_warp", "{:.3e}", False),
@@ -64,6 +66,8 @@ METRICS = {
 }
 METRIC_NOTES = {
     "psnr": "PSNR/SSIM on [0, 1] RGB, PSNR-Y/SSIM-Y on BT.601 luma (SSIM: Gaussian window, σ = 1.5).",
+    "psnr_gtmean": "PSNR (GT mean): PSNR after scaling the output to the ground truth's mean, which takes "
+                   "the exposure guess out of the score (plain PSNR is the headline figure).",
     "lpips": "LPIPS: AlexNet v0.1.",
     "ewarp": "E_warp: warping error (Lai et al. 2018), DIS flow from the brightness-normalised input, "
              "occluded pixels masked.",
@@ -216,10 +220,11 @@ def _score(outputs: list[np.ndarray], seq: EvalSequence, flows, use_lpips: bool,
     if seq.gt is not None and reference != "gt":
         lp = lpips_or_none(outputs, seq.gt) if use_lpips else None
         for i, (o, g) in enumerate(zip(outputs, seq.gt)):
-            frames[i].update(psnr=psnr_rgb(o, g), ssim=ssim_rgb(o, g), psnr_y=psnr_y(o, g), ssim_y=ssim_y(o, g))
+            frames[i].update(psnr=psnr_rgb(o, g), ssim=ssim_rgb(o, g), psnr_y=psnr_y(o, g), ssim_y=ssim_y(o, g),
+                             psnr_gtmean=psnr_gt_mean(o, g))
             if lp is not None:
                 frames[i]["lpips"] = lp[i]
-        for k in ("psnr", "ssim", "psnr_y", "ssim_y", "lpips"):
+        for k in ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_gtmean", "lpips"):
             seqm[k] = _nanmean(f.get(k) for f in frames)
     mabd_vec: list[float] = []
     if n > 1:

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -413,7 +414,13 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     model = STPR(STPRConfig.from_dict(cfg.model))
     if cfg.init and not resume:
         from stpr.checkpoint import load_model
-        model.load_state_dict(load_model(Path(cfg.init)).state_dict())
+        # Parts the init weights lack (a module added since) keep their fresh initialisation; a
+        # tensor the model does not know means the wrong weights file.
+        missing, unexpected = model.load_state_dict(load_model(Path(cfg.init)).state_dict(), strict=False)
+        if unexpected:
+            raise UsageError(f"init weights {cfg.init} hold tensors this model lacks: {unexpected[:3]}")
+        if missing and main and not quiet:
+            print(f"init from {cfg.init}: {len(missing)} new tensors start fresh", file=sys.stderr)
     model.to(dev)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)

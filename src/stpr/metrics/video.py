@@ -87,6 +87,14 @@ def psnr_rgb(x: np.ndarray, y: np.ndarray) -> float:
     return _psnr(*_pair(x, y))
 
 
+def psnr_gt_mean(x: np.ndarray, y: np.ndarray) -> float:
+    """PSNR in dB after scaling ``x`` so its mean equals the mean of the reference ``y`` (clipped to
+    [0, 1]): the "GT mean" protocol of low-light papers. It takes the exposure guess out of the score
+    and leaves noise, detail and colour; report it beside, never instead of, plain PSNR."""
+    x, y = _pair(x, y)
+    return _psnr(np.clip(x * (y.mean() / max(float(x.mean()), 1e-6)), 0.0, 1.0), y)
+
+
 def psnr_y(x: np.ndarray, y: np.ndarray) -> float:
     """PSNR in dB of the BT.601 luma channel (data range 1)."""
     x, y = _pair(x, y)

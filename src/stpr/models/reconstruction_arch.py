@@ -3,13 +3,17 @@
 Fuses the propagated neighbour detail (temporal) with the pyramid features of the centre frame
 (spatial) and rebuilds the enhanced full-resolution frame as
 
-    out = x * exp(g_base + g_global + g_local) + residual
+    out = base(x) * exp(g_base + g_global + g_local) + residual
 
 * ``g_base = log(target / mean luma(frame))`` lifts any frame, however dark, to a normal exposure;
   ``target`` is learned.
 * ``g_global`` (per colour channel, from whole-frame statistics) corrects exposure and colour cast.
   It sees only statistics of the *whole* frame, so tiles of one frame get the same gain.
 * ``g_local`` (a smooth map predicted at 1/4 resolution) lifts shadows more than highlights.
+* ``base(x)`` is the centre frame itself or, with ``pixel_fusion``, a per-pixel blend of the centre
+  and its aligned neighbours. The blend logits start from the propagation subnet's fusion weights and
+  are corrected by a small head that sees the fused features and each frame's alignment error: static
+  regions average T frames (noise down by up to sqrt(T)), moving or occluded ones keep the centre.
 * ``residual`` (pixel-shuffled from 1/4-resolution features) removes noise and restores detail.
 
 The last layers start at zero, so an untrained model returns the plainly brightened input.
@@ -31,9 +35,11 @@ class STReconstruction(nn.Module):
         channels: C, feature channels at 1/4 resolution.
         target_mean: initial target mean brightness for the base gain.
         max_gain: upper bound of the base gain (keeps black frames from exploding).
+        pixel_fusion: blend aligned neighbour frames into the base image.
     """
 
-    def __init__(self, channels: int, target_mean: float = 0.4, max_gain: float = 60.0):
+    def __init__(self, channels: int, target_mean: float = 0.4, max_gain: float = 60.0,
+                 pixel_fusion: bool = False):
         super().__init__()
         c = channels
         self.max_gain = max_gain
@@ -42,22 +48,54 @@ class STReconstruction(nn.Module):
         self.local_gain = conv3x3(c, 1)
         self.global_gain = nn.Sequential(nn.Linear(5, 32), act(), nn.Linear(32, 3))
         self.target_log = nn.Parameter(torch.tensor(math.log(target_mean)))
-        for layer in (self.residual, self.local_gain, self.global_gain[-1]):
+        zero_init = [self.residual, self.local_gain, self.global_gain[-1]]
+        self.blend = None
+        if pixel_fusion:
+            # logit correction per frame from [fused features, log fusion weight, alignment error]
+            self.blend = nn.Sequential(conv3x3(c + 2, 16), act(), conv3x3(16, 1))
+            zero_init.append(self.blend[-1])
+        for layer in zero_init:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    def blend_frames(self, feats: torch.Tensor, weights: torch.Tensor,
+                     aligned: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Per-pixel blend of the centre and its aligned neighbours.
+
+        Args:
+            feats: (B, C, h, w) fused features.
+            weights: (B, T, h, w) propagation fusion weights (centre first).
+            aligned: T pairs (frame (B, 3, H, W), alignment error (B, 1, h, w)), centre first.
+
+        Returns:
+            (B, 3, H, W).
+        """
+        if len(aligned) == 1:
+            return aligned[0][0]
+        logw = torch.log(weights + 1e-4)
+        logits = torch.cat([logw[:, t:t + 1] + self.blend(torch.cat([feats, logw[:, t:t + 1], err], dim=1))
+                            for t, (_, err) in enumerate(aligned)], dim=1)
+        size = aligned[0][0].shape[-2:]
+        b = F.interpolate(torch.softmax(logits, dim=1), size=size, mode="bilinear", align_corners=False)
+        return sum(b[:, t:t + 1] * frame for t, (frame, _) in enumerate(aligned))
+
     def forward(self, x: torch.Tensor, stats: torch.Tensor, propagated: torch.Tensor,
-                pyramid: torch.Tensor) -> torch.Tensor:
+                pyramid: torch.Tensor, weights: torch.Tensor | None = None,
+                aligned: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         """Args:
             x: (B, 3, H, W) centre frame in [0, 1] (H, W divisible by 4).
             stats: (B, 5) whole-frame statistics (``frame_stats``).
             propagated: (B, C, H/4, W/4) from the feature propagation subnet.
             pyramid: (B, C, H/4, W/4) from the pyramid recursive residual dense subnet.
+            weights: (B, T, H/4, W/4) propagation fusion weights; used with ``pixel_fusion``.
+            aligned: see ``blend_frames``; with ``pixel_fusion`` the blend replaces ``x`` as base.
 
         Returns:
             (B, 3, H, W) enhanced frame (not clamped).
         """
         feats = self.body(torch.cat([propagated, pyramid], dim=1))
+        if self.blend is not None and aligned is not None:
+            x = self.blend_frames(feats, weights, aligned)
         base = (self.target_log - stats[:, 3]).clamp(max=math.log(self.max_gain)).view(-1, 1, 1, 1)
         g_global = self.global_gain(stats)[:, :, None, None]
         g_local = F.interpolate(self.local_gain(feats), size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -24,6 +24,7 @@ from stpr.models.flow_arch import FlowConfig, PyramidFlowNet, dis_flow_torch
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.propagation_arch import FeaturePropagation, FrameEncoder, PropagationConfig, log_brightness
 from stpr.models.reconstruction_arch import STReconstruction
+from stpr.models.warp import flow_warp, resize_flow
 
 FLOW_MODES = ("learned", "dis", "zero")
 
@@ -43,6 +44,8 @@ class STPRConfig:
         prrd_recursions: R, recursions of each shared residual dense block.
         prrd_growth: dense growth rate.
         prrd_layers: dense layers per block.
+        pixel_fusion: also blend the aligned full-resolution neighbour frames into the centre frame
+            before the gain (temporal denoising of the pixels themselves, not only of features).
     """
 
     frames: int = 3
@@ -57,6 +60,7 @@ class STPRConfig:
     prrd_recursions: int = 2
     prrd_growth: int = 16
     prrd_layers: int = 3
+    pixel_fusion: bool = False  # False keeps weights trained before this option loadable
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -112,6 +116,24 @@ def window_indices(center: int, length: int, frames: int) -> list[int]:
     return out
 
 
+def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp a neighbour frame to the centre at full resolution and match its exposure.
+
+    Args:
+        nbr, center: encoded frames (x (B, 3, H, W)).
+        flow: (B, 2, H/4, W/4) flow centre -> neighbour.
+
+    Returns:
+        aligned: (B, 3, H, W) the neighbour's pixels on the centre's grid, scaled by the ratio of
+            the frames' mean luma (so exposure flicker does not leak into the blend).
+        err: (B, 1, H/4, W/4) photometric error of the aligned, brightness-normalised neighbour.
+    """
+    ratio = torch.exp(center.stats[:, 3] - nbr.stats[:, 3]).clamp(0.5, 2.0).view(-1, 1, 1, 1)
+    aligned = flow_warp(nbr.x, resize_flow(flow, center.x.shape[-2:])) * ratio
+    err = (flow_warp(nbr.norm_small, flow) - center.norm_small).abs().mean(dim=1, keepdim=True)
+    return aligned, err
+
+
 class STPR(nn.Module):
     """The STPR network.
 
@@ -131,7 +153,7 @@ class STPR(nn.Module):
         self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
-        self.reconstruction = STReconstruction(c)
+        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion)
 
     # ---------------------------------------------------------------- padding
     @property
@@ -203,7 +225,11 @@ class STPR(nn.Module):
             center.feats, center.norm_small, center.logb,
             [n.feats for n in nbrs], [n.norm_small for n in nbrs], [n.logb for n in nbrs], flows)
         pyramid = self.pyramid(center.feats)
-        out = self.reconstruction(center.x, center.stats, propagated, pyramid)
+        aligned = None
+        if self.cfg.pixel_fusion:
+            aligned = [(center.x, torch.zeros_like(center.logb))]
+            aligned += [align_frame(n, center, f) for n, f in zip(nbrs, flows)]
+        out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
         if not self.training:
             out = out.clamp(0.0, 1.0)
         return out, {"flows": flows, "weights": weights}
