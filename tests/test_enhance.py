@@ -12,7 +12,7 @@ import torch
 from stpr.enhance import Enhancer, _tile_starts
 from stpr.io import write_test_video
 
-from helpers import dark_clip, tiny_model
+from helpers import dark_clip, texture, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,9 +37,18 @@ def test_short_sequences_give_one_output_per_frame(n):
     assert len(out) == n and out[0].shape == (40, 56, 3) and out[0].dtype == np.uint8
 
 
-def test_tiled_output_close_to_whole_frame():
-    model = tiny_model()
-    clip = dark_clip(n=3, h=150, w=200)
+def _textured_dark_clip(n: int, h: int, w: int) -> np.ndarray:
+    """A dark, smooth scene with mild noise: like real footage, unlike ``dark_clip``'s white noise,
+    on which any change of a sub-pixel flow (tiles see less context) changes every blended pixel."""
+    rng = np.random.default_rng(0)
+    base = texture(h, w, seed=1).astype(float) * 0.2
+    return np.stack([np.clip(base + rng.normal(0, 2, base.shape), 0, 255) for _ in range(n)]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("pixel_fusion", [False, True])
+def test_tiled_output_close_to_whole_frame(pixel_fusion):
+    model = tiny_model(pixel_fusion=pixel_fusion)
+    clip = _textured_dark_clip(n=3, h=150, w=200)
     whole = np.stack(list(Enhancer(model, tile=0).enhance_frames(list(clip)))).astype(float)
     tiled = np.stack(list(Enhancer(model, tile=128, tile_overlap=48).enhance_frames(list(clip)))).astype(float)
     assert whole.shape == tiled.shape

@@ -225,3 +225,22 @@ def test_cli_train(tmp_path, lol_root, capsys):
     # errors map to exit codes
     assert main(["train", "--config", str(cfg), "--set", "bogus=1", "--quiet"]) == UsageError.exit_code
     assert main(["train", "--config", str(cfg), "--set", "steps=3", "--quiet"]) == UsageError.exit_code  # run exists
+
+
+def test_init_from_a_model_with_one_part_more_or_less(tmp_path, lol_root):
+    """A run may start from weights of a model without a newer part (pixel fusion) and an ablation
+    from weights with a part it removes: shared tensors are copied, the rest start fresh."""
+    plain = tiny_cfg(tmp_path / "plain", lol_root, 1)
+    train(plain, quiet=True)
+    src = weights(tmp_path / "plain")
+    fused = tiny_cfg(tmp_path / "fused", lol_root, 1, init=str(tmp_path / "plain" / "last.safetensors"),
+                     model={**TINY, "pixel_fusion": True}, lr=1e-12)
+    train(fused, quiet=True)
+    got = weights(tmp_path / "fused")
+    assert any(k.startswith("reconstruction.blend") for k in got)
+    shared = [k for k in src if k in got]
+    assert len(shared) == len(src)
+    assert_close({k: got[k] for k in shared}, src, atol=1e-6)  # lr ~ 0: still the init's values
+    back = tiny_cfg(tmp_path / "back", lol_root, 1, init=str(tmp_path / "fused" / "last.safetensors"))
+    train(back, quiet=True)
+    assert not any(k.startswith("reconstruction.blend") for k in weights(tmp_path / "back"))

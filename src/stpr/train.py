@@ -414,13 +414,13 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     model = STPR(STPRConfig.from_dict(cfg.model))
     if cfg.init and not resume:
         from stpr.checkpoint import load_model
-        # Parts the init weights lack (a module added since) keep their fresh initialisation; a
-        # tensor the model does not know means the wrong weights file.
+        # The init may come from a model with a part more or less (a module added since, or an
+        # ablation that removes one): shared tensors are copied, new ones keep their initialisation.
+        # A shape mismatch on a shared name still fails.
         missing, unexpected = model.load_state_dict(load_model(Path(cfg.init)).state_dict(), strict=False)
-        if unexpected:
-            raise UsageError(f"init weights {cfg.init} hold tensors this model lacks: {unexpected[:3]}")
-        if missing and main and not quiet:
-            print(f"init from {cfg.init}: {len(missing)} new tensors start fresh", file=sys.stderr)
+        if (missing or unexpected) and main and not quiet:
+            print(f"init from {cfg.init}: {len(missing)} tensors start fresh, {len(unexpected)} unused",
+                  file=sys.stderr)
     model.to(dev)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)

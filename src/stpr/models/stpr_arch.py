@@ -54,13 +54,13 @@ class STPRConfig:
     flow_levels: int = 4
     flow_channels: tuple[int, ...] = (16, 24, 32, 32)
     flow_hidden: int = 32
-    hf_split: bool = True
+    hf_split: bool = False
     brightness_weight: bool = True
     prrd_scales: int = 3
-    prrd_recursions: int = 2
+    prrd_recursions: int = 1
     prrd_growth: int = 16
     prrd_layers: int = 3
-    pixel_fusion: bool = False  # False keeps weights trained before this option loadable
+    pixel_fusion: bool = True
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -82,7 +82,8 @@ class STPRConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown STPR config keys: {sorted(unknown)}")
-        return cls(**d)
+        # Weights saved before pixel fusion existed store every other field but not this one.
+        return cls(**{"pixel_fusion": False, **d})
 
 
 @dataclass
