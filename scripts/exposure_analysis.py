@@ -1,0 +1,85 @@
+"""How much of the held-out LOL error is the exposure guess?
+
+For a model, on the held-out LOL split (the pairs ``lol_split`` keeps out of training):
+
+- PSNR as scored by ``stpr eval``;
+- PSNR after one oracle gain per image (the least-squares gain to the ground truth), i.e. what a
+  perfect exposure estimate would score with the same restoration;
+- how predictable the ground truth's brightness is from the dark image: the spread of log mean
+  brightness of the normal-light images, and the spread left after a linear fit on the training
+  pairs (features: log mean, log median, log 99th percentile and log noise level of the dark image)
+  applied to the held-out pairs.
+
+    .venv/bin/python scripts/exposure_analysis.py [--model W] [--lol ../shared/data/lol-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stpr.checkpoint import load_model
+from stpr.data.datasets import lol_split, read_rgb
+from stpr.evaluate import enhance_sequence, to_tensor
+from stpr.metrics.image import psnr
+
+
+def dark_features(low: np.ndarray) -> list[float]:
+    g = low.astype(np.float32).mean(axis=2)
+    noise = np.median(np.abs(g - cv2.blur(g, (3, 3)))) / 0.6745  # robust high-pass noise level
+    return [np.log(g.mean() + 0.1), np.log(np.median(g) + 0.1), np.log(np.percentile(g, 99) + 0.1),
+            np.log(noise + 1e-3)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="weights (default: the shipped model)")
+    ap.add_argument("--lol", default="../shared/data/lol-train")
+    ap.add_argument("--val", type=int, default=30, help="held-out pairs (as in the training configs)")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    root = Path(args.lol)
+    train_names, val_names = lol_split(root, args.val)
+    model = load_model(args.model).eval()
+
+    def pair(n):
+        low = read_rgb(next((root / "low").glob(n + ".*")))
+        high = read_rgb(next((root / "high").glob(n + ".*")))
+        return low, high
+
+    plain, oracle = [], []
+    for n in val_names:
+        low, high = pair(n)
+        out, gt = enhance_sequence(model, [low])[0], to_tensor(high)
+        gain = (out * gt).sum() / (out * out).sum().clamp_min(1e-12)
+        plain.append(psnr(out, gt).item())
+        oracle.append(psnr((out * gain).clamp(0, 1), gt).item())
+    print(f"held-out LOL ({len(val_names)} pairs): PSNR {np.mean(plain):.2f} dB; "
+          f"with an oracle gain per image {np.mean(oracle):.2f} dB")
+
+    def table(names):
+        x, y = [], []
+        for n in names:
+            low, high = pair(n)
+            x.append(dark_features(low))
+            y.append(np.log(high.astype(np.float32).mean() / 255.0))
+        return np.array(x), np.array(y)
+
+    xt, yt = table(train_names)
+    xv, yv = table(val_names)
+    a = np.c_[xt, np.ones(len(xt))]
+    coef = np.linalg.lstsq(a, yt, rcond=None)[0]
+    resid = np.c_[xv, np.ones(len(xv))] @ coef - yv
+    print(f"log mean brightness of the normal-light images: std {yt.std():.3f} (training pairs), "
+          f"{yv.std():.3f} (held out)")
+    print(f"held out, after a linear fit on the dark images' features: residual std {resid.std():.3f}, "
+          f"bias {resid.mean():+.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
