@@ -17,6 +17,10 @@ written to ``reports/ablation/ablation.md``.
 
     .venv/bin/python scripts/ablate.py                 # all variants
     .venv/bin/python scripts/ablate.py --only full,t1  # some
+    # two halves side by side on a 2-core machine, then the table of all of them:
+    .venv/bin/python scripts/ablate.py --threads 1 --only full,zero_flow,dis_flow,no_brightness &
+    .venv/bin/python scripts/ablate.py --threads 1 --only no_pixel_fusion,hf_split,r2,t1; wait
+    .venv/bin/python scripts/ablate.py
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def main() -> int:
     ap.add_argument("--clips", default="../shared/data/real-lowlight-clips")
     ap.add_argument("--runs", default="runs/ablation")
     ap.add_argument("--reports", default="reports/ablation")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads for the evaluations (training uses the config's); 1 when two studies share 2 cores")
     args = ap.parse_args()
 
     names = [n for n in args.only.split(",") if n] or list(VARIANTS)
@@ -84,7 +90,7 @@ def main() -> int:
                                   ("synthetic2", "--synthetic", args.synthetic2), ("real", "--clips", args.clips)):
             if not (rep / kind / "results.json").is_file():
                 run(stpr + ["eval", flag, value, "--methods", "stpr", "--model", weights,
-                            "--out", str(rep / kind), "--quiet"])
+                            "--out", str(rep / kind), "--quiet", "--threads", str(args.threads)])
     table = make_table(names, Path(args.reports))
     print(table)
     (Path(args.reports) / "ablation.md").write_text(table + "\n")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from stpr.checkpoint import load_model, read_metadata, save_model
+from stpr.checkpoint import DEFAULT_WEIGHTS, load_model, read_metadata, save_model
 from stpr.errors import ModelError
 from stpr.models.stpr_arch import STPR
 
@@ -162,3 +162,38 @@ def test_malformed_config_is_a_model_error(tmp_path, saved, cfg_json):
     save_file(load_file(str(src)), str(path), metadata={"stpr_config": cfg_json})
     with pytest.raises(ModelError):
         load_model(path)
+
+
+def test_shipped_weights_are_the_default_architecture():
+    """The bundled model loads without a path, is built from STPRConfig's defaults (so the
+    documented default and the shipped weights cannot drift apart) and lifts a dark frame."""
+    from stpr.models.stpr_arch import STPRConfig
+
+    model = load_model()
+    assert model.cfg == STPRConfig()
+    assert 0.0 < float(read_metadata(DEFAULT_WEIGHTS)["val_lol_psnr"]) < 100.0
+    g = torch.Generator().manual_seed(0)
+    clip = (torch.rand(1, 3, 3, 48, 64, generator=g) * 0.06).clamp(0, 1)
+    with torch.no_grad():
+        out = model(clip)
+    assert out.shape == (1, 3, 48, 64)
+    assert out.mean() > 4 * clip.mean()
+
+
+def test_weights_saved_before_pixel_fusion_still_load(tmp_path):
+    """Weights files written before the pixel_fusion option have no such key in their config: they
+    must load as the architecture they were trained with (no pixel fusion), not the new default."""
+    model = trained_like(frames=3, pixel_fusion=False)
+    path = tmp_path / "m.safetensors"
+    save_model(model, path)
+    meta = read_metadata(path)
+    cfg = json.loads(meta["stpr_config"])
+    del cfg["pixel_fusion"]
+    meta["stpr_config"] = json.dumps(cfg)
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(path)), str(old), metadata=meta)
+    loaded = load_model(old)
+    assert loaded.cfg.pixel_fusion is False
+    x = clip(1)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-6)
