@@ -349,6 +349,7 @@ def test_config_round_trip():
     assert again == cfg
     assert isinstance(again.flow_channels, tuple)
     assert STPRConfig.from_dict(STPRConfig().to_dict()) == STPRConfig()
+    assert STPRConfig.from_dict({}) == STPRConfig()  # a training config's "model": {} is the default
     assert {f.name for f in dataclasses.fields(STPRConfig)} == set(d)
 
 

@@ -73,6 +73,15 @@ def test_broken_export_is_a_model_error(tmp_path):
         OnnxSTPR(tmp_path / "e")
 
 
+def test_export_from_an_older_stpr_asks_for_a_new_export(tmp_path):
+    export_onnx(tiny_model(), tmp_path / "e")
+    manifest = json.loads((tmp_path / "e" / MANIFEST).read_text())
+    del manifest["format"]  # exports made before the decode graph took every frame's pixels
+    (tmp_path / "e" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="export the model again"):
+        OnnxSTPR(tmp_path / "e")
+
+
 def test_cli_export_and_enhance_with_onnx(tmp_path, weights, capsys):
     src = tmp_path / "in.mp4"
     write_test_video(src, dark_clip(n=5, h=32, w=48), fps=10)

@@ -230,7 +230,7 @@ def test_cli_train(tmp_path, lol_root, capsys):
 def test_init_from_a_model_with_one_part_more_or_less(tmp_path, lol_root):
     """A run may start from weights of a model without a newer part (pixel fusion) and an ablation
     from weights with a part it removes: shared tensors are copied, the rest start fresh."""
-    plain = tiny_cfg(tmp_path / "plain", lol_root, 1)
+    plain = tiny_cfg(tmp_path / "plain", lol_root, 1, model={**TINY, "pixel_fusion": False})
     train(plain, quiet=True)
     src = weights(tmp_path / "plain")
     fused = tiny_cfg(tmp_path / "fused", lol_root, 1, init=str(tmp_path / "plain" / "last.safetensors"),
@@ -241,6 +241,7 @@ def test_init_from_a_model_with_one_part_more_or_less(tmp_path, lol_root):
     shared = [k for k in src if k in got]
     assert len(shared) == len(src)
     assert_close({k: got[k] for k in shared}, src, atol=1e-6)  # lr ~ 0: still the init's values
-    back = tiny_cfg(tmp_path / "back", lol_root, 1, init=str(tmp_path / "fused" / "last.safetensors"))
+    back = tiny_cfg(tmp_path / "back", lol_root, 1, init=str(tmp_path / "fused" / "last.safetensors"),
+                    model={**TINY, "pixel_fusion": False})
     train(back, quiet=True)
     assert not any(k.startswith("reconstruction.blend") for k in weights(tmp_path / "back"))

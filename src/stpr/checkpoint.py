@@ -59,6 +59,8 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
         cfg_dict = json.loads(meta["stpr_config"])
         if not isinstance(cfg_dict, dict):
             raise ValueError("stpr_config is not a JSON object")
+        # Weights saved before pixel fusion existed store every other field but not this one.
+        cfg_dict.setdefault("pixel_fusion", False)
         cfg_dict.update({k: v for k, v in overrides.items() if v is not None})
         model = STPR(STPRConfig.from_dict(cfg_dict))
     except (ValueError, TypeError, RuntimeError) as e:

@@ -37,6 +37,8 @@ from stpr.models.stpr_arch import STPR, FrameState, STPRConfig
 
 MANIFEST = "stpr.json"
 OPSET = 18
+# Layout of the decode graph's inputs; 2: x and stats per frame (pixel fusion reads neighbours' pixels).
+EXPORT_FORMAT = 2
 
 
 def _state_names(model: STPR) -> list[str]:
@@ -143,7 +145,7 @@ def export_onnx(model: STPR, out_dir: str | Path, weights: str | Path | None = N
                           output_names=["out"], dynamic_axes=dec_axes, opset_version=OPSET, dynamo=False)
     os.replace(tmp_enc, out / "encode.onnx")
     os.replace(tmp_dec, out / "decode.onnx")
-    manifest = {"stpr_config": model.cfg.to_dict(), "state_names": names, "opset": OPSET,
+    manifest = {"format": EXPORT_FORMAT, "stpr_config": model.cfg.to_dict(), "state_names": names, "opset": OPSET,
                 "weights_sha256": _sha256(weights) if weights else None}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return out
@@ -183,6 +185,9 @@ class OnnxSTPR:
             # What the engine computes, for resumable runs (the export folder may be temporary).
             self.fingerprint = "onnx:" + digest.hexdigest()
             manifest = json.loads((folder / MANIFEST).read_text())
+            if manifest.get("format") != EXPORT_FORMAT:
+                raise ValueError(f"export format {manifest.get('format', 1)}, this stpr reads {EXPORT_FORMAT}: "
+                                 "export the model again with `stpr export --onnx`")
             self.cfg = STPRConfig.from_dict(manifest["stpr_config"])
             self.names = list(manifest["state_names"])
         except (OSError, ValueError, KeyError, TypeError) as e:

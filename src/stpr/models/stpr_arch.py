@@ -82,8 +82,7 @@ class STPRConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown STPR config keys: {sorted(unknown)}")
-        # Weights saved before pixel fusion existed store every other field but not this one.
-        return cls(**{"pixel_fusion": False, **d})
+        return cls(**d)
 
 
 @dataclass
