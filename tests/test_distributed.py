@@ -50,8 +50,14 @@ def cfg_dict(out: Path, lol_root: Path, steps: int) -> dict:
     # batch 3 over 2 ranks: unequal shares (2 + 1), the hardest case for the loss scaling. During the
     # warm-up (3 steps) the learning rate does not depend on the total steps, so 2 steps + resume to 3
     # takes the same steps as 3 uninterrupted ones.
+    # No pixel fusion: its blend adds paths where parameters get (near-)zero gradients, e.g. the
+    # confidence net's output bias, which a softmax ignores; Adam turns the summation-order noise of
+    # such gradients into updates of up to the learning rate, so one process and two ranks drift
+    # apart by ~1e-3 in a few weights within 3 steps (measured), hiding what this test checks. The
+    # DDP code path does not depend on the architecture.
     return dict(out_dir=str(out), lol_root=str(lol_root), lol_val=1, crop=32, batch=3, steps=steps, warmup=3,
-                val_every=2, ckpt_every=1, log_every=1, workers=0, threads=1, device="cpu", model=dict(TINY))
+                val_every=2, ckpt_every=1, log_every=1, workers=0, threads=1, device="cpu",
+                model={**TINY, "pixel_fusion": False})
 
 
 def torchrun(tmp_path: Path, cfg_path: Path, dump: Path, *extra: str) -> subprocess.CompletedProcess:
