@@ -51,9 +51,14 @@ def main() -> int:
         high = read_rgb(next((root / "high").glob(n + ".*")))
         return low, high
 
-    plain, oracle = [], []
+    def target(high: np.ndarray) -> float:
+        return float(np.log(high.astype(np.float32).mean() / 255.0))
+
+    plain, oracle, xv, yv = [], [], [], []
     for n in val_names:
         low, high = pair(n)
+        xv.append(dark_features(low))
+        yv.append(target(high))
         out, gt = enhance_sequence(model, [low])[0], to_tensor(high)
         gain = (out * gt).sum() / (out * out).sum().clamp_min(1e-12)
         plain.append(psnr(out, gt).item())
@@ -61,16 +66,10 @@ def main() -> int:
     print(f"held-out LOL ({len(val_names)} pairs): PSNR {np.mean(plain):.2f} dB; "
           f"with an oracle gain per image {np.mean(oracle):.2f} dB")
 
-    def table(names):
-        x, y = [], []
-        for n in names:
-            low, high = pair(n)
-            x.append(dark_features(low))
-            y.append(np.log(high.astype(np.float32).mean() / 255.0))
-        return np.array(x), np.array(y)
-
-    xt, yt = table(train_names)
-    xv, yv = table(val_names)
+    pairs = [pair(n) for n in train_names]
+    xt = np.array([dark_features(low) for low, _ in pairs])
+    yt = np.array([target(high) for _, high in pairs])
+    xv, yv = np.array(xv), np.array(yv)
     a = np.c_[xt, np.ones(len(xt))]
     coef = np.linalg.lstsq(a, yt, rcond=None)[0]
     resid = np.c_[xv, np.ones(len(xv))] @ coef - yv

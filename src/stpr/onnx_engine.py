@@ -83,9 +83,9 @@ class _DecodeGraph(nn.Module):
         self.n_state = len(_state_names(model))
 
     def forward(self, *flat: torch.Tensor):
-        k = 2 + self.n_state
+        k = len(_FRAME_INPUTS) + self.n_state
         parts = [flat[t * k:(t + 1) * k] for t in range(self.model.cfg.frames)]
-        window = [_state_from(p[2:], p[0], p[1]) for p in parts]
+        window = [_state_from(p[2:], p[0], p[1]) for p in parts]  # p[:2]: _FRAME_INPUTS (x, stats)
         out, _ = self.model.decode(window)
         return out
 

@@ -83,7 +83,7 @@ class FeaturePropagation(nn.Module):
 
     def forward(self, center_feats: torch.Tensor, center_norm_small: torch.Tensor, center_logb: torch.Tensor,
                 nbr_feats: list[torch.Tensor], nbr_norm_small: list[torch.Tensor], nbr_logb: list[torch.Tensor],
-                flows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+                flows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Args:
             center_feats: (B, C, h, w) centre features (h, w = H/4, W/4).
             center_norm_small: (B, 3, h, w) brightness-normalised centre frame at 1/4 resolution.
@@ -93,15 +93,19 @@ class FeaturePropagation(nn.Module):
 
         Returns:
             propagated: (B, C, h, w) fused features.
-            weights: (B, N + 1, h, w) fusion weights (centre first), for inspection.
+            weights: (B, N + 1, h, w) fusion weights (centre first).
+            errors: N + 1 maps (B, 1, h, w), photometric error of each warped, brightness-normalised
+                frame against the centre (centre first, zero), reused by pixel fusion.
         """
         details = [self.detail(center_feats)]
         zero = center_norm_small.new_zeros(center_norm_small.shape[0], 1, *center_norm_small.shape[-2:])
         logits = [self.confidence(torch.cat([center_feats, center_feats, zero, zero + 1], dim=1))]
+        errors = [zero]
         for feats, norm_small, logb, flow in zip(nbr_feats, nbr_norm_small, nbr_logb, flows):
             warped_feats = flow_warp(feats, flow)
             warped_img = flow_warp(norm_small, flow)
             err = (warped_img - center_norm_small).abs().mean(dim=1, keepdim=True)
+            errors.append(err)
             valid = flow_validity_mask(flow)
             logit = self.confidence(torch.cat([center_feats, warped_feats, err, valid], dim=1))
             if self.cfg.brightness_weight:
@@ -111,4 +115,4 @@ class FeaturePropagation(nn.Module):
             details.append(flow_warp(self.detail(feats), flow))
         weights = torch.softmax(torch.cat(logits, dim=1), dim=1)
         fused = (torch.stack(details, dim=1) * weights.unsqueeze(2)).sum(dim=1)
-        return self.fuse(torch.cat([fused, center_feats], dim=1)), weights
+        return self.fuse(torch.cat([fused, center_feats], dim=1)), weights, errors

@@ -116,7 +116,7 @@ def window_indices(center: int, length: int, frames: int) -> list[int]:
     return out
 
 
-def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor) -> torch.Tensor:
     """Warp a neighbour frame to the centre at full resolution and match its exposure.
 
     Args:
@@ -124,14 +124,11 @@ def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor) -> tupl
         flow: (B, 2, H/4, W/4) flow centre -> neighbour.
 
     Returns:
-        aligned: (B, 3, H, W) the neighbour's pixels on the centre's grid, scaled by the ratio of
-            the frames' mean luma (so exposure flicker does not leak into the blend).
-        err: (B, 1, H/4, W/4) photometric error of the aligned, brightness-normalised neighbour.
+        (B, 3, H, W) the neighbour's pixels on the centre's grid, scaled by the ratio of the frames'
+        mean luma (so exposure flicker does not leak into the blend).
     """
     ratio = torch.exp(center.stats[:, 3] - nbr.stats[:, 3]).clamp(0.5, 2.0).view(-1, 1, 1, 1)
-    aligned = flow_warp(nbr.x, resize_flow(flow, center.x.shape[-2:])) * ratio
-    err = (flow_warp(nbr.norm_small, flow) - center.norm_small).abs().mean(dim=1, keepdim=True)
-    return aligned, err
+    return flow_warp(nbr.x, resize_flow(flow, center.x.shape[-2:])) * ratio
 
 
 class STPR(nn.Module):
@@ -221,14 +218,14 @@ class STPR(nn.Module):
         nbrs = [s for i, s in enumerate(window) if i != mid]
         if flows is None:
             flows = [self.estimate_flow(center, n) for n in nbrs]
-        propagated, weights = self.propagation(
+        propagated, weights, errors = self.propagation(
             center.feats, center.norm_small, center.logb,
             [n.feats for n in nbrs], [n.norm_small for n in nbrs], [n.logb for n in nbrs], flows)
         pyramid = self.pyramid(center.feats)
         aligned = None
         if self.cfg.pixel_fusion:
-            aligned = [(center.x, torch.zeros_like(center.logb))]
-            aligned += [align_frame(n, center, f) for n, f in zip(nbrs, flows)]
+            frames = [center.x] + [align_frame(n, center, f) for n, f in zip(nbrs, flows)]
+            aligned = list(zip(frames, errors))
         out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
         if not self.training:
             out = out.clamp(0.0, 1.0)
