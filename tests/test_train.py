@@ -245,3 +245,31 @@ def test_init_from_a_model_with_one_part_more_or_less(tmp_path, lol_root):
                     model={**TINY, "pixel_fusion": False})
     train(back, quiet=True)
     assert not any(k.startswith("reconstruction.blend") for k in weights(tmp_path / "back"))
+
+
+def test_resume_drops_log_rows_after_the_checkpoint(tmp_path, lol_root):
+    """Steps logged after the last checkpoint are trained again on resume: the log keeps each step
+    once, and its time column goes on from where it stopped."""
+    run = tmp_path / "run"
+    orig = train_mod.train_step
+    calls = []
+
+    def dies_on_fourth_step(*a, **k):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    train_mod.train_step = dies_on_fourth_step
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_cfg(run, lol_root, 4, ckpt_every=2, val_every=100), quiet=True)
+    finally:
+        train_mod.train_step = orig
+    assert [r["step"] for r in read_log(run)] == ["1", "2", "3"]  # step 3 logged, not checkpointed
+    before = float(read_log(run)[1]["time"])
+    train(tiny_cfg(run, lol_root, 4, ckpt_every=2, val_every=100), resume=True, quiet=True)
+    rows = read_log(run)
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"]
+    times = [float(r["time"]) for r in rows]
+    assert times == sorted(times) and times[2] >= before

@@ -364,6 +364,19 @@ def _prepare_run(cfg: TrainConfig, out: Path, resume: bool) -> TrainConfig:
     return cfg
 
 
+def _truncate_log(path: Path, step: int) -> float:
+    """Drop log rows written after the checkpoint at ``step`` (a resumed run writes them again) and
+    return the training time logged up to it."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(tmp, path)
+    return float(kept[-1][1]) if len(kept) > 1 else 0.0
+
+
 def _load_resume_state(out: Path) -> dict:
     st = torch.load(out / "last_state.pt", weights_only=False, map_location="cpu")
     from safetensors.torch import load_file
@@ -452,8 +465,11 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     cols = ["step", "time", "lr", "loss", "rec", "ssim", "temporal", "flow", "val_lol_psnr", "val_lol_ssim",
             "val_video_psnr", "val_video_ssim"]
     log_f = writer = None
+    elapsed = 0.0
     if main:
         log_path = out / "log.csv"
+        if resume and log_path.exists():
+            elapsed = _truncate_log(log_path, start)
         new_log = not log_path.exists()
         log_f = open(log_path, "a", newline="")
         writer = csv.writer(log_f)
@@ -472,7 +488,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
         # The evaluation helpers work on CPU tensors: validate a CPU copy of the weights.
         return validate(copy.deepcopy(model).cpu(), cfg, val)
 
-    t0 = time.time()
+    t0 = time.time() - elapsed  # the time column goes on across resumes
     avg: dict = {}
     bar = tqdm(total=cfg.steps, initial=start, disable=quiet or not main, desc="train", unit="step")
     step = start
