@@ -8,7 +8,8 @@ checkpoint picking on the validation split) with ``stpr eval`` on:
 
 - the held-out LOL split (PSNR / SSIM),
 - held-out synthetic-dark tree.avi and carphone_pristine.mp4 (PSNR, carphone also with the GT-mean
-  protocol, and the flicker ratio),
+  protocol, and the flicker ratio), and carphone again with the exposure alternating 0.5x / 2x
+  frame to frame (``stpr eval --exposure-jumps``: what fusion from better-exposed neighbours is for),
 - the real dark clips (flicker ratio, mean brightness).
 
 Runs and reports land in ``runs/ablation/<variant>`` and ``reports/ablation/<variant>``; a finished
@@ -21,6 +22,7 @@ written to ``reports/ablation/ablation.md``.
     .venv/bin/python scripts/ablate.py --threads 1 --only full,zero_flow,dis_flow,no_brightness &
     .venv/bin/python scripts/ablate.py --threads 1 --only no_pixel_fusion,hf_split,r2,t1; wait
     .venv/bin/python scripts/ablate.py
+    .venv/bin/python scripts/ablate.py --study additions  # v3's changes on top of v2
 """
 
 from __future__ import annotations
@@ -44,6 +46,18 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "t1": ({"frames": 1}, "T = 1: single frame, no propagation"),
 }
 
+# The "additions" study: what the v3 candidate's two changes add to the shipped v2, in the same
+# protocol, starting from the v2 weights (runs/v2/last.safetensors).
+ADDITIONS: dict[str, tuple[dict, str]] = {
+    "v2": ({}, "v2 architecture (shipped): sRGB gain, no refine head"),
+    "linear_light": ({"linear_light": True}, "+ gain and pixel blend in linear light"),
+    "refine": ({"refine_channels": 12}, "+ full-resolution refine head (12 channels)"),
+    "v3": ({"linear_light": True, "refine_channels": 12}, "+ both (the v3 candidate)"),
+}
+STUDIES = {"parts": (VARIANTS, "runs/ablation", "reports/ablation", ""),
+           "additions": (ADDITIONS, "runs/ablation_additions", "reports/ablation_additions",
+                         "runs/v2/last.safetensors")}
+
 
 def run(cmd: list[str]) -> None:
     print("+", " ".join(cmd), flush=True)
@@ -63,35 +77,44 @@ def main() -> int:
     ap.add_argument("--synthetic2", default="data_cache/videos/carphone_pristine.mp4",
                     help="second held-out video (normal exposure, so PSNR is not all exposure)")
     ap.add_argument("--clips", default="../shared/data/real-lowlight-clips")
-    ap.add_argument("--runs", default="runs/ablation")
-    ap.add_argument("--reports", default="reports/ablation")
+    ap.add_argument("--study", choices=list(STUDIES), default="parts",
+                    help="parts: remove one part of the shipped model; additions: v3's changes added to v2")
+    ap.add_argument("--runs", default=None, help="run folder (default per study)")
+    ap.add_argument("--reports", default=None, help="report folder (default per study)")
     ap.add_argument("--threads", type=int, default=2,
                     help="threads for the evaluations (training uses the config's); 1 when two studies share 2 cores")
     args = ap.parse_args()
 
-    names = [n for n in args.only.split(",") if n] or list(VARIANTS)
+    variants, runs_default, reports_default, init = STUDIES[args.study]
+    args.runs = args.runs or runs_default
+    args.reports = args.reports or reports_default
+    names = [n for n in args.only.split(",") if n] or list(variants)
     for n in names:
-        if n not in VARIANTS:
-            ap.error(f"unknown variant {n!r}; choose from {', '.join(VARIANTS)}")
+        if n not in variants:
+            ap.error(f"unknown variant {n!r}; choose from {', '.join(variants)}")
     stpr = [sys.executable, "-m", "stpr.cli"]
     steps = json.loads(Path(args.config).read_text())["steps"]
     for name in names:
-        overrides, _ = VARIANTS[name]
+        overrides, _ = variants[name]
         run_dir = Path(args.runs) / name
         rep = Path(args.reports) / name
         if _last_step(run_dir) < steps:
             cmd = stpr + ["train", "--config", args.config, "--quiet", "--set", f"out_dir={run_dir}"]
             cmd += [f"--set=model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items()]
+            if init:
+                cmd.append(f"--set=init={init}")
             if (run_dir / "last_state.pt").is_file():
                 cmd.append("--resume")
             run(cmd)
         weights = str(run_dir / "last.safetensors")
-        for kind, flag, value in (("lol", "--lol", args.lol), ("synthetic", "--synthetic", args.synthetic),
-                                  ("synthetic2", "--synthetic", args.synthetic2), ("real", "--clips", args.clips)):
+        for kind, flag, value, extra in (
+                ("lol", "--lol", args.lol, []), ("synthetic", "--synthetic", args.synthetic, []),
+                ("synthetic2", "--synthetic", args.synthetic2, []),
+                ("jumps", "--synthetic", args.synthetic2, ["--exposure-jumps"]), ("real", "--clips", args.clips, [])):
             if not (rep / kind / "results.json").is_file():
-                run(stpr + ["eval", flag, value, "--methods", "stpr", "--model", weights,
+                run(stpr + ["eval", flag, value, *extra, "--methods", "stpr", "--model", weights,
                             "--out", str(rep / kind), "--quiet", "--threads", str(args.threads)])
-    table = make_table(names, Path(args.reports))
+    table = make_table(names, Path(args.reports), variants)
     print(table)
     (Path(args.reports) / "ablation.md").write_text(table + "\n")
     return 0
@@ -106,21 +129,24 @@ def _last_step(run_dir: Path) -> int:
     return max((int(r["step"]) for r in rows), default=0)
 
 
-def make_table(names: list[str], reports: Path) -> str:
+def make_table(names: list[str], reports: Path, variants: dict) -> str:
     lines = ["| variant | what changes | LOL PSNR | LOL SSIM | tree PSNR | tree flicker | carphone PSNR "
-             "| carphone PSNR (GT mean) | carphone flicker | real flicker | real brightness |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| carphone PSNR (GT mean) | carphone flicker | carphone 0.5x/2x jumps PSNR | real flicker "
+             "| real brightness |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         try:
             lol = summary(reports / name / "lol" / "results.json")
             syn = summary(reports / name / "synthetic" / "results.json")
             syn2 = summary(reports / name / "synthetic2" / "results.json")
+            jumps = summary(reports / name / "jumps" / "results.json")
             real = summary(reports / name / "real" / "results.json")
         except FileNotFoundError:
             continue
-        lines.append(f"| {name} | {VARIANTS[name][1]} | {lol['psnr']:.2f} | {lol['ssim']:.3f} | "
+        lines.append(f"| {name} | {variants[name][1]} | {lol['psnr']:.2f} | {lol['ssim']:.3f} | "
                      f"{syn['psnr']:.2f} | {syn['flicker_ratio']:.3f} | {syn2['psnr']:.2f} | "
-                     f"{syn2['psnr_gtmean']:.2f} | {syn2['flicker_ratio']:.3f} | {real['flicker_ratio']:.3f} | "
+                     f"{syn2['psnr_gtmean']:.2f} | {syn2['flicker_ratio']:.3f} | {jumps['psnr']:.2f} | "
+                     f"{real['flicker_ratio']:.3f} | "
                      f"{real['brightness']:.0f} |")
     return "\n".join(lines)
 

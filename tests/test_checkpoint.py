@@ -180,20 +180,42 @@ def test_shipped_weights_are_the_default_architecture():
     assert out.mean() > 4 * clip.mean()
 
 
-def test_weights_saved_before_pixel_fusion_still_load(tmp_path):
-    """Weights files written before the pixel_fusion option have no such key in their config: they
-    must load as the architecture they were trained with (no pixel fusion), not the new default."""
-    model = trained_like(frames=3, pixel_fusion=False)
+def test_v2_weights_load_as_v2(tmp_path):
+    """Weights written before linear light and the refine head (v2) load with sRGB gains and no
+    refine head, and give the output they gave then."""
+    model = trained_like(frames=3, linear_light=False, refine_channels=0)
     path = tmp_path / "m.safetensors"
     save_model(model, path)
     meta = read_metadata(path)
     cfg = json.loads(meta["stpr_config"])
-    del cfg["pixel_fusion"]
+    del cfg["linear_light"], cfg["refine_channels"]
+    meta["stpr_config"] = json.dumps(cfg)
+    old = tmp_path / "v2.safetensors"
+    save_file(load_file(str(path)), str(old), metadata=meta)
+    loaded = load_model(old)
+    assert loaded.cfg.pixel_fusion is True
+    assert loaded.cfg.linear_light is False and loaded.cfg.refine_channels == 0
+    x = clip(1)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_weights_saved_before_pixel_fusion_still_load(tmp_path):
+    """Weights files written before the pixel_fusion option have no such key in their config: they
+    must load as the architecture they were trained with (no pixel fusion), not the new default."""
+    model = trained_like(frames=3, pixel_fusion=False, linear_light=False, refine_channels=0)
+    path = tmp_path / "m.safetensors"
+    save_model(model, path)
+    meta = read_metadata(path)
+    cfg = json.loads(meta["stpr_config"])
+    for key in ("pixel_fusion", "linear_light", "refine_channels"):
+        del cfg[key]
     meta["stpr_config"] = json.dumps(cfg)
     old = tmp_path / "old.safetensors"
     save_file(load_file(str(path)), str(old), metadata=meta)
     loaded = load_model(old)
     assert loaded.cfg.pixel_fusion is False
+    assert loaded.cfg.linear_light is False and loaded.cfg.refine_channels == 0
     x = clip(1)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-6)

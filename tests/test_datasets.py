@@ -22,7 +22,7 @@ def check_sample(s: dict, n: int, crop: int) -> None:
     q = crop // 4
     assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid", "stats"}
     assert s["low"].shape == s["high"].shape == (n, 3, crop, crop)
-    assert s["stats"].shape == (n, 5)
+    assert s["stats"].shape == (n, 6)
     assert s["flow_fw"].shape == s["flow_bw"].shape == (n - 1, 2, q, q)
     assert s["flow_valid"].shape == (n - 1, 1, q, q)
     for k, v in s.items():
@@ -183,6 +183,24 @@ def test_synthetic_video_clips():
     b = ds[0]
     assert all(torch.equal(s[k], b[k]) for k in s)
     assert not torch.equal(ds[1]["low"], s["low"])
+
+
+def test_synthetic_video_clips_exposure_jumps():
+    """With jump_prob=1 every clip's frames get their own exposure (up to 3x either way), so the
+    frame brightness ratios within a clip spread far beyond the camera flicker; with 0 they do not."""
+    video = np.stack([texture(64, 64, seed=7)] * 6)
+
+    def spread(ds) -> float:
+        out = []
+        for i in range(8):
+            lin = ds[i]["low"].double().pow(2.2).mean(dim=(1, 2, 3))
+            out.append(float((lin.max() / lin.min()).log()))
+        return max(out)
+
+    steady = SyntheticVideoClips([video], frames=4, crop=48, length=8, seed=3, h264_prob=0.0)
+    jumpy = SyntheticVideoClips([video], frames=4, crop=48, length=8, seed=3, h264_prob=0.0, jump_prob=1.0)
+    assert spread(steady) < 0.35  # flicker std <= 0.05 in log exposure
+    assert spread(jumpy) > 0.8
 
 
 def test_synthetic_video_clips_rejects_small_videos():

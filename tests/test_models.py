@@ -313,7 +313,8 @@ def test_pixel_fusion_keeps_the_centre_where_a_neighbour_is_misaligned():
         other = [states[0], states[1], model.encode_frame(torch.rand(1, 3, 32, 32))]
         other[0] = model.encode_frame(torch.rand(1, 3, 32, 32))
         out_far_other, _ = model.decode(other, [far, far])
-    assert torch.allclose(out_far, out_far_other, atol=1e-3)
+    # What is left is the blend's 1e-4 weight floor, amplified by the gain: under one 8-bit level.
+    assert torch.allclose(out_far, out_far_other, atol=4e-3)
 
 
 # ------------------------------------------------------------------------------------- PRRD
@@ -380,3 +381,83 @@ def test_default_model_budget():
     flops = counter.get_total_flops()
     assert out.shape == padded.shape
     assert 1e8 < flops <= 10e9, flops / 1e9
+
+
+# ------------------------------------------------------------------------------------- linear light
+
+
+def test_srgb_transfer_matches_numpy_and_round_trips():
+    from stpr.data.synthesis import linear_to_srgb as np_encode, srgb_to_linear as np_decode
+    from stpr.models.common import linear_to_srgb, srgb_to_linear
+
+    x = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    assert torch.allclose(srgb_to_linear(x), torch.from_numpy(np_decode(x.numpy())), atol=1e-12)
+    assert torch.allclose(linear_to_srgb(x), torch.from_numpy(np_encode(x.numpy())), atol=1e-12)
+    assert torch.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-9)
+    # above 1 the curve goes on (training gradients), below 0 it stops at 0
+    assert linear_to_srgb(torch.tensor([2.0])) > 1.0 and linear_to_srgb(torch.tensor([-1.0])) == 0.0
+    y = torch.tensor([0.0, 0.002, 0.5, 1.5], requires_grad=True)
+    linear_to_srgb(y).sum().backward()
+    assert torch.isfinite(y.grad).all() and (y.grad[1:] > 0).all()
+
+
+def test_frame_stats_linear_mean():
+    from stpr.models.common import frame_stats, luma, srgb_to_linear
+
+    x = torch.rand(2, 3, 40, 56) * 0.3
+    st = frame_stats(x)
+    assert st.shape == (2, 6)
+    expect = torch.log(luma(srgb_to_linear(x)).mean(dim=(1, 2, 3)) + 1e-5)
+    assert torch.allclose(st[:, 5], expect, atol=1e-5)
+    # large frames: a 1-in-16 pixel sample, still within 1 % of the full mean
+    big = torch.rand(1, 3, 256, 320) * 0.3
+    expect = torch.log(luma(srgb_to_linear(big)).mean() + 1e-5)
+    assert abs(float(frame_stats(big)[0, 5] - expect)) < 0.01
+
+
+@pytest.mark.parametrize("pixel", [False, True])
+def test_untrained_linear_light_model_undoes_any_exposure(pixel):
+    """A scene darkened by a pure exposure change (a scale in linear light, as a camera does) comes
+    out the same whatever the exposure: the untrained linear-light model scales the linear-light
+    image to its target mean. The sRGB-gain model cannot, because the sRGB curve is not a power law
+    near black (its linear toe), so its output depends on the exposure."""
+    from stpr.models.common import linear_to_srgb, srgb_to_linear
+
+    scene = textured(1, 1, 32, 32, seed=8, scale=1.0).clamp(0, 1).repeat(1, 3, 1, 1, 1)
+    lin = srgb_to_linear(scene)
+    outs = {}
+    for linear in (True, False):
+        model = tiny(frames=3, flow_mode="zero", pixel_fusion=pixel, linear_light=linear).eval()
+        with torch.no_grad():
+            outs[linear] = [model(linear_to_srgb(lin * k)) for k in (0.01, 0.1)]
+    a, b = outs[True]
+    assert (a - b).abs().max() < 2e-3
+    target = torch.exp(model.reconstruction.target_log.detach()) ** 2.2
+    ref = linear_to_srgb(lin[:, 0] * target / luma_mean(lin[:, 0])).clamp(0, 1)
+    assert (a - ref).abs().max() < 2e-3
+    a, b = outs[False]
+    assert (a - b).abs().max() > 2e-2
+
+
+def luma_mean(x: torch.Tensor) -> torch.Tensor:
+    from stpr.models.common import luma
+
+    return luma(x).mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
+
+
+def test_refine_head_starts_as_identity_and_then_adds_full_resolution_detail():
+    x = textured(1, 3, 32, 32, seed=9)
+    plain = tiny(frames=3, refine_channels=0, seed=3).eval()
+    refined = tiny(frames=3, refine_channels=6, seed=3).eval()
+    refined.load_state_dict(plain.state_dict(), strict=False)  # same weights, fresh refine head
+    with torch.no_grad():
+        assert torch.equal(plain(x), refined(x))  # zero-initialised last layer
+        refined.reconstruction.refine[-1].weight.normal_(0, 0.1)
+        base = refined(x)
+        y = x.clone()
+        y[:, :, :, 17, 13] += 0.2  # one full-resolution pixel in every frame
+        # what the refine head adds to the response to that pixel
+        diff = ((refined(y) - base) - (plain(y) - plain(x))).abs()[0].sum(0)
+    assert diff[17, 13] > 1e-3
+    # and it stays near the pixel (the 3-layer head reaches 3 pixels, the residual a 4x4 block)
+    assert diff[17, 13] > 5 * diff[:8, :8].max() and diff[17, 13] > 5 * diff[26:, 26:].max()

@@ -99,7 +99,10 @@ def test_cli_export_and_enhance_with_onnx(tmp_path, weights, capsys):
         assert main(args + extra) == 0
         with open_input(dst) as r:
             outs[name] = [f.rgb for f in r]
-    assert _max_diff(outs["torch"], outs["onnx_dir"]) <= 1
+    # float rounding differs between the runtimes; the linear-light gain and the steep sRGB curve
+    # near black can turn that into 2 levels on a handful of pixels
+    assert _max_diff(outs["torch"], outs["onnx_dir"]) <= 2
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(outs["torch"], outs["onnx_dir"])]) < 0.01
     assert _max_diff(outs["onnx_dir"], outs["onnx_fly"]) == 0
     # an export folder without --engine onnx is a model error, not a crash
     assert main(["enhance", str(src), "-o", str(tmp_path / "bad.mp4"), "--model", str(exp), "--quiet"]) == 4

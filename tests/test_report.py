@@ -114,6 +114,15 @@ def test_eval_unpaired_video_and_synthetic(tmp_path, weights):
                  "--model", str(weights), "--out", str(out), "--quiet", "--threads", "1"]) == 0
     data = check_report(out, ["stpr", "gamma-clahe"], paired=True, temporal=True)
     assert data["sequences"][0]["num_frames"] == 3
+    out_j = tmp_path / "syn_jumps"
+    assert main(["eval", "--synthetic", str(clip), "--exposure-jumps", "--max-frames", "3", "--methods", "gamma-clahe",
+                 "--out", str(out_j), "--quiet", "--threads", "1"]) == 0
+    jumps = check_report(out_j, ["gamma-clahe"], paired=True, temporal=True)
+    assert jumps["sequences"][0]["name"].endswith("_synthetic_jumps")
+    # the input now alternates dark / bright: its brightness differs from the steady camera's frames
+    assert jumps["summary"]["input"]["psnr"] != data["summary"]["input"]["psnr"]
+    assert main(["eval", str(clip), "--exposure-jumps", "--methods", "lime", "--out", str(tmp_path / "x"),
+                 "--quiet"]) == 2  # only with --synthetic
 
     dark = tmp_path / "dark.mp4"
     write_test_video(dark, darken(clean_clip(3, h=48, w=64)))

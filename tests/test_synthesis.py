@@ -140,3 +140,17 @@ def test_darken_clip_with_crf_goes_through_h264():
     assert not np.array_equal(coded, plain)
     # a strong encode smooths away most of the independent sensor noise
     assert highpass_std(coded[1]) < highpass_std(plain[1])
+
+
+def test_darken_clip_exposure_scales():
+    """Per-frame exposure multipliers: a 4x step shows as a ~4x step in linear-light brightness,
+    and the scales must match the number of frames."""
+    clean = grey_clip(t=4, value=150)
+    p = params(exposure=0.05, full_well=3000.0, flicker=0.0)
+    dark = darken_clip(clean, p, np.random.default_rng(0), np.array([0.5, 2.0, 0.5, 2.0]))
+    lin = srgb_to_linear(dark.astype(np.float64) / 255).mean(axis=(1, 2, 3))
+    assert lin[1] / lin[0] == pytest.approx(4.0, rel=0.1) and lin[3] / lin[2] == pytest.approx(4.0, rel=0.1)
+    same = darken_clip(clean, p, np.random.default_rng(0), np.ones(4))
+    assert np.array_equal(same, darken_clip(clean, p, np.random.default_rng(0)))
+    with pytest.raises(ValueError):
+        darken_clip(clean, p, np.random.default_rng(0), np.ones(3))

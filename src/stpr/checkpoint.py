@@ -61,6 +61,8 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
             raise ValueError("stpr_config is not a JSON object")
         # Weights saved before pixel fusion existed store every other field but not this one.
         cfg_dict.setdefault("pixel_fusion", False)
+        cfg_dict.setdefault("linear_light", False)  # likewise for linear-light gains
+        cfg_dict.setdefault("refine_channels", 0)  # and for the full-resolution refinement head
         cfg_dict.update({k: v for k, v in overrides.items() if v is not None})
         model = STPR(STPRConfig.from_dict(cfg_dict))
     except (ValueError, TypeError, RuntimeError) as e:

@@ -148,6 +148,9 @@ def _add_eval(sub):
                                                  "as a one-frame sequence")
     p.add_argument("--synthetic", metavar="VIDEO", help="normal-light video, darkened with the fixed evaluation "
                                                         "camera and seed; the original is the ground truth")
+    p.add_argument("--exposure-jumps", action="store_true",
+                   help="with --synthetic: alternate the camera's exposure between 0.5x and 2x frame to frame "
+                        "(tests fusion from better-exposed neighbours)")
     p.add_argument("--clips", metavar="ROOT", help="folder of clip sub-folders of frames (unpaired)")
     p.add_argument("--methods", help="comma-separated, from stpr,stpr-perframe,gamma-clahe,"
                                      "gamma-clahe-temporal,lime (default: all)")
@@ -166,7 +169,8 @@ def _run_eval(args) -> int:
 
     run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
              methods=args.methods, model=args.model, flow=args.flow, out=args.out, max_frames=args.max_frames,
-             limit=args.limit, threads=args.threads, log=(lambda s: None) if args.quiet else print)
+             limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
+             log=(lambda s: None) if args.quiet else print)
     return 0
 
 

@@ -45,9 +45,16 @@ def eval_lol(model: STPR, root: Path, names: list[str]) -> dict:
     return {"psnr": float(np.mean(p)), "ssim": float(np.mean(s)), "n": len(names)}
 
 
-def synthetic_eval_clip(clean: np.ndarray, seed: int = 1234) -> np.ndarray:
-    """Darken (N, H, W, 3) uint8 clean frames with the fixed evaluation camera and seed."""
-    return darken_clip(clean, EVAL_DARK_PARAMS, np.random.default_rng(seed))
+# Exposure jumps for the evaluation: the camera's exposure alternates between these multipliers
+# frame to frame (a 4x step), so every dark frame has two brighter neighbours.
+EVAL_JUMP_SCALES = (0.5, 2.0)
+
+
+def synthetic_eval_clip(clean: np.ndarray, seed: int = 1234, jumps: bool = False) -> np.ndarray:
+    """Darken (N, H, W, 3) uint8 clean frames with the fixed evaluation camera and seed; ``jumps``
+    alternates the exposure with EVAL_JUMP_SCALES."""
+    scales = np.resize(np.asarray(EVAL_JUMP_SCALES), len(clean)) if jumps else None
+    return darken_clip(clean, EVAL_DARK_PARAMS, np.random.default_rng(seed), scales)
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 The network is exported as two graphs, mirroring the streaming split of :class:`~stpr.models.stpr_arch.STPR`:
 
-- ``encode.onnx``: (x (1, 3, H, W), stats (1, 5)) -> the frame's state (norm_small, logb, feats and,
+- ``encode.onnx``: (x (1, 3, H, W), stats (1, 6)) -> the frame's state (norm_small, logb, feats and,
   with learned flow, the flow pyramid), computed once per frame;
 - ``decode.onnx``: x, stats and state of all T frames of a window -> the enhanced centre frame
   (1, 3, H, W), clamped to [0, 1]. Inputs a model does not use (neighbour pixels without
@@ -37,8 +37,9 @@ from stpr.models.stpr_arch import STPR, FrameState, STPRConfig
 
 MANIFEST = "stpr.json"
 OPSET = 18
-# Layout of the decode graph's inputs; 2: x and stats per frame (pixel fusion reads neighbours' pixels).
-EXPORT_FORMAT = 2
+# Layout of the graphs' inputs; 2: x and stats per frame (pixel fusion reads neighbours' pixels);
+# 3: stats has 6 entries (linear-light mean luma added).
+EXPORT_FORMAT = 3
 
 
 def _state_names(model: STPR) -> list[str]:

@@ -167,13 +167,13 @@ def lol_sequences(root: str | Path, limit: int | None = None, notes: list[str] |
 
 
 def synthetic_sequences(video: str | Path, max_frames: int | None = None,
-                        seed: int = SYNTHETIC_SEED) -> list[EvalSequence]:
+                        seed: int = SYNTHETIC_SEED, jumps: bool = False) -> list[EvalSequence]:
     """A normal-light video darkened with the fixed evaluation camera (``synthetic_eval_clip``)."""
     from stpr.evaluate import synthetic_eval_clip
 
     clean = load_frames(video, max_frames or SYNTHETIC_DEFAULT_FRAMES)
-    dark = synthetic_eval_clip(np.stack(clean), seed=seed)
-    return [EvalSequence(Path(video).stem + "_synthetic", list(dark), clean)]
+    dark = synthetic_eval_clip(np.stack(clean), seed=seed, jumps=jumps)
+    return [EvalSequence(Path(video).stem + ("_synthetic_jumps" if jumps else "_synthetic"), list(dark), clean)]
 
 
 def unpaired_sequences(input_path: str | Path, max_frames: int | None = None) -> list[EvalSequence]:
@@ -539,24 +539,27 @@ def run_eval(input: str | None = None, *, gt: str | None = None, lol: str | None
              synthetic: str | None = None, clips: str | None = None, methods: str | None = None,
              model: str | None = None, flow: str | None = None, out: str | Path = "eval_report",
              max_frames: int | None = None, limit: int | None = None, threads: int | None = None,
-             log: Callable[[str], None] = print) -> dict:
+             exposure_jumps: bool = False, log: Callable[[str], None] = print) -> dict:
     """Load the data, run the methods, write the report. Returns the results.json content.
-    ``threads`` sets torch's CPU threads for the run (restored afterwards)."""
+    ``threads`` sets torch's CPU threads for the run (restored afterwards); ``exposure_jumps``
+    (with ``synthetic`` only) alternates the synthetic camera's exposure between 0.5x and 2x."""
     import torch
 
     if threads is not None and threads < 1:
         raise UsageError("--threads must be >= 1")
+    if exposure_jumps and synthetic is None:
+        raise UsageError("--exposure-jumps needs --synthetic VIDEO")
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         return _run_eval(input, gt=gt, lol=lol, synthetic=synthetic, clips=clips, methods=methods, model=model,
-                         flow=flow, out=out, max_frames=max_frames, limit=limit, log=log)
+                         flow=flow, out=out, max_frames=max_frames, limit=limit, jumps=exposure_jumps, log=log)
     finally:
         torch.set_num_threads(before)
 
 
-def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, out, max_frames, limit, log) -> dict:
+def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, out, max_frames, limit, jumps, log) -> dict:
     sources = [s for s in (input, lol, synthetic, clips) if s is not None]
     if len(sources) != 1:
         raise UsageError("give exactly one of INPUT, --lol ROOT, --synthetic VIDEO or --clips ROOT")
@@ -574,8 +577,10 @@ def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, out, ma
     if lol is not None:
         seqs, source = lol_sequences(lol, limit, notes), f"LOL held-out split of {lol}"
     elif synthetic is not None:
-        seqs = synthetic_sequences(synthetic, max_frames)
+        seqs = synthetic_sequences(synthetic, max_frames, jumps=jumps)
         source = f"{synthetic} darkened with the evaluation camera (seed {SYNTHETIC_SEED})"
+        if jumps:
+            source += ", exposure alternating 0.5x / 2x frame to frame"
     elif clips is not None:
         seqs, source = clip_sequences(clips, max_frames, limit), f"clips in {clips}"
     elif gt is not None:

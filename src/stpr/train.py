@@ -53,6 +53,8 @@ class TrainConfig:
         val_video: held-out normal-light video for synthetic-dark validation ("" to skip).
         val_video_frames: frames of it to use.
         weights: sampling weights of (LOL, synthetic video, paired) sources.
+        exposure_jump_prob: share of synthetic-video clips whose frames get independent exposures
+            (within 3x either way; see SyntheticVideoClips).
         steps, batch, crop, lr, min_lr, warmup: optimisation.
         w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
         val_every, ckpt_every, log_every: in steps.
@@ -74,6 +76,7 @@ class TrainConfig:
     val_video: str = ""
     val_video_frames: int = 30
     weights: list[float] = field(default_factory=lambda: [0.6, 0.4, 0.0])
+    exposure_jump_prob: float = 0.0
     steps: int = 20000
     batch: int = 8
     crop: int = 96
@@ -210,7 +213,7 @@ def build_datasets(cfg: TrainConfig, frames: int):
         val["lol"] = va
     if cfg.videos:
         vids = [read_video_frames(Path(v), scale=cfg.video_scale) for v in cfg.videos]
-        srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed))
+        srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed, jump_prob=cfg.exposure_jump_prob))
         weights.append(cfg.weights[1])
     if cfg.paired_root:
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))

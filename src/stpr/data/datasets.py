@@ -2,7 +2,7 @@
 
 Every sample is a short clip of N frames: ``{"low": (N, 3, S, S), "high": (N, 3, S, S),
 "flow_fw": (N-1, 2, S/4, S/4), "flow_bw": (N-1, 2, S/4, S/4), "flow_valid": (N-1, 1, S/4, S/4)}``
-as float tensors in [0, 1], plus ``"stats": (N, 5)`` whole-frame exposure statistics (see
+as float tensors in [0, 1], plus ``"stats": (N, 6)`` whole-frame exposure statistics (see
 ``STPR.forward_clip``); ``flow_fw[i]`` is the teacher flow frame i -> i+1 and ``flow_bw[i]``
 frame i+1 -> i, at 1/4 resolution in 1/4-resolution pixels.
 
@@ -213,15 +213,20 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         seed: base seed.
         exposure_range: linear exposure range of the synthesis.
         h264_prob: probability of an H.264 round trip.
+        jump_prob: probability that a clip's frames get independent exposures (log-uniform within
+            a factor of ``jump_range`` either way), so that fusion learns to favour the
+            better-exposed neighbours.
     """
 
     def __init__(self, videos: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
-                 seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2):
+                 seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, jump_prob: float = 0.0,
+                 jump_range: float = 3.0):
         self.videos = [v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop]
         if not self.videos:
             raise ValueError("no video is long and large enough for the requested clips")
         self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
         self.exposure_range, self.h264_prob = exposure_range, h264_prob
+        self.jump_prob, self.jump_range = jump_prob, jump_range
         self.epoch = 0
 
     def __len__(self):
@@ -239,7 +244,13 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         if rng.random() < 0.5:  # play backwards: motion in both directions
             clean = clean[::-1]
         clean = np.ascontiguousarray(clean)
-        dark = darken_clip(clean, sample_params(rng, self.exposure_range, self.h264_prob), rng)
+        params = sample_params(rng, self.exposure_range, self.h264_prob)
+        scales = None
+        # Drawn only when jumps are on, so clips without them keep their old random stream.
+        if self.jump_prob > 0 and rng.random() < self.jump_prob:
+            lim = np.log(self.jump_range)
+            scales = np.exp(rng.uniform(-lim, lim, size=len(clean)))
+        dark = darken_clip(clean, params, rng, scales)
         fw, bw, valid = _dis_teacher(clean, s // 4)
         sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
         return _finish(_flip(sample, rng))

@@ -80,17 +80,24 @@ def darken_frame(frame: np.ndarray, p: DarkParams, rng: np.random.Generator,
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
-def darken_clip(frames: np.ndarray, p: DarkParams, rng: np.random.Generator) -> np.ndarray:
+def darken_clip(frames: np.ndarray, p: DarkParams, rng: np.random.Generator,
+                exposure_scales: np.ndarray | None = None) -> np.ndarray:
     """Darken a clip with one set of parameters, fresh noise and flicker per frame.
 
     Args:
         frames: (T, H, W, 3) uint8 or float sRGB.
+        exposure_scales: optional (T,) per-frame exposure multipliers on top of the flicker
+            (exposure jumps: auto-exposure steps, bracketing, lights switching).
 
     Returns:
         (T, H, W, 3) uint8.
     """
+    scales = np.ones(len(frames)) if exposure_scales is None else np.asarray(exposure_scales, np.float64)
+    if scales.shape != (len(frames),):
+        raise ValueError(f"exposure_scales needs one value per frame, got shape {scales.shape}")
     out = np.stack([
-        darken_frame(f, p, rng, exposure_scale=float(np.exp(rng.normal(0.0, p.flicker)))) for f in frames
+        darken_frame(f, p, rng, exposure_scale=float(s * np.exp(rng.normal(0.0, p.flicker))))
+        for f, s in zip(frames, scales)
     ])
     if p.crf is not None:
         out = h264_roundtrip(out, p.crf)

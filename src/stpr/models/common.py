@@ -20,22 +20,43 @@ def luma(x: torch.Tensor) -> torch.Tensor:
     return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """IEC 61966-2-1 decoding (sRGB -> linear light), elementwise; x in [0, 1]."""
+    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """IEC 61966-2-1 encoding (linear light -> sRGB), elementwise. Negative values map to 0; values
+    above 1 follow the same power law rather than being clipped, so training gradients still flow
+    through over-exposed pixels (the model clamps its output in eval mode)."""
+    x = x.clamp(min=0.0)
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
 def frame_stats(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Global statistics of whole frames, computed once per frame so that tiles of one frame share
-    them (no seams): log mean R, G, B, log mean luma, std of log luma (on a 1/8 thumbnail).
+    them (no seams): log mean R, G, B, log mean luma, std of log luma (on a 1/8 thumbnail), and
+    log mean luma in linear light.
+
+    The linear-light mean is what exposure scales. It is taken before any pooling because sensor
+    noise is zero-mean in linear light, while the sRGB curve turns it into an upward bias that
+    grows as the frame gets darker; on every 4th row and column of frames of 64 pixels and more
+    (an unbiased sample that keeps the cost at 4K to a few milliseconds).
 
     Args:
         x: (B, 3, H, W) in [0, 1].
 
     Returns:
-        (B, 5).
+        (B, 6).
     """
     small = F.avg_pool2d(x, 8, ceil_mode=True) if min(x.shape[-2:]) >= 16 else x
     rgb = torch.log(small.mean(dim=(2, 3)) + eps)
     y = luma(small)
     ly = torch.log(y + eps)
     spread = ly.flatten(1).std(dim=1, keepdim=True, correction=0)
-    return torch.cat([rgb, torch.log(y.mean(dim=(2, 3)) + eps), spread], dim=1)
+    step = 4 if min(x.shape[-2:]) >= 64 else 1
+    lin_y = luma(srgb_to_linear(x[..., ::step, ::step])).mean(dim=(2, 3))
+    return torch.cat([rgb, torch.log(y.mean(dim=(2, 3)) + eps), spread, torch.log(lin_y + 1e-5)], dim=1)
 
 
 def normalize_brightness(x: torch.Tensor, stats: torch.Tensor, target: float = 0.45,
@@ -45,7 +66,7 @@ def normalize_brightness(x: torch.Tensor, stats: torch.Tensor, target: float = 0
 
     Args:
         x: (B, 3, H, W) in [0, 1].
-        stats: (B, 5) from ``frame_stats`` of the whole frame.
+        stats: (B, 6) from ``frame_stats`` of the whole frame.
 
     Returns:
         (B, 3, H, W) in [0, 1].

@@ -3,7 +3,8 @@
 Fuses the propagated neighbour detail (temporal) with the pyramid features of the centre frame
 (spatial) and rebuilds the enhanced full-resolution frame as
 
-    out = base(x) * exp(g_base + g_global + g_local) + residual
+    out = base(x) * exp(g_base + g_global + g_local) + residual              (sRGB gain)
+    out = srgb(lin(base(x)) * exp(2.2 * (g_base + g_global + g_local))) + residual  (linear light)
 
 * ``g_base = log(target / mean luma(frame))`` lifts any frame, however dark, to a normal exposure;
   ``target`` is learned.
@@ -15,6 +16,14 @@ Fuses the propagated neighbour detail (temporal) with the pyramid features of th
   are corrected by a small head that sees the fused features and each frame's alignment error: static
   regions average T frames (noise down by up to sqrt(T)), moving or occluded ones keep the centre.
 * ``residual`` (pixel-shuffled from 1/4-resolution features) removes noise and restores detail.
+* ``refine`` (optional, a 3-layer full-resolution head) corrects that output from the output itself
+  and the brightened base image, so full-resolution detail of the (temporally blended) pixels can
+  reach the output; the 1/4-resolution residual can only paint 4x4 blocks from features.
+
+With ``linear_light`` the gain is applied in linear light, where exposure is a plain scale and
+sensor noise is zero-mean; an sRGB-domain gain instead keeps the noise's upward bias in the shadows
+(lifted blacks) and flattens contrast. The gains keep their sRGB-log scale (times ``GAMMA``), so a
+model trained with sRGB gains is a close starting point. ``base(x)`` is then a linear-light image.
 
 The last layers start at zero, so an untrained model returns the plainly brightened input.
 """
@@ -27,7 +36,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import act, conv3x3
+from stpr.models.common import act, conv3x3, linear_to_srgb, srgb_to_linear
+
+# Gains are predicted in sRGB-log units; linear light scales them by this display gamma.
+GAMMA = 2.2
 
 
 class STReconstruction(nn.Module):
@@ -36,13 +48,16 @@ class STReconstruction(nn.Module):
         target_mean: initial target mean brightness for the base gain.
         max_gain: upper bound of the base gain (keeps black frames from exploding).
         pixel_fusion: blend aligned neighbour frames into the base image.
+        linear_light: apply the gain in linear light (base image and aligned frames are linear).
+        refine_channels: width of the full-resolution refinement head (0: none).
     """
 
     def __init__(self, channels: int, target_mean: float = 0.4, max_gain: float = 60.0,
-                 pixel_fusion: bool = False):
+                 pixel_fusion: bool = False, linear_light: bool = False, refine_channels: int = 0):
         super().__init__()
         c = channels
         self.max_gain = max_gain
+        self.linear_light = linear_light
         self.body = nn.Sequential(conv3x3(2 * c, c), act(), conv3x3(c, c), act())
         self.residual = conv3x3(c, 3 * 16)
         self.local_gain = conv3x3(c, 1)
@@ -54,6 +69,12 @@ class STReconstruction(nn.Module):
             # logit correction per frame from [fused features, log fusion weight, alignment error]
             self.blend = nn.Sequential(conv3x3(c + 2, 16), act(), conv3x3(16, 1))
             zero_init.append(self.blend[-1])
+        self.refine = None
+        if refine_channels:
+            # full-resolution correction from [output so far, brightened base image]
+            r = refine_channels
+            self.refine = nn.Sequential(nn.Conv2d(6, r, 3, padding=1), act(), conv3x3(r, r), act(), conv3x3(r, 3))
+            zero_init.append(self.refine[-1])
         for layer in zero_init:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -65,7 +86,8 @@ class STReconstruction(nn.Module):
         Args:
             feats: (B, C, h, w) fused features.
             weights: (B, T, h, w) propagation fusion weights (centre first).
-            aligned: T pairs (frame (B, 3, H, W), alignment error (B, 1, h, w)), centre first.
+            aligned: T pairs (frame (B, 3, H, W), alignment error (B, 1, h, w)), centre first; the
+                frames are linear light when ``linear_light``.
 
         Returns:
             (B, 3, H, W).
@@ -84,7 +106,7 @@ class STReconstruction(nn.Module):
                 aligned: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         """Args:
             x: (B, 3, H, W) centre frame in [0, 1] (H, W divisible by 4).
-            stats: (B, 5) whole-frame statistics (``frame_stats``).
+            stats: (B, 6) whole-frame statistics (``frame_stats``).
             propagated: (B, C, H/4, W/4) from the feature propagation subnet.
             pyramid: (B, C, H/4, W/4) from the pyramid recursive residual dense subnet.
             weights: (B, T, H/4, W/4) propagation fusion weights; used with ``pixel_fusion``.
@@ -96,8 +118,22 @@ class STReconstruction(nn.Module):
         feats = self.body(torch.cat([propagated, pyramid], dim=1))
         if self.blend is not None and aligned is not None:
             x = self.blend_frames(feats, weights, aligned)
-        base = (self.target_log - stats[:, 3]).clamp(max=math.log(self.max_gain)).view(-1, 1, 1, 1)
-        g_global = self.global_gain(stats)[:, :, None, None]
+        elif self.linear_light:
+            x = srgb_to_linear(x)
+        # exposure: whole-frame mean luma (sRGB, or linear light brought to the same log scale)
+        mean_log = stats[:, 5] / GAMMA if self.linear_light else stats[:, 3]
+        base = (self.target_log - mean_log).clamp(max=math.log(self.max_gain)).view(-1, 1, 1, 1)
+        g_global = self.global_gain(stats[:, :5])[:, :, None, None]
         g_local = F.interpolate(self.local_gain(feats), size=x.shape[-2:], mode="bilinear", align_corners=False)
         residual = F.pixel_shuffle(self.residual(feats), 4)
-        return x * torch.exp(base + g_global + g_local) + residual
+        if self.linear_light:
+            out = linear_to_srgb(x * torch.exp(GAMMA * (base + g_global + g_local))) + residual
+        else:
+            out = x * torch.exp(base + g_global + g_local) + residual
+        if self.refine is None:
+            return out
+        # The base image brightened by the whole-frame gains only: full-resolution detail (T-frame
+        # averaged with pixel fusion) that the 1/4-resolution residual cannot carry.
+        bright = linear_to_srgb(x * torch.exp(GAMMA * (base + g_global))) if self.linear_light \
+            else x * torch.exp(base + g_global)
+        return out + self.refine(torch.cat([out, bright.clamp(0.0, 1.0)], dim=1))

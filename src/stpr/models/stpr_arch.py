@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import frame_stats, normalize_brightness
+from stpr.models.common import frame_stats, normalize_brightness, srgb_to_linear
 from stpr.models.flow_arch import FlowConfig, PyramidFlowNet, dis_flow_torch
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.propagation_arch import FeaturePropagation, FrameEncoder, PropagationConfig, log_brightness
@@ -46,6 +46,8 @@ class STPRConfig:
         prrd_layers: dense layers per block.
         pixel_fusion: also blend the aligned full-resolution neighbour frames into the centre frame
             before the gain (temporal denoising of the pixels themselves, not only of features).
+        linear_light: apply the exposure gain, and blend the aligned frames, in linear light.
+        refine_channels: width of the full-resolution refinement head of the reconstruction (0: none).
     """
 
     frames: int = 3
@@ -61,6 +63,8 @@ class STPRConfig:
     prrd_growth: int = 16
     prrd_layers: int = 3
     pixel_fusion: bool = True
+    linear_light: bool = False
+    refine_channels: int = 0
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -89,7 +93,7 @@ class STPRConfig:
 class FrameState:
     """Everything STPR needs from one frame, computed once and shared by all windows using it.
 
-    Shapes for a padded (B, 3, H, W) frame: x (B, 3, H, W); stats (B, 5); norm_small (B, 3, H/4, W/4);
+    Shapes for a padded (B, 3, H, W) frame: x (B, 3, H, W); stats (B, 6); norm_small (B, 3, H/4, W/4);
     logb (B, 1, H/4, W/4); feats (B, C, H/4, W/4); flow_pyr: list of (B, C_k, H/4/2^k, W/4/2^k).
     """
 
@@ -116,19 +120,25 @@ def window_indices(center: int, length: int, frames: int) -> list[int]:
     return out
 
 
-def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor) -> torch.Tensor:
+def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor, linear: bool = False
+                ) -> torch.Tensor:
     """Warp a neighbour frame to the centre at full resolution and match its exposure.
 
     Args:
         nbr, center: encoded frames (x (B, 3, H, W)).
         flow: (B, 2, H/4, W/4) flow centre -> neighbour.
+        linear: return linear light (exposure matched with the linear-light means).
 
     Returns:
         (B, 3, H, W) the neighbour's pixels on the centre's grid, scaled by the ratio of the frames'
         mean luma (so exposure flicker does not leak into the blend).
     """
+    warped = flow_warp(nbr.x, resize_flow(flow, center.x.shape[-2:]))
+    if linear:
+        ratio = torch.exp(center.stats[:, 5] - nbr.stats[:, 5]).clamp(0.25, 4.0).view(-1, 1, 1, 1)
+        return srgb_to_linear(warped) * ratio
     ratio = torch.exp(center.stats[:, 3] - nbr.stats[:, 3]).clamp(0.5, 2.0).view(-1, 1, 1, 1)
-    return flow_warp(nbr.x, resize_flow(flow, center.x.shape[-2:])) * ratio
+    return warped * ratio
 
 
 class STPR(nn.Module):
@@ -150,7 +160,8 @@ class STPR(nn.Module):
         self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
-        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion)
+        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, linear_light=cfg.linear_light,
+                                               refine_channels=cfg.refine_channels)
 
     # ---------------------------------------------------------------- padding
     @property
@@ -175,7 +186,7 @@ class STPR(nn.Module):
 
         Args:
             x: (B, 3, H, W) in [0, 1], H, W multiples of ``multiple`` (a whole frame or a tile).
-            stats: (B, 5) ``frame_stats`` of the whole frame; computed from ``x`` when None.
+            stats: (B, 6) ``frame_stats`` of the whole frame; computed from ``x`` when None.
         """
         if stats is None:
             stats = frame_stats(x)
@@ -224,7 +235,9 @@ class STPR(nn.Module):
         pyramid = self.pyramid(center.feats)
         aligned = None
         if self.cfg.pixel_fusion:
-            frames = [center.x] + [align_frame(n, center, f) for n, f in zip(nbrs, flows)]
+            lin = self.cfg.linear_light
+            frames = [srgb_to_linear(center.x) if lin else center.x]
+            frames += [align_frame(n, center, f, lin) for n, f in zip(nbrs, flows)]
             aligned = list(zip(frames, errors))
         out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
         if not self.training:
@@ -239,7 +252,7 @@ class STPR(nn.Module):
         Args:
             clip: (B, N, 3, H, W) in [0, 1], any H, W.
             centers: indices of the frames to enhance; windows are reflected at the clip edges.
-            stats: optional (B, N, 5) ``frame_stats`` of the whole frames when ``clip`` is a crop
+            stats: optional (B, N, 6) ``frame_stats`` of the whole frames when ``clip`` is a crop
                 (training), so crops see the exposure statistics a full frame would give.
 
         Returns:
