@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -180,19 +181,25 @@ def test_shipped_weights_are_the_default_architecture():
     assert out.mean() > 4 * clip.mean()
 
 
-def test_v2_weights_load_as_v2(tmp_path):
-    """Weights written before linear light and the refine head (v2) load with sRGB gains and no
-    refine head, and give the output they gave then."""
-    model = trained_like(frames=3, linear_light=False, refine_channels=0)
+def save_without_keys(model: STPR, tmp_path: Path, keys: tuple[str, ...]) -> Path:
+    """Save ``model`` with ``keys`` missing from its stored config, as an older stpr wrote it."""
     path = tmp_path / "m.safetensors"
     save_model(model, path)
     meta = read_metadata(path)
     cfg = json.loads(meta["stpr_config"])
-    del cfg["linear_light"], cfg["refine_channels"]
+    for key in keys:
+        del cfg[key]
     meta["stpr_config"] = json.dumps(cfg)
-    old = tmp_path / "v2.safetensors"
+    old = tmp_path / "old.safetensors"
     save_file(load_file(str(path)), str(old), metadata=meta)
-    loaded = load_model(old)
+    return old
+
+
+def test_v2_weights_load_as_v2(tmp_path):
+    """Weights written before linear light and the refine head (v2) load with sRGB gains and no
+    refine head, and give the output they gave then."""
+    model = trained_like(frames=3, linear_light=False, refine_channels=0)
+    loaded = load_model(save_without_keys(model, tmp_path, ("linear_light", "refine_channels")))
     assert loaded.cfg.pixel_fusion is True
     assert loaded.cfg.linear_light is False and loaded.cfg.refine_channels == 0
     x = clip(1)
@@ -204,16 +211,7 @@ def test_weights_saved_before_pixel_fusion_still_load(tmp_path):
     """Weights files written before the pixel_fusion option have no such key in their config: they
     must load as the architecture they were trained with (no pixel fusion), not the new default."""
     model = trained_like(frames=3, pixel_fusion=False, linear_light=False, refine_channels=0)
-    path = tmp_path / "m.safetensors"
-    save_model(model, path)
-    meta = read_metadata(path)
-    cfg = json.loads(meta["stpr_config"])
-    for key in ("pixel_fusion", "linear_light", "refine_channels"):
-        del cfg[key]
-    meta["stpr_config"] = json.dumps(cfg)
-    old = tmp_path / "old.safetensors"
-    save_file(load_file(str(path)), str(old), metadata=meta)
-    loaded = load_model(old)
+    loaded = load_model(save_without_keys(model, tmp_path, ("pixel_fusion", "linear_light", "refine_channels")))
     assert loaded.cfg.pixel_fusion is False
     assert loaded.cfg.linear_light is False and loaded.cfg.refine_channels == 0
     x = clip(1)

@@ -35,6 +35,25 @@ def assert_same_weights(a: dict, b: dict):
     assert_close(a, b, atol=1e-7)
 
 
+def train_killed_at_step(cfg: TrainConfig, step: int) -> None:
+    """Run ``cfg`` and interrupt it (KeyboardInterrupt) as training step ``step`` starts."""
+    orig = train_mod.train_step
+    calls = []
+
+    def dies(*a, **k):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    train_mod.train_step = dies
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, quiet=True)
+    finally:
+        train_mod.train_step = orig
+
+
 # ------------------------------------------------------------------------------------- train / resume
 
 
@@ -116,21 +135,7 @@ def test_interrupted_run_resumes_deterministically(tmp_path, lol_root):
     ends with the same weights as the uninterrupted run."""
     full, crash = tmp_path / "full", tmp_path / "crash"
     train(tiny_cfg(full, lol_root, 4, warmup=0), quiet=True)
-    orig = train_mod.train_step
-    calls = []
-
-    def dies_on_third_step(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return orig(*a, **k)
-
-    train_mod.train_step = dies_on_third_step
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(tiny_cfg(crash, lol_root, 4, warmup=0), quiet=True)
-    finally:
-        train_mod.train_step = orig
+    train_killed_at_step(tiny_cfg(crash, lol_root, 4, warmup=0), 3)
     assert torch.load(crash / "last_state.pt", weights_only=False)["step"] == 2
     train(tiny_cfg(crash, lol_root, 4, warmup=0), resume=True, quiet=True)
     assert_same_weights(weights(full), weights(crash))
@@ -251,21 +256,7 @@ def test_resume_drops_log_rows_after_the_checkpoint(tmp_path, lol_root):
     """Steps logged after the last checkpoint are trained again on resume: the log keeps each step
     once, and its time column goes on from where it stopped."""
     run = tmp_path / "run"
-    orig = train_mod.train_step
-    calls = []
-
-    def dies_on_fourth_step(*a, **k):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return orig(*a, **k)
-
-    train_mod.train_step = dies_on_fourth_step
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(tiny_cfg(run, lol_root, 4, ckpt_every=2, val_every=100), quiet=True)
-    finally:
-        train_mod.train_step = orig
+    train_killed_at_step(tiny_cfg(run, lol_root, 4, ckpt_every=2, val_every=100), 4)
     assert [r["step"] for r in read_log(run)] == ["1", "2", "3"]  # step 3 logged, not checkpointed
     before = float(read_log(run)[1]["time"])
     train(tiny_cfg(run, lol_root, 4, ckpt_every=2, val_every=100), resume=True, quiet=True)

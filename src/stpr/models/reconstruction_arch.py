@@ -126,14 +126,17 @@ class STReconstruction(nn.Module):
         g_global = self.global_gain(stats[:, :5])[:, :, None, None]
         g_local = F.interpolate(self.local_gain(feats), size=x.shape[-2:], mode="bilinear", align_corners=False)
         residual = F.pixel_shuffle(self.residual(feats), 4)
-        if self.linear_light:
-            out = linear_to_srgb(x * torch.exp(GAMMA * (base + g_global + g_local))) + residual
-        else:
-            out = x * torch.exp(base + g_global + g_local) + residual
+        out = self._apply_gain(x, base + g_global + g_local) + residual
         if self.refine is None:
             return out
         # The base image brightened by the whole-frame gains only: full-resolution detail (T-frame
         # averaged with pixel fusion) that the 1/4-resolution residual cannot carry.
-        bright = linear_to_srgb(x * torch.exp(GAMMA * (base + g_global))) if self.linear_light \
-            else x * torch.exp(base + g_global)
-        return out + self.refine(torch.cat([out, bright.clamp(0.0, 1.0)], dim=1))
+        bright = self._apply_gain(x, base + g_global).clamp(0.0, 1.0)
+        return out + self.refine(torch.cat([out, bright], dim=1))
+
+    def _apply_gain(self, x: torch.Tensor, log_gain: torch.Tensor) -> torch.Tensor:
+        """sRGB image of the base image ``x`` times ``exp(log_gain)`` (sRGB-log units), the gain
+        taken in linear light (``x`` linear) or on the sRGB values."""
+        if self.linear_light:
+            return linear_to_srgb(x * torch.exp(GAMMA * log_gain))
+        return x * torch.exp(log_gain)
