@@ -1,0 +1,50 @@
+"""Same weights, different windows: PSNR of a model on the held-out synthetic-dark videos with
+T = 3 and T = 1 (its per-frame ablation), and on carphone with exposure jumps also with the
+fusion's brightness term switched off at inference.
+
+Figures come from ``stpr.evaluate.eval_video`` (float output, before the 8-bit rounding that
+``stpr eval`` applies, so they can differ from ``stpr eval`` by a few hundredths of a dB).
+
+    .venv/bin/python scripts/window_compare.py runs/v3/last.safetensors runs/v3_jumps/last.safetensors
+    .venv/bin/python scripts/window_compare.py default       # the shipped model
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from stpr.checkpoint import load_model
+from stpr.data.datasets import read_video_frames
+from stpr.evaluate import eval_video, synthetic_eval_clip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", help="weights files, or 'default' for the shipped model")
+    ap.add_argument("--videos", default="data_cache/videos")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cases = [("carphone", "carphone_pristine.mp4", False), ("tree", "tree.avi", False),
+             ("carphone 0.5x/2x jumps", "carphone_pristine.mp4", True)]
+    clips = {}
+    for name, video, jumps in cases:
+        clean = read_video_frames(Path(args.videos) / video, 30)
+        clips[name] = (clean, synthetic_eval_clip(clean, jumps=jumps), jumps)
+    for w in args.models:
+        path = None if w == "default" else w
+        for name, (clean, dark, jumps) in clips.items():
+            row = [f"T=3 {eval_video(load_model(path), clean, dark)['psnr']:.2f}",
+                   f"T=1 {eval_video(load_model(path, frames=1), clean, dark)['psnr']:.2f}"]
+            if jumps:
+                off = load_model(path, brightness_weight=False)
+                row.append(f"T=3 without brightness term {eval_video(off, clean, dark)['psnr']:.2f}")
+            print(f"{w} | {name}: " + ", ".join(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
