@@ -203,6 +203,16 @@ def test_synthetic_video_clips_exposure_jumps():
     assert spread(jumpy) > 0.8
 
 
+def test_synthetic_video_clips_noise_scale():
+    """noise_scale=0 gives noise-free dark clips: a static flat video stays flat; at 1 it is noisy."""
+    video = np.full((6, 64, 64, 3), 170, np.uint8)
+    noisy = SyntheticVideoClips([video], frames=2, crop=48, length=2, seed=5, h264_prob=0.0)
+    clean = SyntheticVideoClips([video], frames=2, crop=48, length=2, seed=5, h264_prob=0.0, noise_scale=0.0)
+    # per channel: the camera's white balance tints the channels differently
+    assert noisy[0]["low"][0].std(dim=(1, 2)).min() > 0.005
+    assert clean[0]["low"][0].std(dim=(1, 2)).max() < 1e-6
+
+
 def test_synthetic_video_clips_rejects_small_videos():
     small = np.zeros((3, 64, 64, 3), np.uint8)
     with pytest.raises(ValueError):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stpr.data.synthesis import (DarkParams, darken_clip, darken_frame, h264_roundtrip, linear_to_srgb,
-                                 sample_params, srgb_to_linear)
+                                 sample_params, scale_noise, srgb_to_linear)
 
 
 def params(**kw) -> DarkParams:
@@ -154,3 +154,22 @@ def test_darken_clip_exposure_scales():
     assert np.array_equal(same, darken_clip(clean, p, np.random.default_rng(0)))
     with pytest.raises(ValueError):
         darken_clip(clean, p, np.random.default_rng(0), np.ones(3))
+
+
+def test_scale_noise_scales_the_noise_std():
+    """Half the noise std: the high-pass std of a flat grey frame roughly halves; 0: no noise left
+    beyond 8-bit rounding (all pixels equal), and two draws agree."""
+    clean = grey_clip(t=1, value=160)
+    p = params(exposure=0.05, full_well=300.0, read_noise=2e-3)
+    stds = [highpass_std(darken_clip(clean, scale_noise(p, s), np.random.default_rng(4))[0]) for s in (1.0, 0.5)]
+    assert stds[1] == pytest.approx(stds[0] / 2, rel=0.2)
+    quiet = scale_noise(p, 0.0)
+    a = darken_clip(clean, quiet, np.random.default_rng(1))
+    b = darken_clip(clean, quiet, np.random.default_rng(2))
+    assert np.array_equal(a, b) and highpass_std(a[0]) == 0.0
+    # the rest of the camera is unchanged: about the same mean level (noise through the concave
+    # sRGB curve lowers the noisy mean a little)
+    assert abs(float(a.mean()) - float(darken_clip(clean, p, np.random.default_rng(1)).mean())) < 3.0
+    assert scale_noise(p, 1.0) == p
+    with pytest.raises(ValueError):
+        scale_noise(p, -1.0)

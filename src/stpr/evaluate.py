@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from stpr.data.datasets import read_rgb
-from stpr.data.synthesis import DarkParams, darken_clip
+from stpr.data.synthesis import DarkParams, darken_clip, scale_noise
 from stpr.metrics.image import psnr, ssim
 from stpr.models.stpr_arch import STPR
 
@@ -50,11 +50,14 @@ def eval_lol(model: STPR, root: Path, names: list[str]) -> dict:
 EVAL_JUMP_SCALES = (0.5, 2.0)
 
 
-def synthetic_eval_clip(clean: np.ndarray, seed: int = 1234, jumps: bool = False) -> np.ndarray:
+def synthetic_eval_clip(clean: np.ndarray, seed: int = 1234, jumps: bool = False,
+                        noise_scale: float = 1.0) -> np.ndarray:
     """Darken (N, H, W, 3) uint8 clean frames with the fixed evaluation camera and seed; ``jumps``
-    alternates the exposure with EVAL_JUMP_SCALES."""
+    alternates the exposure with EVAL_JUMP_SCALES; ``noise_scale`` multiplies its noise std
+    (``scale_noise``; only for analyses, ``stpr eval`` always uses 1)."""
     scales = np.resize(np.asarray(EVAL_JUMP_SCALES), len(clean)) if jumps else None
-    return darken_clip(clean, EVAL_DARK_PARAMS, np.random.default_rng(seed), scales)
+    params = EVAL_DARK_PARAMS if noise_scale == 1.0 else scale_noise(EVAL_DARK_PARAMS, noise_scale)
+    return darken_clip(clean, params, np.random.default_rng(seed), scales)
 
 
 @torch.no_grad()

@@ -55,6 +55,8 @@ class TrainConfig:
         weights: sampling weights of (LOL, synthetic video, paired) sources.
         exposure_jump_prob: share of synthetic-video clips whose frames get independent exposures
             (within 3x either way; see SyntheticVideoClips).
+        video_noise_scale: multiplies the synthetic sensor noise std (1 = as synthesised, 0 =
+            noise-free; ``scripts/fusion_bound.py`` uses it to bound what fusion can add).
         steps, batch, crop, lr, min_lr, warmup: optimisation.
         w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
         val_every, ckpt_every, log_every: in steps.
@@ -77,6 +79,7 @@ class TrainConfig:
     val_video_frames: int = 30
     weights: list[float] = field(default_factory=lambda: [0.6, 0.4, 0.0])
     exposure_jump_prob: float = 0.0
+    video_noise_scale: float = 1.0
     steps: int = 20000
     batch: int = 8
     crop: int = 96
@@ -213,7 +216,8 @@ def build_datasets(cfg: TrainConfig, frames: int):
         val["lol"] = va
     if cfg.videos:
         vids = [read_video_frames(Path(v), scale=cfg.video_scale) for v in cfg.videos]
-        srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed, jump_prob=cfg.exposure_jump_prob))
+        srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed, jump_prob=cfg.exposure_jump_prob,
+                                        noise_scale=cfg.video_noise_scale))
         weights.append(cfg.weights[1])
     if cfg.paired_root:
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))

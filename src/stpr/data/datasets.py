@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
-from stpr.data.synthesis import darken_clip, sample_params
+from stpr.data.synthesis import darken_clip, sample_params, scale_noise
 from stpr.models.common import frame_stats
 from stpr.models.flow_arch import dis_flow, fb_consistent
 
@@ -216,17 +216,20 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         jump_prob: probability that a clip's frames get independent exposures (log-uniform within
             a factor of ``jump_range`` either way), so that fusion learns to favour the
             better-exposed neighbours.
+        noise_scale: multiplies the sensor noise std of every sampled camera (``scale_noise``);
+            1 is the synthesis as is, 0 noise-free (for measuring what denoising is worth).
     """
 
     def __init__(self, videos: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, jump_prob: float = 0.0,
-                 jump_range: float = 3.0):
+                 jump_range: float = 3.0, noise_scale: float = 1.0):
         self.videos = [v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop]
         if not self.videos:
             raise ValueError("no video is long and large enough for the requested clips")
         self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
         self.exposure_range, self.h264_prob = exposure_range, h264_prob
         self.jump_prob, self.jump_range = jump_prob, jump_range
+        self.noise_scale = noise_scale
         self.epoch = 0
 
     def __len__(self):
@@ -245,6 +248,8 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
             clean = clean[::-1]
         clean = np.ascontiguousarray(clean)
         params = sample_params(rng, self.exposure_range, self.h264_prob)
+        if self.noise_scale != 1.0:
+            params = scale_noise(params, self.noise_scale)
         scales = None
         # Drawn only when jumps are on, so clips without them keep their old random stream.
         if self.jump_prob > 0 and rng.random() < self.jump_prob:

@@ -10,7 +10,7 @@ noise and a small exposure flicker. The chain follows a camera:
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -59,6 +59,19 @@ def sample_params(rng: np.random.Generator, exposure_range=(0.01, 0.3), h264_pro
     )
 
 
+def scale_noise(p: DarkParams, scale: float) -> DarkParams:
+    """The same camera with its sensor noise std multiplied by ``scale`` (shot and read noise alike).
+
+    ``scale = 1 / sqrt(k)`` is the noise left after averaging k perfectly aligned frames, what ideal
+    k-frame fusion would see; ``scale = 0`` is a noise-free camera (still 8-bit quantised).
+    """
+    if not scale >= 0:
+        raise ValueError(f"noise scale must be >= 0, got {scale}")
+    if scale == 0:
+        return replace(p, full_well=float("inf"), read_noise=0.0)
+    return replace(p, full_well=p.full_well / scale ** 2, read_noise=p.read_noise * scale)
+
+
 def darken_frame(frame: np.ndarray, p: DarkParams, rng: np.random.Generator,
                  exposure_scale: float = 1.0) -> np.ndarray:
     """Darken one frame.
@@ -74,8 +87,12 @@ def darken_frame(frame: np.ndarray, p: DarkParams, rng: np.random.Generator,
     """
     x = frame.astype(np.float32) / 255.0 if frame.dtype == np.uint8 else frame.astype(np.float32)
     lin = srgb_to_linear(x) * np.asarray(p.wb_gains, np.float32) * (p.exposure * exposure_scale)
-    electrons = rng.poisson(np.clip(lin, 0, None) * p.full_well).astype(np.float32)
-    noisy = electrons / p.full_well + rng.normal(0.0, p.read_noise, size=lin.shape).astype(np.float32)
+    if np.isfinite(p.full_well):
+        noisy = rng.poisson(np.clip(lin, 0, None) * p.full_well).astype(np.float32) / p.full_well
+    else:  # noise-free camera (scale_noise(p, 0))
+        noisy = lin
+    if p.read_noise > 0:
+        noisy = noisy + rng.normal(0.0, p.read_noise, size=lin.shape).astype(np.float32)
     out = linear_to_srgb(noisy)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
