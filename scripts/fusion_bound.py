@@ -34,9 +34,11 @@ from stpr.evaluate import eval_video, synthetic_eval_clip
 
 # arm -> (frames, noise scale, what it stands for)
 ARMS = {
-    "t3": (3, 1.0, "STPR, T = 3, real noise level"),
-    "t1": (1, 1.0, "per-frame ablation, T = 1, real noise level"),
+    "t3": (3, 1.0, "STPR, T = 3, the evaluation camera's noise"),
+    "t1": (1, 1.0, "per-frame ablation, T = 1, the evaluation camera's noise"),
     "t1_avg3": (1, 1 / math.sqrt(3), "T = 1, noise / sqrt(3): ideal 3-frame fusion"),
+    "t1_avg5": (1, 1 / math.sqrt(5), "T = 1, noise / sqrt(5): ideal 5-frame fusion"),
+    "t1_avg9": (1, 1 / 3, "T = 1, noise / 3: ideal 9-frame fusion"),
     "t1_clean": (1, 0.0, "T = 1, noise-free: ideal fusion of any number of frames"),
 }
 

@@ -4,8 +4,9 @@ On the held-out synthetic-dark video (the fixed evaluation camera of ``stpr eval
 
 1. *Noise headroom*: the model run per frame (T = 1) on the dark clip, on the mean of 3 and of 9
    independent noise draws of each dark frame (what perfect alignment over a 3- or 9-frame window
-   would give), and on the dark clip without noise. If these barely differ, noise is not what
-   limits PSNR and more temporal averaging cannot help much.
+   would give), and on the dark clip without noise. With the weights fixed this only shows what
+   the model can make of cleaner input it was not trained on; ``scripts/fusion_bound.py`` trains
+   for each noise level and bounds what fusion can add.
 2. *Where the output comes from*: the share of the output's mean that the reconstruction's
    1/4-resolution residual carries (the rest is the gained full-resolution base image).
 3. *Low-frequency error*: the share of the squared error in 8x8 block means, and the PSNR when the
