@@ -7,6 +7,7 @@ Figures come from ``stpr.evaluate.eval_video`` (float output, before the 8-bit r
 
     .venv/bin/python scripts/window_compare.py runs/v3/last.safetensors runs/v3_jumps/last.safetensors
     .venv/bin/python scripts/window_compare.py default       # the shipped model
+    .venv/bin/python scripts/window_compare.py runs/exp/t5/last.safetensors --extra-windows 5
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ def main() -> int:
     ap.add_argument("models", nargs="+", help="weights files, or 'default' for the shipped model")
     ap.add_argument("--videos", default="data_cache/videos")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--extra-windows", default="",
+                    help="comma-separated further window sizes to score, e.g. 5 (each model run with T = that)")
     args = ap.parse_args()
+    extra = [int(t) for t in args.extra_windows.split(",") if t]
     torch.set_num_threads(args.threads)
     cases = [("carphone", "carphone_pristine.mp4", False), ("tree", "tree.avi", False),
              ("carphone 0.5x/2x jumps", "carphone_pristine.mp4", True)]
@@ -37,11 +41,12 @@ def main() -> int:
     for w in args.models:
         path = None if w == "default" else w
         for name, (clean, dark, jumps) in clips.items():
-            row = [f"T=3 {eval_video(load_model(path), clean, dark)['psnr']:.2f}",
+            row = [f"T=3 {eval_video(load_model(path, frames=3), clean, dark)['psnr']:.2f}",
                    f"T=1 {eval_video(load_model(path, frames=1), clean, dark)['psnr']:.2f}"]
+            row += [f"T={t} {eval_video(load_model(path, frames=t), clean, dark)['psnr']:.2f}" for t in extra]
             if jumps:
                 off = load_model(path, brightness_weight=False)
-                row.append(f"T=3 without brightness term {eval_video(off, clean, dark)['psnr']:.2f}")
+                row.append(f"T={off.cfg.frames} without brightness term {eval_video(off, clean, dark)['psnr']:.2f}")
             print(f"{w} | {name}: " + ", ".join(row), flush=True)
     return 0
 
