@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,9 +15,10 @@ import stpr.train as train_mod
 from stpr.checkpoint import load_model, read_metadata
 from stpr.cli import main
 from stpr.errors import UsageError
+from stpr.io import write_test_video
 from stpr.train import TrainConfig, load_config, lr_at, train
 
-from helpers import TINY, assert_close, read_log
+from helpers import TINY, assert_close, read_log, texture
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -182,6 +184,28 @@ def test_load_config_overrides(tmp_path):
 def test_load_config_rejects_bad_overrides(overrides):
     with pytest.raises(UsageError):
         load_config(None, overrides)
+
+
+@pytest.mark.parametrize("overrides", [["video_exposure_range=[0.3, 0.01]"], ["video_exposure_range=[0, 0.3]"],
+                                       ["video_exposure_range=[0.1]"], ["video_h264_prob=1.5"],
+                                       ["video_noise_scale=-1"]])
+def test_bad_synthesis_settings_are_usage_errors(overrides):
+    with pytest.raises(UsageError):
+        load_config(None, overrides)
+
+
+def test_synthesis_settings_reach_the_video_dataset(tmp_path):
+    """video_exposure_range / video_h264_prob / video_noise_scale configure SyntheticVideoClips."""
+    from stpr.data.datasets import SyntheticVideoClips
+    from stpr.train import build_datasets
+
+    video = tmp_path / "v.mp4"
+    write_test_video(video, np.stack([texture(64, 64, seed=k) for k in range(6)]), fps=25)
+    cfg = load_config(None, [f"videos=[\"{video}\"]", "crop=48", "video_exposure_range=[0.002, 0.05]",
+                             "video_h264_prob=0.5", "video_noise_scale=0.5"])
+    data, _ = build_datasets(cfg, 2)
+    ds = [d for d in data.datasets if isinstance(d, SyntheticVideoClips)][0]
+    assert ds.exposure_range == (0.002, 0.05) and ds.h264_prob == 0.5 and ds.noise_scale == 0.5
 
 
 @pytest.mark.parametrize("overrides", [["steps=abc"], ["lr=fast"], ["weights=[1,"]])

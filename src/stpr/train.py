@@ -55,6 +55,9 @@ class TrainConfig:
         weights: sampling weights of (LOL, synthetic video, paired) sources.
         exposure_jump_prob: share of synthetic-video clips whose frames get independent exposures
             (within 3x either way; see SyntheticVideoClips).
+        video_exposure_range: (lowest, highest) linear exposure of the synthetic dark video
+            (log-uniform; 0.01 is 6.6 stops under).
+        video_h264_prob: share of synthetic clips given an H.264 round trip (block artefacts).
         video_noise_scale: multiplies the synthetic sensor noise std (1 = as synthesised, 0 =
             noise-free; ``scripts/fusion_bound.py`` uses it to bound what fusion can add).
         steps, batch, crop, lr, min_lr, warmup: optimisation.
@@ -79,6 +82,8 @@ class TrainConfig:
     val_video_frames: int = 30
     weights: list[float] = field(default_factory=lambda: [0.6, 0.4, 0.0])
     exposure_jump_prob: float = 0.0
+    video_exposure_range: list[float] = field(default_factory=lambda: [0.01, 0.3])
+    video_h264_prob: float = 0.2
     video_noise_scale: float = 1.0
     steps: int = 20000
     batch: int = 8
@@ -152,6 +157,13 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         STPRConfig.from_dict(cfg.model)
     except (ValueError, TypeError) as e:
         raise UsageError(f"bad model config: {e}") from None
+    lo_hi = cfg.video_exposure_range
+    if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+        raise UsageError(f"video_exposure_range must be [lowest, highest] with 0 < lowest <= highest, got {lo_hi}")
+    if not 0 <= cfg.video_h264_prob <= 1:
+        raise UsageError(f"video_h264_prob must be in [0, 1], got {cfg.video_h264_prob}")
+    if not cfg.video_noise_scale >= 0:
+        raise UsageError(f"video_noise_scale must be >= 0, got {cfg.video_noise_scale}")
     return cfg
 
 
@@ -217,7 +229,9 @@ def build_datasets(cfg: TrainConfig, frames: int):
     if cfg.videos:
         vids = [read_video_frames(Path(v), scale=cfg.video_scale) for v in cfg.videos]
         srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed, jump_prob=cfg.exposure_jump_prob,
-                                        noise_scale=cfg.video_noise_scale))
+                                        noise_scale=cfg.video_noise_scale,
+                                        exposure_range=tuple(cfg.video_exposure_range),
+                                        h264_prob=cfg.video_h264_prob))
         weights.append(cfg.weights[1])
     if cfg.paired_root:
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))
