@@ -63,7 +63,6 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
         cfg_dict.setdefault("pixel_fusion", False)
         cfg_dict.setdefault("linear_light", False)  # likewise for linear-light gains
         cfg_dict.setdefault("refine_channels", 0)  # and for the full-resolution refinement head
-        cfg_dict.setdefault("scene_gain", False)
         cfg_dict.update({k: v for k, v in overrides.items() if v is not None})
         model = STPR(STPRConfig.from_dict(cfg_dict))
     except (ValueError, TypeError, RuntimeError) as e:

@@ -50,14 +50,10 @@ class STReconstruction(nn.Module):
         pixel_fusion: blend aligned neighbour frames into the base image.
         linear_light: apply the gain in linear light (base image and aligned frames are linear).
         refine_channels: width of the full-resolution refinement head (0: none).
-        scene_gain: add a per-channel gain predicted from the spatially pooled fused features (the
-            scene's content, not only its statistics). Pooled over the input it sees, so it
-            differs between tiles of one frame: for whole-frame evaluation only.
     """
 
     def __init__(self, channels: int, target_mean: float = 0.4, max_gain: float = 60.0,
-                 pixel_fusion: bool = False, linear_light: bool = False, refine_channels: int = 0,
-                 scene_gain: bool = False):
+                 pixel_fusion: bool = False, linear_light: bool = False, refine_channels: int = 0):
         super().__init__()
         c = channels
         self.max_gain = max_gain
@@ -73,10 +69,6 @@ class STReconstruction(nn.Module):
             # logit correction per frame from [fused features, log fusion weight, alignment error]
             self.blend = nn.Sequential(conv3x3(c + 2, 16), act(), conv3x3(16, 1))
             zero_init.append(self.blend[-1])
-        self.scene_gain = None
-        if scene_gain:
-            self.scene_gain = nn.Sequential(nn.Linear(c, 32), act(), nn.Linear(32, 3))
-            zero_init.append(self.scene_gain[-1])
         self.refine = None
         if refine_channels:
             # full-resolution correction from [output so far, brightened base image]
@@ -132,8 +124,6 @@ class STReconstruction(nn.Module):
         mean_log = stats[:, 5] / GAMMA if self.linear_light else stats[:, 3]
         base = (self.target_log - mean_log).clamp(max=math.log(self.max_gain)).view(-1, 1, 1, 1)
         g_global = self.global_gain(stats[:, :5])[:, :, None, None]
-        if self.scene_gain is not None:
-            g_global = g_global + self.scene_gain(feats.mean(dim=(2, 3)))[:, :, None, None]
         g_local = F.interpolate(self.local_gain(feats), size=x.shape[-2:], mode="bilinear", align_corners=False)
         residual = F.pixel_shuffle(self.residual(feats), 4)
         out = self._apply_gain(x, base + g_global + g_local) + residual

@@ -48,7 +48,6 @@ class STPRConfig:
             before the gain (temporal denoising of the pixels themselves, not only of features).
         linear_light: apply the exposure gain, and blend the aligned frames, in linear light.
         refine_channels: width of the full-resolution refinement head of the reconstruction (0: none).
-        scene_gain: exposure gain also from pooled scene features (experimental; see STReconstruction).
     """
 
     frames: int = 3
@@ -66,7 +65,6 @@ class STPRConfig:
     pixel_fusion: bool = True
     linear_light: bool = False
     refine_channels: int = 0
-    scene_gain: bool = False
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -163,7 +161,7 @@ class STPR(nn.Module):
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
         self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, linear_light=cfg.linear_light,
-                                               refine_channels=cfg.refine_channels, scene_gain=cfg.scene_gain)
+                                               refine_channels=cfg.refine_channels)
 
     # ---------------------------------------------------------------- padding
     @property
