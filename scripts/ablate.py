@@ -33,6 +33,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stpr.train import last_logged_step
+
 # name -> (model overrides relative to the shipped model, what the row changes). The shipped model
 # propagates whole features (no HF split), runs PRRD once per scale (R = 1) and blends pixels.
 VARIANTS: dict[str, tuple[dict, str]] = {
@@ -98,7 +100,7 @@ def main() -> int:
         overrides, _ = variants[name]
         run_dir = Path(args.runs) / name
         rep = Path(args.reports) / name
-        if _last_step(run_dir) < steps:
+        if last_logged_step(run_dir) < steps:
             cmd = stpr + ["train", "--config", args.config, "--quiet", "--set", f"out_dir={run_dir}"]
             cmd += [f"--set=model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items()]
             if init:
@@ -118,15 +120,6 @@ def main() -> int:
     print(table)
     (Path(args.reports) / "ablation.md").write_text(table + "\n")
     return 0
-
-
-def _last_step(run_dir: Path) -> int:
-    import csv
-
-    if not (run_dir / "last_state.pt").is_file() or not (run_dir / "log.csv").is_file():
-        return -1
-    rows = list(csv.DictReader((run_dir / "log.csv").open()))
-    return max((int(r["step"]) for r in rows), default=0)
 
 
 def make_table(names: list[str], reports: Path, variants: dict) -> str:

@@ -31,6 +31,7 @@ import torch
 from stpr.checkpoint import load_model
 from stpr.data.datasets import read_video_frames
 from stpr.evaluate import eval_video, synthetic_eval_clip
+from stpr.train import last_logged_step
 
 # arm -> (frames, noise scale, what it stands for)
 ARMS = {
@@ -59,7 +60,7 @@ def main() -> int:
     for n in names:
         frames, scale, _ = ARMS[n]
         run_dir = Path(args.runs) / n
-        if not (run_dir / "last.safetensors").is_file() or _last_step(run_dir) < steps:
+        if last_logged_step(run_dir) < steps:
             cmd = [sys.executable, "-m", "stpr.cli", "train", "--config", args.config, "--quiet",
                    f"--set=out_dir={run_dir}", f"--set=model.frames={frames}", "--set=lol_root=",
                    "--set=weights=[0, 1, 0]", f"--set=video_noise_scale={scale}", "--set=val_video="]
@@ -79,15 +80,6 @@ def main() -> int:
                  for c in clean.values()]
         print(f"| {n} | {what} | {scale:.3f} | " + " | ".join(cells) + " |", flush=True)
     return 0
-
-
-def _last_step(run_dir: Path) -> int:
-    import csv
-
-    if not (run_dir / "log.csv").is_file():
-        return -1
-    rows = list(csv.DictReader((run_dir / "log.csv").open()))
-    return max((int(r["step"]) for r in rows), default=0)
 
 
 if __name__ == "__main__":

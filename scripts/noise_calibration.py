@@ -29,9 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stpr.data.datasets import lol_split, read_rgb, read_video_frames
+from stpr.data.datasets import denoise_nlm, lol_split, read_rgb, read_video_frames
 from stpr.data.synthesis import darken_clip, sample_params
 from stpr.evaluate import EVAL_DARK_PARAMS, synthetic_eval_clip
+from stpr.models.flow_arch import dis_flow, remap_backward
 
 
 LEVELS = (10, 30)  # 8-bit intensities at which the noise std is reported
@@ -50,27 +51,22 @@ def _binned_std(mean: np.ndarray, var: np.ndarray) -> list[float]:
 
 def spatial(img: np.ndarray) -> list[float]:
     """Noise std at LEVELS from the non-local-means residual (the estimator of ``fit_noise``)."""
-    den = cv2.fastNlMeansDenoisingColored(img, None, 7, 7, 5, 15)
+    den = denoise_nlm(img)
     r = img.astype(np.float32) - den.astype(np.float32)
     return _binned_std(den.astype(np.float32).ravel(), (r ** 2).ravel())
 
 
 def temporal(frames: np.ndarray) -> list[float]:
     """[std at each of LEVELS..., grain] from consecutive frames of one clip (see the docstring)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     means, vars_, grains = [], [], []
     for f0, f1 in zip(frames[:-1], frames[1:]):
-        d0 = cv2.fastNlMeansDenoisingColored(f0, None, 7, 7, 5, 15)
-        d1 = cv2.fastNlMeansDenoisingColored(f1, None, 7, 7, 5, 15)
+        d0, d1 = denoise_nlm(f0), denoise_nlm(f1)
         # DIS on a contrast-stretched grey image: dark frames have too little signal for it otherwise.
         g0, g1 = (cv2.cvtColor(d, cv2.COLOR_RGB2GRAY).astype(np.float32) for d in (d0, d1))
         s = 200.0 / max(np.percentile(g0, 99), 1.0)
-        flow = dis.calc(np.clip(g0 * s, 0, 255).astype(np.uint8), np.clip(g1 * s, 0, 255).astype(np.uint8), None)
+        flow = dis_flow(np.clip(g0 * s, 0, 255).astype(np.uint8), np.clip(g1 * s, 0, 255).astype(np.uint8))
         h, w = g0.shape
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        warped = cv2.remap(f1.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REFLECT)
-        diff = f0.astype(np.float32) - warped
+        diff = f0.astype(np.float32) - remap_backward(f1.astype(np.float32), flow)
         # Flat regions only: alignment error lives on edges.
         grad = np.hypot(cv2.Sobel(g0, cv2.CV_32F, 1, 0), cv2.Sobel(g0, cv2.CV_32F, 0, 1))
         flat = grad < np.percentile(grad, 50)

@@ -26,6 +26,7 @@ from stpr.checkpoint import load_model
 from stpr.data.datasets import read_video_frames
 from stpr.data.synthesis import linear_to_srgb, srgb_to_linear
 from stpr.evaluate import eval_video, synthetic_eval_clip
+from stpr.models.flow_arch import dis_flow, remap_backward
 
 
 def _grey_u8(lin: np.ndarray) -> np.ndarray:
@@ -34,18 +35,10 @@ def _grey_u8(lin: np.ndarray) -> np.ndarray:
     return np.clip(g * (0.8 / max(np.percentile(g, 99), 1e-3)) * 255, 0, 255).astype(np.uint8)
 
 
-def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
 def recursive_average(lin: list[np.ndarray], cap: float, tau: float, reverse: bool = False
                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """One direction of the recursive average. lin: (H, W, 3) linear-light frames.
     Returns per frame the running average and the per-pixel count of frames in it."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     order = list(range(len(lin)))[::-1] if reverse else list(range(len(lin)))
     avg: list = [None] * len(lin)
     cnt: list = [None] * len(lin)
@@ -54,8 +47,8 @@ def recursive_average(lin: list[np.ndarray], cap: float, tau: float, reverse: bo
         if prev is None:
             avg[t], cnt[t] = lin[t], np.ones(lin[t].shape[:2], np.float32)
         else:
-            flow = dis.calc(_grey_u8(lin[t]), _grey_u8(lin[prev]), None)
-            hist, n = _warp(avg[prev], flow), _warp(cnt[prev], flow)
+            flow = dis_flow(_grey_u8(lin[t]), _grey_u8(lin[prev]))
+            hist, n = remap_backward(avg[prev], flow), remap_backward(cnt[prev], flow)
             a, b = linear_to_srgb(hist) * 255, linear_to_srgb(lin[t]) * 255
             diff = cv2.blur(np.abs(a - b).mean(-1).astype(np.float32), (5, 5))
             noise = cv2.blur(np.abs(b - cv2.GaussianBlur(b, (0, 0), 1.0)).mean(-1).astype(np.float32), (9, 9)) + 0.5

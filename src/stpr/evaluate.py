@@ -56,8 +56,7 @@ def synthetic_eval_clip(clean: np.ndarray, seed: int = 1234, jumps: bool = False
     alternates the exposure with EVAL_JUMP_SCALES; ``noise_scale`` multiplies its noise std
     (``scale_noise``; only for analyses, ``stpr eval`` always uses 1)."""
     scales = np.resize(np.asarray(EVAL_JUMP_SCALES), len(clean)) if jumps else None
-    params = EVAL_DARK_PARAMS if noise_scale == 1.0 else scale_noise(EVAL_DARK_PARAMS, noise_scale)
-    return darken_clip(clean, params, np.random.default_rng(seed), scales)
+    return darken_clip(clean, scale_noise(EVAL_DARK_PARAMS, noise_scale), np.random.default_rng(seed), scales)
 
 
 @torch.no_grad()

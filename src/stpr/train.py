@@ -385,6 +385,16 @@ def _prepare_run(cfg: TrainConfig, out: Path, resume: bool) -> TrainConfig:
     return cfg
 
 
+def last_logged_step(run_dir: str | Path) -> int:
+    """Last step a run directory's ``log.csv`` records, or -1 when it holds no resumable run
+    (no ``last_state.pt`` or no log). Scripts use it to skip or resume finished runs."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "last_state.pt").is_file() or not (run_dir / "log.csv").is_file():
+        return -1
+    with open(run_dir / "log.csv", newline="") as f:
+        return max((int(r["step"]) for r in csv.DictReader(f)), default=0)
+
+
 def _truncate_log(path: Path, step: int) -> float:
     """Drop log rows written after the checkpoint at ``step`` (a resumed run writes them again) and
     return the training time logged up to it."""

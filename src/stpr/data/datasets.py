@@ -125,13 +125,19 @@ class NoiseModel:
     b: float
 
 
+def denoise_nlm(img: np.ndarray) -> np.ndarray:
+    """Non-local-means denoising of a dark (H, W, 3) uint8 image, strength fixed for dark frames; the
+    residual ``img - denoise_nlm(img)`` is this project's estimate of a real image's noise."""
+    return cv2.fastNlMeansDenoisingColored(img, None, 7, 7, 5, 15)
+
+
 def fit_noise(low: np.ndarray) -> tuple[np.ndarray, NoiseModel]:
     """Denoise a real dark image and fit var(residual) = a * intensity + b.
 
     Returns the denoised image (uint8) and the fitted model; used to give every synthetic-motion
     frame fresh noise with the statistics of the real sensor noise.
     """
-    den = cv2.fastNlMeansDenoisingColored(low, None, 7, 7, 5, 15)
+    den = denoise_nlm(low)
     r = low.astype(np.float32) - den.astype(np.float32)
     m = den.astype(np.float32).ravel()
     v = (r ** 2).ravel()
@@ -247,9 +253,7 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         if rng.random() < 0.5:  # play backwards: motion in both directions
             clean = clean[::-1]
         clean = np.ascontiguousarray(clean)
-        params = sample_params(rng, self.exposure_range, self.h264_prob)
-        if self.noise_scale != 1.0:
-            params = scale_noise(params, self.noise_scale)
+        params = scale_noise(sample_params(rng, self.exposure_range, self.h264_prob), self.noise_scale)
         scales = None
         # Drawn only when jumps are on, so clips without them keep their old random stream.
         if self.jump_prob > 0 and rng.random() < self.jump_prob:
