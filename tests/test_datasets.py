@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import stpr.data.datasets as ds_mod
-from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticVideoClips, lol_split
+from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SharedArrays, SyntheticVideoClips, lol_split
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
 from stpr.models.warp import flow_warp, resize_flow
 
@@ -341,3 +341,26 @@ def test_lol_clip_stats_describe_the_whole_image(lol_root):
     s = ds[0]
     assert torch.allclose(s["stats"], full.expand(3, -1))
     assert not torch.allclose(frame_stats(s["low"][:1])[0], full)  # a crop alone would differ
+
+
+def test_shared_arrays_round_trip_any_shapes():
+    arrays = [np.arange(24, dtype=np.uint8).reshape(2, 3, 4), np.full((5, 1), 7, np.uint8), np.zeros((0, 3), np.uint8)]
+    sa = SharedArrays(arrays)
+    assert len(sa) == 3 and sa.block.is_shared()
+    for a, b in zip(arrays, sa):
+        assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_many_lol_pairs_reach_forkserver_workers(tmp_path):
+    """300 pairs (LOL's size): the dataset a worker receives holds a few shared blocks, not one per
+    pair (a forkserver passes at most 256 file descriptors per process; a tensor per pair failed
+    with "too many fds"), and the worker's samples are the in-process ones."""
+    from stpr.train import _worker_context, _worker_init
+
+    root = make_lol(tmp_path, names=[str(k) for k in range(300)], h=16, w=16)
+    ds = LOLClips(root, [str(k) for k in range(300)], frames=2, crop=8)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=[0, 1], num_workers=1,
+                                         worker_init_fn=_worker_init, multiprocessing_context=_worker_context(1))
+    for i, got in enumerate(loader):
+        want = ds[i]
+        assert all(torch.equal(got[k], want[k]) for k in want)

@@ -208,6 +208,22 @@ def test_synthesis_settings_reach_the_video_dataset(tmp_path):
     assert ds.exposure_range == (0.002, 0.05) and ds.h264_prob == 0.5 and ds.noise_scale == 0.5
 
 
+def test_worker_processes_train_like_in_process_loading(tmp_path, lol_root):
+    """DataLoader workers (started by a forkserver, see ``train._worker_context``) after the parent
+    has decoded video with FFmpeg, on clips that all take an H.264 round trip: the run finishes,
+    its logged losses are those of a run that loads in-process (sample i is a pure function of i),
+    and the number of workers does not change the weights. (In-process batches live in ordinary
+    memory, workers' in shared memory: the weights then differ by float rounding, which Adam's
+    first steps amplify, so only the worker runs are compared bit for bit.)"""
+    video = tmp_path / "v.mp4"
+    write_test_video(video, np.stack([texture(64, 64, seed=k) for k in range(6)]), fps=25)
+    kw = dict(videos=[str(video)], weights=[0.5, 0.5, 0.0], video_h264_prob=1.0, val_every=100, warmup=1)
+    runs = [train(tiny_cfg(tmp_path / f"w{n}", lol_root, 2, workers=n, **kw), quiet=True) for n in (0, 1, 2)]
+    losses = [[(r["step"], r["loss"], r["rec"], r["flow"]) for r in read_log(run)] for run in runs]
+    assert losses[0] == losses[1] == losses[2] and len(losses[0]) == 2
+    assert_same_weights(weights(runs[1]), weights(runs[2]))
+
+
 @pytest.mark.parametrize("overrides", [["steps=abc"], ["lr=fast"], ["weights=[1,"]])
 def test_badly_typed_override_is_a_usage_error(overrides):
     with pytest.raises(UsageError):

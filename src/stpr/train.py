@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+import cv2
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -64,8 +65,9 @@ class TrainConfig:
         w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
         val_every, ckpt_every, log_every: in steps.
         seed: everything random derives from it.
-        workers: DataLoader worker processes (per training process); threads: torch intra-op
-            threads (0 = default).
+        workers: DataLoader worker processes (per training process), started by a forkserver (see
+            ``_worker_context``): a script that calls ``train`` with workers > 0 needs the
+            ``if __name__ == "__main__":`` guard. threads: torch intra-op threads (0 = default).
         device: "auto" (the process's GPU when CUDA is available, else CPU), "cpu" or "cuda".
         model: STPRConfig fields.
         init: optional weights file to start from.
@@ -218,6 +220,27 @@ class _InfiniteIndex(torch.utils.data.Dataset):
         return self.ds[i % len(self.ds)]
 
 
+def _worker_context(workers: int):
+    """Start method of the DataLoader workers: "forkserver" where the platform has it.
+
+    Plain fork copies whatever state the parent's libraries hold, and the parent has already used
+    FFmpeg (decoding the training videos): with PyAV 19 a worker forked after that hangs at its
+    first H.264 round trip (seen on a CUDA machine; parent decoding with OpenCV instead, or a
+    forkserver, does not hang). A forkserver child starts from a clean interpreter, at the price of
+    a few seconds of start-up and one pickled copy of the datasets per worker.
+    """
+    import multiprocessing as mp
+
+    if workers == 0 or "forkserver" not in mp.get_all_start_methods():
+        return None
+    return mp.get_context("forkserver")
+
+
+def _worker_init(_: int) -> None:
+    """Workers are the parallelism here: OpenCV runs single-threaded inside each of them."""
+    cv2.setNumThreads(1)
+
+
 def build_datasets(cfg: TrainConfig, frames: int):
     srcs, weights = [], []
     val = {}
@@ -225,7 +248,8 @@ def build_datasets(cfg: TrainConfig, frames: int):
         tr, va = lol_split(Path(cfg.lol_root), cfg.lol_val)
         srcs.append(LOLClips(Path(cfg.lol_root), tr, frames, cfg.crop, seed=cfg.seed))
         weights.append(cfg.weights[0])
-        val["lol"] = va
+        if va:  # lol_val = 0: every pair trains, nothing to validate on
+            val["lol"] = va
     if cfg.videos:
         vids = [read_video_frames(Path(v), scale=cfg.video_scale) for v in cfg.videos]
         srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed, jump_prob=cfg.exposure_jump_prob,
@@ -491,7 +515,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     data, val = build_datasets(cfg, frames)
     loader = torch.utils.data.DataLoader(
         _InfiniteIndex(data), batch_sampler=_StepSampler(start, cfg.steps, cfg.batch, ctx.rank, ctx.world_size),
-        num_workers=cfg.workers, persistent_workers=False, pin_memory=dev.type == "cuda")
+        num_workers=cfg.workers, persistent_workers=False, pin_memory=dev.type == "cuda",
+        worker_init_fn=_worker_init, multiprocessing_context=_worker_context(cfg.workers))
 
     cols = ["step", "time", "lr", "loss", "rec", "ssim", "temporal", "flow", "val_lol_psnr", "val_lol_ssim",
             "val_video_psnr", "val_video_ssim"]
