@@ -8,7 +8,10 @@ For a model, on the held-out LOL split (the pairs ``lol_split`` keeps out of tra
 - how predictable the ground truth's brightness is from the dark image: the spread of log mean
   brightness of the normal-light images, and the spread left after a linear fit on the training
   pairs (features: log mean, log median, log 99th percentile and log noise level of the dark image)
-  applied to the held-out pairs.
+  applied to the held-out pairs;
+- the model's own exposure guess against a constant one: the spread of log(output mean / ground
+  truth mean), and the PSNR when each output is instead scaled to one fixed mean brightness (the
+  mean over the training pairs' ground truths).
 
     .venv/bin/python scripts/exposure_analysis.py [--model W] [--lol ../shared/data/lol-train]
 """
@@ -54,13 +57,14 @@ def main() -> int:
     def target(high: np.ndarray) -> float:
         return float(np.log(high.astype(np.float32).mean() / 255.0))
 
-    plain, oracle, xv, yv = [], [], [], []
+    plain, oracle, xv, yv, outs = [], [], [], [], []
     for n in val_names:
         low, high = pair(n)
         xv.append(dark_features(low))
         yv.append(target(high))
         out, gt = enhance_sequence(model, [low])[0], to_tensor(high)
         gain = (out * gt).sum() / (out * out).sum().clamp_min(1e-12)
+        outs.append((out, gt))
         plain.append(psnr(out, gt).item())
         oracle.append(psnr((out * gain).clamp(0, 1), gt).item())
     print(f"held-out LOL ({len(val_names)} pairs): PSNR {np.mean(plain):.2f} dB; "
@@ -77,6 +81,12 @@ def main() -> int:
           f"{yv.std():.3f} (held out)")
     print(f"held out, after a linear fit on the dark images' features: residual std {resid.std():.3f}, "
           f"bias {resid.mean():+.3f}")
+    fixed = float(np.exp(yt.mean()))  # training pairs' geometric-mean brightness (0..1)
+    own = np.array([np.log(o.mean().item() / g.mean().item()) for o, g in outs])
+    const = [psnr((o * (fixed / o.mean().clamp_min(1e-6))).clamp(0, 1), g).item() for o, g in outs]
+    print(f"model's exposure error log(output / ground-truth mean): std {own.std():.3f}, bias {own.mean():+.3f}; "
+          f"constant target {fixed * 255:.1f}/255: error std {(yt.mean() - yv).std():.3f}, "
+          f"PSNR with outputs scaled to it {np.mean(const):.2f} dB")
     return 0
 
 
