@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from stpr.errors import InputError, StprError, UsageError
+from stpr.evaluate import JUMP_LABEL
 from stpr.models.stpr_arch import FLOW_MODES
 
 
@@ -149,7 +150,7 @@ def _add_eval(sub):
     p.add_argument("--synthetic", metavar="VIDEO", help="normal-light video, darkened with the fixed evaluation "
                                                         "camera and seed; the original is the ground truth")
     p.add_argument("--exposure-jumps", action="store_true",
-                   help="with --synthetic: alternate the camera's exposure between 0.5x and 2x frame to frame "
+                   help=f"with --synthetic: alternate the camera's exposure ({JUMP_LABEL}) frame to frame "
                         "(tests fusion from better-exposed neighbours)")
     p.add_argument("--clips", metavar="ROOT", help="folder of clip sub-folders of frames (unpaired)")
     p.add_argument("--methods", help="comma-separated, from stpr,stpr-perframe,gamma-clahe,"

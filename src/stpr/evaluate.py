@@ -48,6 +48,7 @@ def eval_lol(model: STPR, root: Path, names: list[str]) -> dict:
 # Exposure jumps for the evaluation: the camera's exposure alternates between these multipliers
 # frame to frame (a 4x step), so every dark frame has two brighter neighbours.
 EVAL_JUMP_SCALES = (0.5, 2.0)
+JUMP_LABEL = " / ".join(f"{k:g}x" for k in EVAL_JUMP_SCALES)  # "0.5x / 2x", for help and reports
 
 
 def synthetic_eval_clip(clean: np.ndarray, seed: int = 1234, jumps: bool = False,

@@ -542,7 +542,7 @@ def run_eval(input: str | None = None, *, gt: str | None = None, lol: str | None
              exposure_jumps: bool = False, log: Callable[[str], None] = print) -> dict:
     """Load the data, run the methods, write the report. Returns the results.json content.
     ``threads`` sets torch's CPU threads for the run (restored afterwards); ``exposure_jumps``
-    (with ``synthetic`` only) alternates the synthetic camera's exposure between 0.5x and 2x."""
+    (with ``synthetic`` only) alternates the synthetic camera's exposure (``EVAL_JUMP_SCALES``)."""
     import torch
 
     if threads is not None and threads < 1:
@@ -580,7 +580,9 @@ def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, out, ma
         seqs = synthetic_sequences(synthetic, max_frames, jumps=jumps)
         source = f"{synthetic} darkened with the evaluation camera (seed {SYNTHETIC_SEED})"
         if jumps:
-            source += ", exposure alternating 0.5x / 2x frame to frame"
+            from stpr.evaluate import JUMP_LABEL
+
+            source += f", exposure alternating {JUMP_LABEL} frame to frame"
     elif clips is not None:
         seqs, source = clip_sequences(clips, max_frames, limit), f"clips in {clips}"
     elif gt is not None:
