@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every figure issue 7 targets, for one weights file, in one go:
+#   scripts/score_candidate.sh WEIGHTS REPORT_DIR
+# held-out LOL (stpr eval --lol), real-clip flicker and brightness against the per-frame ablation
+# (stpr eval --clips), synthetic-dark video T = 3 vs T = 1 (scripts/window_compare.py) and GFLOPs
+# per 640x360 frame. Needs ../shared/data (LOL, real clips) and data_cache/videos (make videos).
+# About 10 minutes on a 2-core CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+w=${1:?weights file}
+out=${2:?report folder}
+py=${PY:-.venv/bin/python}
+data=${STPR_DATA:-../shared/data}
+mkdir -p "$out"
+"$py" -m stpr.cli eval --lol "$data/lol-train" --methods stpr --model "$w" --out "$out/lol" --threads 2 --quiet
+"$py" -m stpr.cli eval --clips "$data/real-lowlight-clips" --methods stpr,stpr-perframe --model "$w" \
+    --out "$out/real" --threads 2 --quiet
+"$py" scripts/window_compare.py "$w" > "$out/window_compare.txt"
+"$py" -c "import sys; from stpr.bench import model_gflops; print('GFLOPs per 640x360 frame: %.2f (%s)' % model_gflops(sys.argv[1], 640, 360))" "$w" > "$out/gflops.txt"
+for f in "$out/lol/results.md" "$out/real/results.md" "$out/window_compare.txt" "$out/gflops.txt"; do
+    echo "== $f"; cat "$f"
+done
