@@ -11,7 +11,9 @@ For a model, on the held-out LOL split (the pairs ``lol_split`` keeps out of tra
   applied to the held-out pairs;
 - the model's own exposure guess against a constant one: the spread of log(output mean / ground
   truth mean), and the PSNR when each output is instead scaled to one fixed mean brightness (the
-  mean over the training pairs' ground truths).
+  mean over the training pairs' ground truths);
+- what that exposure guess alone costs: the PSNR of the ground truth scaled by the model's
+  per-image exposure error (a perfect restoration with the same exposure guess).
 
     .venv/bin/python scripts/exposure_analysis.py [--model W] [--lol ../shared/data/lol-train]
 """
@@ -84,6 +86,11 @@ def main() -> int:
     fixed = float(np.exp(yt.mean()))  # training pairs' geometric-mean brightness (0..1)
     own = np.array([np.log(o.mean().item() / g.mean().item()) for o, g in outs])
     const = [psnr((o * (fixed / o.mean().clamp_min(1e-6))).clamp(0, 1), g).item() for o, g in outs]
+    # Perfect restoration with this model's exposure guess: the ground truth scaled by the model's
+    # per-image exposure error. Plain PSNR cannot exceed this without a better exposure guess.
+    cap = [psnr((g * float(np.exp(e))).clamp(0, 1), g).item() for e, (_, g) in zip(own, outs)]
+    print(f"ground truth scaled by the model's exposure error (perfect restoration, same exposure guess): "
+          f"PSNR {np.mean(cap):.2f} dB")
     print(f"model's exposure error log(output / ground-truth mean): std {own.std():.3f}, bias {own.mean():+.3f}; "
           f"constant target {fixed * 255:.1f}/255: error std {(yt.mean() - yv).std():.3f}, "
           f"PSNR with outputs scaled to it {np.mean(const):.2f} dB")
