@@ -4,6 +4,7 @@ config overrides and the ``stpr train`` command."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +223,17 @@ def test_worker_processes_train_like_in_process_loading(tmp_path, lol_root):
     losses = [[(r["step"], r["loss"], r["rec"], r["flow"]) for r in read_log(run)] for run in runs]
     assert losses[0] == losses[1] == losses[2] and len(losses[0]) == 2
     assert_same_weights(weights(runs[1]), weights(runs[2]))
+
+
+def test_amp_trains_close_to_float32(tmp_path, lol_root):
+    """bfloat16 autocast of the forward pass (``amp``): losses stay float32 and finite, and the
+    first step's loss (same batch, same initial weights) is within bfloat16 rounding of float32's."""
+    runs = [train(tiny_cfg(tmp_path / f"amp{a}", lol_root, 2, amp=a, val_every=100), quiet=True) for a in (False, True)]
+    fp32, bf16 = (read_log(r)[0] for r in runs)
+    assert math.isfinite(float(bf16["loss"]))
+    assert float(bf16["loss"]) == pytest.approx(float(fp32["loss"]), rel=0.02)
+    wa, wb = (weights(r) for r in runs)
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)  # autocast did change the arithmetic
 
 
 @pytest.mark.parametrize("overrides", [["steps=abc"], ["lr=fast"], ["weights=[1,"]])

@@ -69,6 +69,8 @@ class TrainConfig:
             ``_worker_context``): a script that calls ``train`` with workers > 0 needs the
             ``if __name__ == "__main__":`` guard. threads: torch intra-op threads (0 = default).
         device: "auto" (the process's GPU when CUDA is available, else CPU), "cpu" or "cuda".
+        amp: run the network's forward pass under bfloat16 autocast (convolutions in bfloat16; the
+            losses stay float32). Meant for GPUs; on most CPUs it is slower.
         model: STPRConfig fields.
         init: optional weights file to start from.
     """
@@ -103,6 +105,7 @@ class TrainConfig:
     workers: int = 1
     threads: int = 0
     device: str = "auto"
+    amp: bool = False
     model: dict = field(default_factory=dict)
     init: str = ""
 
@@ -327,7 +330,11 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     low, high = batch["low"], batch["high"]
     n = low.shape[1]
     centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
-    outs, auxes = forward(low, centers, batch.get("stats"))
+    with torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+        outs, auxes = forward(low, centers, batch.get("stats"))
+    if cfg.amp:  # losses in float32: SSIM's variances and the flow error lose too much in bfloat16
+        outs = [o.float() for o in outs]
+        auxes = [{k: [f.float() for f in v] if k == "flows" else v for k, v in a.items()} for a in auxes]
     rec = reduce.mean(sum(charbonnier(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
     sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl
