@@ -61,12 +61,15 @@ def read_video_frames(path: Path, max_frames: int | None = None, scale: float = 
 
 
 class SharedArrays:
-    """A list of uint8 arrays held in one block of torch shared memory.
+    """A list of uint8 arrays held in one torch tensor that moves to shared memory when it is first
+    pickled.
 
     DataLoader workers get the dataset pickled (they start from a forkserver, see
     ``stpr.train._worker_context``); a shared block pickles as a handle, so every worker reads the
     same memory instead of receiving its own copy of every decoded frame (14 workers, each sent
-    the ~0.4 GB of decoded training video, took 105 s to start on a GPU machine).
+    the ~0.4 GB of decoded training video, took 105 s to start on a GPU machine). Until then the
+    block is ordinary memory, so in-process loading (workers = 0) needs no /dev/shm (Docker gives
+    containers 64 MB of it by default).
 
     Args:
         arrays: uint8 arrays of any shapes; copied once into the block.
@@ -75,10 +78,15 @@ class SharedArrays:
     def __init__(self, arrays: list[np.ndarray]):
         self.shapes = [a.shape for a in arrays]
         self.offsets = np.cumsum([0] + [a.size for a in arrays])
-        self.block = torch.empty(int(self.offsets[-1]), dtype=torch.uint8).share_memory_()
+        self.block = torch.empty(int(self.offsets[-1]), dtype=torch.uint8)
         flat = self.block.numpy()
         for a, o in zip(arrays, self.offsets):
             flat[o:o + a.size] = np.asarray(a, np.uint8).ravel()
+
+    def __getstate__(self) -> dict:
+        if not self.block.is_shared():
+            self.block.share_memory_()  # once, on the first hand-over to a worker
+        return self.__dict__
 
     def __len__(self) -> int:
         return len(self.shapes)
