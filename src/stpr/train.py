@@ -26,8 +26,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -230,7 +230,8 @@ def _worker_context(workers: int):
     FFmpeg (decoding the training videos): with PyAV 19 a worker forked after that hangs at its
     first H.264 round trip (seen on a CUDA machine; parent decoding with OpenCV instead, or a
     forkserver, does not hang). A forkserver child starts from a clean interpreter, at the price of
-    a few seconds of start-up and one pickled copy of the datasets per worker.
+    a few seconds of start-up and the datasets pickled for every worker (their decoded frames go as
+    handles to one shared-memory block, see ``stpr.data.datasets.SharedArrays``).
     """
     import multiprocessing as mp
 
