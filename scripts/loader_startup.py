@@ -10,25 +10,21 @@ video, batch 4) with the given overrides, loaded by WORKERS worker processes exa
 import sys
 import time
 
-import torch
-
-from stpr.train import _InfiniteIndex, _StepSampler, _worker_context, _worker_init, build_datasets, load_config
+from stpr.train import build_datasets, load_config, make_loader
 
 
 def main() -> None:
     n = int(sys.argv[1])
-    cfg = load_config("configs/v4.json", ["lol_root=../shared/data/lol-train", "val_video=", "batch=4"] + sys.argv[2:])
+    cfg = load_config("configs/v4.json", ["lol_root=../shared/data/lol-train", "val_video=", "batch=4",
+                                          f"workers={n}", f"steps={3 * n}"] + sys.argv[2:])
     t = time.time()
     data, _ = build_datasets(cfg, 4)
     print(f"datasets built {time.time() - t:.1f}s", flush=True)
     t = time.time()
-    loader = torch.utils.data.DataLoader(_InfiniteIndex(data), batch_sampler=_StepSampler(0, 3 * n, cfg.batch),
-                                         num_workers=n, worker_init_fn=_worker_init,
-                                         multiprocessing_context=_worker_context(n))
-    for k, _batch in enumerate(loader):
+    for k, _batch in enumerate(make_loader(data, cfg)):
         if k == 0:
             print(f"first batch {time.time() - t:.1f}s", flush=True)
-    print(f"{3 * n} batches {time.time() - t:.1f}s")
+    print(f"{cfg.steps} batches {time.time() - t:.1f}s")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Every figure issue 7 targets, for one weights file, in one go:
+# Every figure the quality targets ask for, for one weights file, in one go:
 #   scripts/score_candidate.sh WEIGHTS REPORT_DIR
 # held-out LOL (stpr eval --lol), real-clip flicker and brightness against the per-frame ablation
 # (stpr eval --clips), synthetic-dark video T = 3 vs T = 1 (scripts/window_compare.py) and GFLOPs
 # per 640x360 frame. Needs ../shared/data (LOL, real clips) and data_cache/videos (make videos).
-# About 10 minutes on a 2-core CPU.
+# About 2 minutes on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 w=${1:?weights file}

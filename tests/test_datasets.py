@@ -361,12 +361,11 @@ def test_many_lol_pairs_reach_forkserver_workers(tmp_path):
     """300 pairs (LOL's size): the dataset a worker receives holds a few shared blocks, not one per
     pair (a forkserver passes at most 256 file descriptors per process; a tensor per pair failed
     with "too many fds"), and the worker's samples are the in-process ones."""
-    from stpr.train import _worker_context, _worker_init
+    from stpr.train import worker_options
 
     root = make_lol(tmp_path, names=[str(k) for k in range(300)], h=16, w=16)
     ds = LOLClips(root, [str(k) for k in range(300)], frames=2, crop=8)
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=[0, 1], num_workers=1,
-                                         worker_init_fn=_worker_init, multiprocessing_context=_worker_context(1))
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=[0, 1], **worker_options(1))
     for i, got in enumerate(loader):
         want = ds[i]
         assert all(torch.equal(got[k], want[k]) for k in want)

@@ -245,6 +245,21 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)
 
 
+def worker_options(workers: int) -> dict:
+    """DataLoader keyword arguments for ``workers`` training-data workers (forkserver start,
+    single-threaded OpenCV); anything loading the training datasets in workers should use them."""
+    return {"num_workers": workers, "worker_init_fn": _worker_init,
+            "multiprocessing_context": _worker_context(workers)}
+
+
+def make_loader(data: MixedClips, cfg: TrainConfig, start: int = 0, rank: int = 0, world: int = 1,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The training loader: this rank's share of the global batch of every step in [start, steps)."""
+    return torch.utils.data.DataLoader(
+        _InfiniteIndex(data), batch_sampler=_StepSampler(start, cfg.steps, cfg.batch, rank, world),
+        persistent_workers=False, pin_memory=pin_memory, **worker_options(cfg.workers))
+
+
 def build_datasets(cfg: TrainConfig, frames: int):
     srcs, weights = [], []
     val = {}
@@ -521,10 +536,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
 
     frames = model.cfg.frames + 1
     data, val = build_datasets(cfg, frames)
-    loader = torch.utils.data.DataLoader(
-        _InfiniteIndex(data), batch_sampler=_StepSampler(start, cfg.steps, cfg.batch, ctx.rank, ctx.world_size),
-        num_workers=cfg.workers, persistent_workers=False, pin_memory=dev.type == "cuda",
-        worker_init_fn=_worker_init, multiprocessing_context=_worker_context(cfg.workers))
+    loader = make_loader(data, cfg, start, ctx.rank, ctx.world_size, pin_memory=dev.type == "cuda")
 
     cols = ["step", "time", "lr", "loss", "rec", "ssim", "temporal", "flow", "val_lol_psnr", "val_lol_ssim",
             "val_video_psnr", "val_video_ssim"]

@@ -92,8 +92,7 @@ class SharedArrays:
         return len(self.shapes)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        o = int(self.offsets[i])
-        return self.block.numpy()[o:o + int(np.prod(self.shapes[i]))].reshape(self.shapes[i])
+        return self.block.numpy()[self.offsets[i]:self.offsets[i + 1]].reshape(self.shapes[i])
 
 
 # --------------------------------------------------------------------------- LOL split
