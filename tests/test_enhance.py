@@ -17,9 +17,10 @@ from helpers import dark_clip, texture, tiny_model
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("pixel_fusion", [False, True])
-def test_streaming_matches_clip_reference(pixel_fusion):
-    model = tiny_model(pixel_fusion=pixel_fusion)
+@pytest.mark.parametrize("kw", [{"pixel_fusion": False}, {"pixel_fusion": True}, {"recurrent": True}],
+                         ids=["features", "pixel_fusion", "recurrent"])
+def test_streaming_matches_clip_reference(kw):
+    model = tiny_model(**kw)
     clip = dark_clip()
     streamed = list(Enhancer(model, tile=0).enhance_frames(list(clip)))
     assert len(streamed) == len(clip)
@@ -45,9 +46,10 @@ def _textured_dark_clip(n: int, h: int, w: int) -> np.ndarray:
     return np.stack([np.clip(base + rng.normal(0, 2, base.shape), 0, 255) for _ in range(n)]).astype(np.uint8)
 
 
-@pytest.mark.parametrize("pixel_fusion", [False, True])
-def test_tiled_output_close_to_whole_frame(pixel_fusion):
-    model = tiny_model(pixel_fusion=pixel_fusion)
+@pytest.mark.parametrize("kw", [{"pixel_fusion": False}, {"pixel_fusion": True}, {"recurrent": True}],
+                         ids=["features", "pixel_fusion", "recurrent"])
+def test_tiled_output_close_to_whole_frame(kw):
+    model = tiny_model(**kw)
     clip = _textured_dark_clip(n=3, h=150, w=200)
     whole = np.stack(list(Enhancer(model, tile=0).enhance_frames(list(clip)))).astype(float)
     tiled = np.stack(list(Enhancer(model, tile=128, tile_overlap=48).enhance_frames(list(clip)))).astype(float)

@@ -461,3 +461,65 @@ def test_refine_head_starts_as_identity_and_then_adds_full_resolution_detail():
     assert diff[17, 13] > 1e-3
     # and it stays near the pixel (the 3-layer head reaches 3 pixels, the residual a 4x4 block)
     assert diff[17, 13] > 5 * diff[:8, :8].max() and diff[17, 13] > 5 * diff[26:, 26:].max()
+
+
+# ------------------------------------------------------------------------------------- recurrence
+
+
+def test_recurrent_state_stands_in_for_the_previous_frame():
+    """The state replaces exactly the previous raw frame: a state holding that frame's own pixels
+    with a count of 1 changes nothing; a different state changes the output; without the state the
+    recurrent model is the plain model with the same weights."""
+    from stpr.models.stpr_arch import RecurrentState
+
+    x = textured(1, 3, 32, 32, seed=11)
+    plain = wake(tiny(frames=3, seed=4)).eval()
+    rec = tiny(frames=3, seed=4, recurrent=True).eval()
+    rec.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        states = [rec.encode_frame(x[:, i]) for i in range(3)]
+        out_plain, _ = plain.decode(states)
+        out_none, aux = rec.decode(states)
+        same = RecurrentState(states[0].x.clone(), torch.zeros(1, 1, 8, 8))
+        out_same, _ = rec.decode(states, state=same)
+        other = RecurrentState(states[0].x * 0.5 + 0.1, torch.zeros(1, 1, 8, 8))
+        out_other, _ = rec.decode(states, state=other)
+    assert torch.equal(out_none, out_plain)
+    assert torch.allclose(out_same, out_plain, atol=1e-6)
+    assert (out_other - out_plain).abs().max() > 1e-3
+    assert aux["state"].base.shape == (1, 3, 32, 32) and aux["state"].log_count.shape == (1, 1, 8, 8)
+
+
+def test_recurrent_frame_count_grows_on_a_static_scene_and_is_capped():
+    """A static scene: every frame's blend averages the history, so its effective frame count
+    (1 / sum b^2 / n) grows from at most T towards ``recurrent_cap``, and never beyond it."""
+    import math
+
+    model = tiny(frames=3, flow_mode="zero", recurrent=True).eval()
+    cap = model.cfg.recurrent_cap
+    clip = textured(1, 1, 32, 32, seed=12).repeat(1, 12, 1, 1, 1)
+    with torch.no_grad():
+        _, auxes = model.forward_clip(clip, list(range(12)))
+    counts = [a["state"].log_count.exp().mean().item() for a in auxes]
+    assert 1.0 < counts[0] <= 3.0 + 1e-4
+    assert all(b >= a - 1e-4 for a, b in zip(counts[1:], counts[2:]))  # after the first frame: growing
+    assert counts[-1] > 5.0 and max(counts) <= cap + 1e-3
+    assert math.isclose(max(counts), cap, rel_tol=0.05)
+
+
+def test_recurrent_forward_clip_hands_state_only_between_consecutive_frames():
+    """``forward_clip`` carries the state from c to c + 1 and nowhere else: enhancing frame 3 alone
+    (no history) differs from enhancing it after 0, 1, 2, and equals the plain window result."""
+    model = wake(tiny(frames=3, seed=5, recurrent=True)).eval()
+    clip = textured(1, 5, 32, 32, seed=13)
+    with torch.no_grad():
+        seq, _ = model.forward_clip(clip, [0, 1, 2, 3])
+        alone, _ = model.forward_clip(clip, [3])
+        gap, _ = model.forward_clip(clip, [1, 3])
+    assert (seq[3] - alone[0]).abs().max() > 1e-4
+    assert torch.equal(gap[1], alone[0])
+
+
+def test_recurrent_needs_pixel_fusion():
+    with pytest.raises(ValueError, match="pixel_fusion"):
+        STPRConfig(recurrent=True, pixel_fusion=False)

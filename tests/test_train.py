@@ -189,7 +189,7 @@ def test_load_config_rejects_bad_overrides(overrides):
 
 @pytest.mark.parametrize("overrides", [["video_exposure_range=[0.3, 0.01]"], ["video_exposure_range=[0, 0.3]"],
                                        ["video_exposure_range=[0.1]"], ["video_h264_prob=1.5"],
-                                       ["video_noise_scale=-1"]])
+                                       ["video_noise_scale=-1"], ["clip_frames=1"], ["clip_frames=-3"]])
 def test_bad_synthesis_settings_are_usage_errors(overrides):
     with pytest.raises(UsageError):
         load_config(None, overrides)
@@ -316,3 +316,35 @@ def test_resume_drops_log_rows_after_the_checkpoint(tmp_path, lol_root):
     assert [r["step"] for r in rows] == ["1", "2", "3", "4"]
     times = [float(r["time"]) for r in rows]
     assert times == sorted(times) and times[2] >= before
+
+
+def test_recurrent_model_trains_on_longer_clips(tmp_path, lol_root, monkeypatch):
+    """``clip_frames`` sets the clip length; a recurrent model enhances frames 1 .. N - 2 in order
+    (handing its state along, so its count weight gets a gradient) and its weights load back as a
+    recurrent model."""
+    seen = []
+    orig = train_mod.train_step
+
+    def spy(model, batch, cfg, *a, **kw):
+        seen.append(batch["low"].shape[1])
+        inner = model.forward_clip
+
+        def record(clip, centers, stats=None):
+            seen.append(list(centers))
+            return inner(clip, centers, stats)
+
+        model.forward_clip = record
+        loss, parts = orig(model, batch, cfg, *a, **kw)
+        del model.forward_clip
+        loss.backward(retain_graph=True)
+        seen.append(model.reconstruction.count_scale.grad.abs().item())
+        model.zero_grad(set_to_none=True)
+        return loss, parts
+
+    monkeypatch.setattr(train_mod, "train_step", spy)
+    run = train(tiny_cfg(tmp_path / "rec", lol_root, 1, clip_frames=6, val_every=100,
+                         model={**TINY, "recurrent": True}), quiet=True)
+    assert seen[0] == 6 and seen[1] == [1, 2, 3, 4] and seen[2] > 0
+    assert load_model(run / "last.safetensors").cfg.recurrent
+    rows = read_log(run)
+    assert len(rows) == 1 and math.isfinite(float(rows[0]["loss"]))

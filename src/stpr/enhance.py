@@ -90,6 +90,7 @@ class _WindowStream:
         self.states: dict[int, FrameState] = {}
         self.count = 0
         self.next = 0
+        self.carried = None  # a recurrent model's RecurrentState from the last emitted frame
 
     def push(self, x: torch.Tensor, stats: torch.Tensor) -> list[torch.Tensor]:
         with self._autocast():
@@ -122,7 +123,13 @@ class _WindowStream:
             for i in pixels:
                 window[i] = replace(window[i], x=window[i].x.float().div_(255.0))
             with self._autocast():
-                out, _ = self.model.decode(window)
+                if self.model.cfg.recurrent:
+                    # frames are emitted in order: the previous slot is the last frame (except at 0)
+                    prev = self.carried if idx[len(idx) // 2 - 1] == c - 1 else None
+                    out, aux = self.model.decode(window, state=prev)
+                    self.carried = aux["state"]
+                else:
+                    out, _ = self.model.decode(window)
             outs.append(out.float())
             self.next += 1
             keep_from = max(0, self.next - self.half)

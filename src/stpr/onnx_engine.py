@@ -104,6 +104,8 @@ def export_onnx(model: STPR, out_dir: str | Path, weights: str | Path | None = N
     Returns:
         the export folder.
     """
+    if model.cfg.recurrent:
+        raise UsageError("recurrent models (their state goes from frame to frame) cannot be exported to ONNX yet")
     if model.cfg.flow_mode == "dis":
         raise UsageError("DIS flow runs in OpenCV and cannot be exported to ONNX; "
                          "export with --flow learned or --flow zero")

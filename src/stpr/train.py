@@ -71,6 +71,9 @@ class TrainConfig:
         device: "auto" (the process's GPU when CUDA is available, else CPU), "cpu" or "cuda".
         amp: run the network's forward pass under bfloat16 autocast (convolutions in bfloat16; the
             losses stay float32). Meant for GPUs; on most CPUs it is slower.
+        clip_frames: frames per training clip (0: T + 1). A recurrent model enhances every frame
+            but the first and last in order, handing its state along, so longer clips train
+            longer recursions.
         model: STPRConfig fields.
         init: optional weights file to start from.
     """
@@ -106,6 +109,7 @@ class TrainConfig:
     threads: int = 0
     device: str = "auto"
     amp: bool = False
+    clip_frames: int = 0
     model: dict = field(default_factory=dict)
     init: str = ""
 
@@ -167,6 +171,8 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         raise UsageError(f"video_exposure_range must be [lowest, highest] with 0 < lowest <= highest, got {lo_hi}")
     if not 0 <= cfg.video_h264_prob <= 1:
         raise UsageError(f"video_h264_prob must be in [0, 1], got {cfg.video_h264_prob}")
+    if cfg.clip_frames != 0 and cfg.clip_frames < 2:
+        raise UsageError(f"clip_frames must be 0 (T + 1) or at least 2, got {cfg.clip_frames}")
     if not cfg.video_noise_scale >= 0:
         raise UsageError(f"video_noise_scale must be >= 0, got {cfg.video_noise_scale}")
     return cfg
@@ -332,10 +338,11 @@ class _GlobalMean:
 
 def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
                reduce: _GlobalMean | None = None) -> tuple[torch.Tensor, dict]:
-    """One forward/backward-ready loss on a batch of N-frame clips (N = T + 1).
+    """One forward/backward-ready loss on a batch of N-frame clips (N = T + 1 by default).
 
-    The two middle frames are enhanced (sharing per-frame work); both get reconstruction losses,
-    the pair gets the temporal loss, and every learned flow is compared with the teacher flow.
+    The two middle frames are enhanced (sharing per-frame work; a recurrent model enhances frames
+    1 .. N - 2 in order); all get reconstruction losses, the last two the temporal loss, and every
+    learned flow is compared with the teacher flow.
 
     ``forward`` replaces ``model.forward_clip`` (the DDP-wrapped model in distributed training);
     ``reduce`` turns this process's loss terms into its share of the global-batch loss (see
@@ -346,6 +353,8 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     low, high = batch["low"], batch["high"]
     n = low.shape[1]
     centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
+    if model.cfg.recurrent and n > 4:
+        centers = list(range(1, n - 1))
     with torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
         outs, auxes = forward(low, centers, batch.get("stats"))
     if cfg.amp:  # losses in float32: SSIM's variances and the flow error lose too much in bfloat16
@@ -355,9 +364,9 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl
     parts = {"rec": rec.item(), "ssim": sl.item()}
-    if len(centers) == 2 and cfg.w_temporal > 0:
-        a = centers[0]
-        tl = temporal_loss(outs[0], outs[1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],
+    if len(centers) >= 2 and cfg.w_temporal > 0:
+        a = centers[-2]
+        tl = temporal_loss(outs[-2], outs[-1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],
                            batch["flow_valid"][:, a])
         if reduce.ctx.enabled:  # temporal_loss's denominator: 3 * mask pixels at output size
             mask = F.interpolate(batch["flow_valid"][:, a], size=outs[0].shape[-2:], mode="nearest")
@@ -534,7 +543,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
                   find_unused_parameters=_has_unused_parameters(model, cfg.crop))
         reduce = _GlobalMean(ctx, share, cfg.batch)
 
-    frames = model.cfg.frames + 1
+    frames = cfg.clip_frames or model.cfg.frames + 1
     data, val = build_datasets(cfg, frames)
     loader = make_loader(data, cfg, start, ctx.rank, ctx.world_size, pin_memory=dev.type == "cuda")
 

@@ -16,6 +16,12 @@ Fuses the propagated neighbour detail (temporal) with the pyramid features of th
   are corrected by a small head that sees the fused features and each frame's alignment error: static
   regions average T frames (noise down by up to sqrt(T)), moving or occluded ones keep the centre.
 * ``residual`` (pixel-shuffled from 1/4-resolution features) removes noise and restores detail.
+* ``recurrent`` (optional): the previous output frame's blended base image, aligned, stands in for
+  the previous raw frame, and each frame's blend logit gets ``count_scale * log(n)``, n being the
+  number of frames already averaged into it (1 for a raw frame). An inverse-variance prior
+  (``count_scale`` starts at 1): static regions keep averaging the history (up to ``max_count``
+  frames; every warp resamples it, a slight blur, so it must keep being refreshed) at the cost of
+  one extra neighbour, misaligned ones fall back to the window.
 * ``refine`` (optional, a 3-layer full-resolution head) corrects that output from the output itself
   and the brightened base image, so full-resolution detail of the (temporally blended) pixels can
   reach the output; the 1/4-resolution residual can only paint 4x4 blocks from features.
@@ -50,10 +56,13 @@ class STReconstruction(nn.Module):
         pixel_fusion: blend aligned neighbour frames into the base image.
         linear_light: apply the gain in linear light (base image and aligned frames are linear).
         refine_channels: width of the full-resolution refinement head (0: none).
+        recurrent: weight each blended frame by the frames already averaged into it (see above).
+        max_count: cap on that count.
     """
 
     def __init__(self, channels: int, target_mean: float = 0.4, max_gain: float = 60.0,
-                 pixel_fusion: bool = False, linear_light: bool = False, refine_channels: int = 0):
+                 pixel_fusion: bool = False, linear_light: bool = False, refine_channels: int = 0,
+                 recurrent: bool = False, max_count: float = 8.0):
         super().__init__()
         c = channels
         self.max_gain = max_gain
@@ -69,6 +78,8 @@ class STReconstruction(nn.Module):
             # logit correction per frame from [fused features, log fusion weight, alignment error]
             self.blend = nn.Sequential(conv3x3(c + 2, 16), act(), conv3x3(16, 1))
             zero_init.append(self.blend[-1])
+        self.count_scale = nn.Parameter(torch.tensor(1.0)) if recurrent and pixel_fusion else None
+        self.max_count = max_count
         self.refine = None
         if refine_channels:
             # full-resolution correction from [output so far, brightened base image]
@@ -80,7 +91,8 @@ class STReconstruction(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def blend_frames(self, feats: torch.Tensor, weights: torch.Tensor,
-                     aligned: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+                     aligned: list[tuple[torch.Tensor, torch.Tensor]],
+                     log_counts: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pixel blend of the centre and its aligned neighbours.
 
         Args:
@@ -88,22 +100,34 @@ class STReconstruction(nn.Module):
             weights: (B, T, h, w) propagation fusion weights (centre first).
             aligned: T pairs (frame (B, 3, H, W), alignment error (B, 1, h, w)), centre first; the
                 frames are linear light when ``linear_light``.
+            log_counts: T maps (B, 1, h, w), log of the frames averaged into each (recurrent only).
 
         Returns:
-            (B, 3, H, W).
+            blend: (B, 3, H, W).
+            log_count: (B, 1, h, w) log of the blend's effective frame count, 1 / sum(b_t^2 / n_t)
+                for independent frames (capped at ``max_count``).
         """
         if len(aligned) == 1:
-            return aligned[0][0]
+            frame = aligned[0][0]
+            count = log_counts[0] if log_counts is not None else weights.new_zeros(weights[:, :1].shape)
+            return frame, count
         logw = torch.log(weights + 1e-4)
         logits = torch.cat([logw[:, t:t + 1] + self.blend(torch.cat([feats, logw[:, t:t + 1], err], dim=1))
                             for t, (_, err) in enumerate(aligned)], dim=1)
+        counts = torch.cat(log_counts, dim=1) if log_counts is not None else torch.zeros_like(logits)
+        if self.count_scale is not None:
+            logits = logits + self.count_scale * counts
+        probs = torch.softmax(logits, dim=1)
+        log_count = -torch.log((probs.square() * torch.exp(-counts)).sum(dim=1, keepdim=True))
         size = aligned[0][0].shape[-2:]
-        b = F.interpolate(torch.softmax(logits, dim=1), size=size, mode="bilinear", align_corners=False)
-        return sum(b[:, t:t + 1] * frame for t, (frame, _) in enumerate(aligned))
+        b = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
+        blend = sum(b[:, t:t + 1] * frame for t, (frame, _) in enumerate(aligned))
+        return blend, log_count.clamp(max=math.log(self.max_count))
 
     def forward(self, x: torch.Tensor, stats: torch.Tensor, propagated: torch.Tensor,
                 pyramid: torch.Tensor, weights: torch.Tensor | None = None,
-                aligned: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+                aligned: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                log_counts: list[torch.Tensor] | None = None, return_base: bool = False):
         """Args:
             x: (B, 3, H, W) centre frame in [0, 1] (H, W divisible by 4).
             stats: (B, 6) whole-frame statistics (``frame_stats``).
@@ -111,15 +135,29 @@ class STReconstruction(nn.Module):
             pyramid: (B, C, H/4, W/4) from the pyramid recursive residual dense subnet.
             weights: (B, T, H/4, W/4) propagation fusion weights; used with ``pixel_fusion``.
             aligned: see ``blend_frames``; with ``pixel_fusion`` the blend replaces ``x`` as base.
+            log_counts: see ``blend_frames``.
+            return_base: also return the base image (sRGB, the centre's exposure) and its log
+                frame count, the state a recurrent model hands to the next frame.
 
         Returns:
-            (B, 3, H, W) enhanced frame (not clamped).
+            (B, 3, H, W) enhanced frame (not clamped); with ``return_base`` a tuple
+            (frame, base (B, 3, H, W), log_count (B, 1, H/4, W/4)).
         """
         feats = self.body(torch.cat([propagated, pyramid], dim=1))
+        log_count = None
         if self.blend is not None and aligned is not None:
-            x = self.blend_frames(feats, weights, aligned)
+            x, log_count = self.blend_frames(feats, weights, aligned, log_counts)
         elif self.linear_light:
             x = srgb_to_linear(x)
+        if return_base:
+            if log_count is None:
+                log_count = feats.new_zeros(feats.shape[0], 1, *feats.shape[-2:])
+            base_srgb = linear_to_srgb(x.clamp(min=0.0)) if self.linear_light else x
+            return self._reconstruct(x, stats, feats), base_srgb, log_count
+        return self._reconstruct(x, stats, feats)
+
+    def _reconstruct(self, x: torch.Tensor, stats: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """Gain and residual on the base image ``x`` (linear when ``linear_light``)."""
         # exposure: whole-frame mean luma (sRGB, or linear light brought to the same log scale)
         mean_log = stats[:, 5] / GAMMA if self.linear_light else stats[:, 3]
         base = (self.target_log - mean_log).clamp(max=math.log(self.max_gain)).view(-1, 1, 1, 1)

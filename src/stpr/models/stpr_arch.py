@@ -13,7 +13,7 @@ Pipeline for one output frame (centre of a T-frame window)::
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn as nn
@@ -48,6 +48,11 @@ class STPRConfig:
             before the gain (temporal denoising of the pixels themselves, not only of features).
         linear_light: apply the exposure gain, and blend the aligned frames, in linear light.
         refine_channels: width of the full-resolution refinement head of the reconstruction (0: none).
+        recurrent: hand each output frame's blended base image (and how many frames it averages) to
+            the next frame, where it replaces the previous raw frame in the pixel fusion, so static
+            regions keep averaging the whole history at the cost of a T-frame window (needs
+            ``pixel_fusion`` and T >= 3; frames must come in order, see ``forward_clip``).
+        recurrent_cap: most frames a recurrent blend counts as averaged (inference may change it).
     """
 
     frames: int = 3
@@ -65,6 +70,8 @@ class STPRConfig:
     pixel_fusion: bool = True
     linear_light: bool = False
     refine_channels: int = 0
+    recurrent: bool = False
+    recurrent_cap: float = 8.0
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -74,6 +81,10 @@ class STPRConfig:
             raise ValueError(f"flow_mode must be one of {FLOW_MODES}, got {self.flow_mode!r}")
         if len(self.flow_channels) != self.flow_levels:
             raise ValueError("flow_channels needs one entry per flow level")
+        if self.recurrent and not self.pixel_fusion:
+            raise ValueError("recurrent needs pixel_fusion")
+        if self.recurrent_cap < 1:
+            raise ValueError(f"recurrent_cap must be >= 1, got {self.recurrent_cap}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -103,6 +114,18 @@ class FrameState:
     logb: torch.Tensor
     feats: torch.Tensor
     flow_pyr: list[torch.Tensor] | None
+
+
+@dataclass
+class RecurrentState:
+    """What a recurrent STPR hands from one output frame to the next (padded size).
+
+    Shapes: base (B, 3, H, W) the blended base image in sRGB, at its frame's exposure; log_count
+    (B, 1, H/4, W/4) log of the frames averaged into each pixel of it.
+    """
+
+    base: torch.Tensor
+    log_count: torch.Tensor
 
 
 def window_indices(center: int, length: int, frames: int) -> list[int]:
@@ -161,7 +184,8 @@ class STPR(nn.Module):
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
         self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, linear_light=cfg.linear_light,
-                                               refine_channels=cfg.refine_channels)
+                                               refine_channels=cfg.refine_channels, recurrent=cfg.recurrent,
+                                               max_count=cfg.recurrent_cap)
 
     # ---------------------------------------------------------------- padding
     @property
@@ -211,18 +235,21 @@ class STPR(nn.Module):
             return dis_flow_torch(ref.norm_small, nbr.norm_small)
         return ref.norm_small.new_zeros(ref.norm_small.shape[0], 2, *ref.norm_small.shape[-2:])
 
-    def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None
-               ) -> tuple[torch.Tensor, dict]:
+    def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None,
+               state: RecurrentState | None = None) -> tuple[torch.Tensor, dict]:
         """Enhance the centre frame of a window of encoded frames.
 
         Args:
             window: T FrameStates; the centre is ``window[T // 2]``.
             flows: optional precomputed flows centre -> each neighbour (in window order, centre
                 skipped), each (B, 2, H/4, W/4).
+            state: recurrent models only: the previous frame's ``aux["state"]``, when
+                ``window[T // 2 - 1]`` is that previous frame (None: its raw pixels are used).
 
         Returns:
             out: (B, 3, H, W) enhanced centre frame (padded size; clamped in eval mode).
-            aux: {"flows": list of flows, "weights": (B, T, H/4, W/4) fusion weights}.
+            aux: {"flows": list of flows, "weights": (B, T, H/4, W/4) fusion weights} and, for
+                recurrent models, "state": the RecurrentState for the next frame.
         """
         mid = len(window) // 2
         center = window[mid]
@@ -233,16 +260,31 @@ class STPR(nn.Module):
             center.feats, center.norm_small, center.logb,
             [n.feats for n in nbrs], [n.norm_small for n in nbrs], [n.logb for n in nbrs], flows)
         pyramid = self.pyramid(center.feats)
-        aligned = None
+        aligned = log_counts = None
         if self.cfg.pixel_fusion:
             lin = self.cfg.linear_light
             frames = [srgb_to_linear(center.x) if lin else center.x]
+            if state is not None and mid > 0:
+                # the previous frame's blend stands in for its raw pixels (same frame, same exposure)
+                nbrs = list(nbrs)
+                nbrs[mid - 1] = replace(nbrs[mid - 1], x=state.base)
             frames += [align_frame(n, center, f, lin) for n, f in zip(nbrs, flows)]
             aligned = list(zip(frames, errors))
-        out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
+            if self.cfg.recurrent:
+                zero = errors[0]
+                log_counts = [zero] * len(window)
+                if state is not None and mid > 0:
+                    log_counts[mid] = flow_warp(state.log_count, flows[mid - 1])  # slot of window[mid - 1]
+        aux = {"flows": flows, "weights": weights}
+        if self.cfg.recurrent:
+            out, base, log_count = self.reconstruction(center.x, center.stats, propagated, pyramid, weights,
+                                                       aligned, log_counts, return_base=True)
+            aux["state"] = RecurrentState(base, log_count)
+        else:
+            out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
         if not self.training:
             out = out.clamp(0.0, 1.0)
-        return out, {"flows": flows, "weights": weights}
+        return out, aux
 
     # ---------------------------------------------------------------- whole clips
     def forward_clip(self, clip: torch.Tensor, centers: list[int], stats: torch.Tensor | None = None
@@ -251,7 +293,9 @@ class STPR(nn.Module):
 
         Args:
             clip: (B, N, 3, H, W) in [0, 1], any H, W.
-            centers: indices of the frames to enhance; windows are reflected at the clip edges.
+            centers: indices of the frames to enhance; windows are reflected at the clip edges. A
+                recurrent model hands its state from each centre to the next when they are
+                consecutive frames (c, c + 1), so give them in order.
             stats: optional (B, N, 6) ``frame_stats`` of the whole frames when ``clip`` is a crop
                 (training), so crops see the exposure statistics a full frame would give.
 
@@ -262,6 +306,7 @@ class STPR(nn.Module):
         padded, (h, w) = self.pad(clip)
         states: dict[int, FrameState] = {}
         outs, auxes = [], []
+        prev_center, carried = None, None
         for c in centers:
             idx = window_indices(c, n, self.cfg.frames)
             for i in idx:
@@ -269,7 +314,9 @@ class STPR(nn.Module):
                     # statistics of the real frame, not of its padding
                     st = stats[:, i] if stats is not None else frame_stats(clip[:, i])
                     states[i] = self.encode_frame(padded[:, i], st)
-            out, aux = self.decode([states[i] for i in idx])
+            use = carried if prev_center == c - 1 and idx[len(idx) // 2 - 1] == c - 1 else None
+            out, aux = self.decode([states[i] for i in idx], state=use)
+            prev_center, carried = c, aux.get("state")
             outs.append(out[..., :h, :w])
             auxes.append(aux)
         return outs, auxes
