@@ -50,8 +50,9 @@ class STPRConfig:
         refine_channels: width of the full-resolution refinement head of the reconstruction (0: none).
         recurrent: hand each output frame's blended base image (and how many frames it averages) to
             the next frame, where it replaces the previous raw frame in the pixel fusion, so static
-            regions keep averaging the whole history at the cost of a T-frame window (needs
-            ``pixel_fusion`` and T >= 3; frames must come in order, see ``forward_clip``).
+            regions keep averaging their history (up to ``recurrent_cap`` frames) at the cost of
+            a T-frame window (needs ``pixel_fusion`` and T >= 3; frames must come in order, see
+            ``forward_clip``).
         recurrent_cap: most frames a recurrent blend counts as averaged (inference may change it).
     """
 
@@ -271,8 +272,7 @@ class STPR(nn.Module):
             frames += [align_frame(n, center, f, lin) for n, f in zip(nbrs, flows)]
             aligned = list(zip(frames, errors))
             if self.cfg.recurrent:
-                zero = errors[0]
-                log_counts = [zero] * len(window)
+                log_counts = [errors[0]] * len(window)  # the centre's error map is zeros: count 1 each
                 if state is not None and mid > 0:
                     log_counts[mid] = flow_warp(state.log_count, flows[mid - 1])  # slot of window[mid - 1]
         aux = {"flows": flows, "weights": weights}
