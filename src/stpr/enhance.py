@@ -26,7 +26,7 @@ import torch
 from stpr.checkpoint import load_model
 from stpr.errors import InputError, ModelError, UsageError
 from stpr.models.common import frame_stats
-from stpr.models.stpr_arch import STPR, FrameState, window_indices
+from stpr.models.stpr_arch import STPR, FrameState, follows_previous, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
 
 # Peak working memory of the default network per input pixel (bytes): measured 275-380 B/px as the
@@ -124,8 +124,8 @@ class _WindowStream:
                 window[i] = replace(window[i], x=window[i].x.float().div_(255.0))
             with self._autocast():
                 if self.model.cfg.recurrent:
-                    # frames are emitted in order: the previous slot is the last frame (except at 0)
-                    prev = self.carried if idx[len(idx) // 2 - 1] == c - 1 else None
+                    # frames are emitted in order, so the carried state is frame c - 1's
+                    prev = self.carried if follows_previous(idx, c) else None
                     out, aux = self.model.decode(window, state=prev)
                     self.carried = aux["state"]
                 else:

@@ -352,9 +352,10 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     reduce = reduce or _GlobalMean()
     low, high = batch["low"], batch["high"]
     n = low.shape[1]
-    centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
-    if model.cfg.recurrent and n > 4:
-        centers = list(range(1, n - 1))
+    if model.cfg.recurrent and n >= 4:
+        centers = list(range(1, n - 1))  # in order: each hands its state to the next
+    else:
+        centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
     with torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
         outs, auxes = forward(low, centers, batch.get("stats"))
     if cfg.amp:  # losses in float32: SSIM's variances and the flow error lose too much in bfloat16

@@ -100,29 +100,30 @@ class STReconstruction(nn.Module):
             weights: (B, T, h, w) propagation fusion weights (centre first).
             aligned: T pairs (frame (B, 3, H, W), alignment error (B, 1, h, w)), centre first; the
                 frames are linear light when ``linear_light``.
-            log_counts: T maps (B, 1, h, w), log of the frames averaged into each (recurrent only).
+            log_counts: recurrent models: T maps (B, 1, h, w), log of the frames averaged into each.
 
         Returns:
             blend: (B, 3, H, W).
-            log_count: (B, 1, h, w) log of the blend's effective frame count, 1 / sum(b_t^2 / n_t)
-                for independent frames (capped at ``max_count``).
+            log_count: recurrent models (None otherwise): (B, 1, h, w) log of the blend's effective
+                frame count, 1 / sum(b_t^2 / n_t) for independent frames (capped at ``max_count``).
         """
+        recurrent = self.count_scale is not None
         if len(aligned) == 1:
-            frame = aligned[0][0]
-            count = log_counts[0] if log_counts is not None else weights.new_zeros(weights[:, :1].shape)
-            return frame, count
+            return aligned[0][0], torch.zeros_like(weights) if recurrent else None
         logw = torch.log(weights + 1e-4)
         logits = torch.cat([logw[:, t:t + 1] + self.blend(torch.cat([feats, logw[:, t:t + 1], err], dim=1))
                             for t, (_, err) in enumerate(aligned)], dim=1)
-        counts = torch.cat(log_counts, dim=1) if log_counts is not None else torch.zeros_like(logits)
-        if self.count_scale is not None:
-            logits = logits + self.count_scale * counts
-        probs = torch.softmax(logits, dim=1)
-        log_count = -torch.log((probs.square() * torch.exp(-counts)).sum(dim=1, keepdim=True))
+        log_count = None
+        if recurrent:
+            counts = torch.cat(log_counts, dim=1)
+            probs = torch.softmax(logits + self.count_scale * counts, dim=1)
+            log_count = -torch.log((probs.square() * torch.exp(-counts)).sum(dim=1, keepdim=True))
+            log_count = log_count.clamp(max=math.log(self.max_count))
+        else:
+            probs = torch.softmax(logits, dim=1)
         size = aligned[0][0].shape[-2:]
         b = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
-        blend = sum(b[:, t:t + 1] * frame for t, (frame, _) in enumerate(aligned))
-        return blend, log_count.clamp(max=math.log(self.max_count))
+        return sum(b[:, t:t + 1] * frame for t, (frame, _) in enumerate(aligned)), log_count
 
     def forward(self, x: torch.Tensor, stats: torch.Tensor, propagated: torch.Tensor,
                 pyramid: torch.Tensor, weights: torch.Tensor | None = None,
@@ -136,8 +137,8 @@ class STReconstruction(nn.Module):
             weights: (B, T, H/4, W/4) propagation fusion weights; used with ``pixel_fusion``.
             aligned: see ``blend_frames``; with ``pixel_fusion`` the blend replaces ``x`` as base.
             log_counts: see ``blend_frames``.
-            return_base: also return the base image (sRGB, the centre's exposure) and its log
-                frame count, the state a recurrent model hands to the next frame.
+            return_base: recurrent models: also return the base image (sRGB, the centre's
+                exposure) and its log frame count, the state handed to the next frame.
 
         Returns:
             (B, 3, H, W) enhanced frame (not clamped); with ``return_base`` a tuple
@@ -150,8 +151,6 @@ class STReconstruction(nn.Module):
         elif self.linear_light:
             x = srgb_to_linear(x)
         if return_base:
-            if log_count is None:
-                log_count = feats.new_zeros(feats.shape[0], 1, *feats.shape[-2:])
             base_srgb = linear_to_srgb(x.clamp(min=0.0)) if self.linear_light else x
             return self._reconstruct(x, stats, feats), base_srgb, log_count
         return self._reconstruct(x, stats, feats)

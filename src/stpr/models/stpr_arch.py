@@ -144,6 +144,13 @@ def window_indices(center: int, length: int, frames: int) -> list[int]:
     return out
 
 
+def follows_previous(idx: list[int], center: int) -> bool:
+    """Whether the window ``idx`` (from ``window_indices``) of frame ``center`` has the previous
+    frame in the slot before its centre, the slot a recurrent state stands in for (not so for
+    frame 0, whose reflected window has frame 1 there, nor for T = 1)."""
+    return len(idx) > 1 and idx[len(idx) // 2 - 1] == center - 1
+
+
 def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor, linear: bool = False
                 ) -> torch.Tensor:
     """Warp a neighbour frame to the centre at full resolution and match its exposure.
@@ -264,17 +271,16 @@ class STPR(nn.Module):
         aligned = log_counts = None
         if self.cfg.pixel_fusion:
             lin = self.cfg.linear_light
-            frames = [srgb_to_linear(center.x) if lin else center.x]
-            if state is not None and mid > 0:
-                # the previous frame's blend stands in for its raw pixels (same frame, same exposure)
-                nbrs = list(nbrs)
-                nbrs[mid - 1] = replace(nbrs[mid - 1], x=state.base)
-            frames += [align_frame(n, center, f, lin) for n, f in zip(nbrs, flows)]
-            aligned = list(zip(frames, errors))
             if self.cfg.recurrent:
                 log_counts = [errors[0]] * len(window)  # the centre's error map is zeros: count 1 each
                 if state is not None and mid > 0:
-                    log_counts[mid] = flow_warp(state.log_count, flows[mid - 1])  # slot of window[mid - 1]
+                    # the previous frame's blend stands in for its raw pixels (same frame, same
+                    # exposure); in aligned / log_counts (centre first) window[mid - 1] is entry mid
+                    nbrs[mid - 1] = replace(nbrs[mid - 1], x=state.base)
+                    log_counts[mid] = flow_warp(state.log_count, flows[mid - 1])
+            frames = [srgb_to_linear(center.x) if lin else center.x]
+            frames += [align_frame(n, center, f, lin) for n, f in zip(nbrs, flows)]
+            aligned = list(zip(frames, errors))
         aux = {"flows": flows, "weights": weights}
         if self.cfg.recurrent:
             out, base, log_count = self.reconstruction(center.x, center.stats, propagated, pyramid, weights,
@@ -314,7 +320,7 @@ class STPR(nn.Module):
                     # statistics of the real frame, not of its padding
                     st = stats[:, i] if stats is not None else frame_stats(clip[:, i])
                     states[i] = self.encode_frame(padded[:, i], st)
-            use = carried if prev_center == c - 1 and idx[len(idx) // 2 - 1] == c - 1 else None
+            use = carried if prev_center == c - 1 and follows_previous(idx, c) else None
             out, aux = self.decode([states[i] for i in idx], state=use)
             prev_center, carried = c, aux.get("state")
             outs.append(out[..., :h, :w])
