@@ -217,3 +217,37 @@ def test_weights_saved_before_pixel_fusion_still_load(tmp_path):
     x = clip(1)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_interpolate_weights_blends_every_tensor(tmp_path):
+    from stpr.checkpoint import interpolate_weights
+
+    a, b = trained_like(seed=0, frames=3), trained_like(seed=1, frames=3)
+    pa, pb = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_model(a, pa)
+    save_model(b, pb)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa)
+    for alpha in (0.0, 0.25, 1.0):
+        mixed = interpolate_weights(pa, pb, alpha).state_dict()
+        for k in sa:
+            torch.testing.assert_close(mixed[k], (1 - alpha) * sa[k] + alpha * sb[k])
+    # the midpoint's output differs from both ends: the blend reaches the forward pass
+    x = clip()
+    with torch.no_grad():
+        outs = [interpolate_weights(pa, pb, t)(x) for t in (0.0, 0.5, 1.0)]
+    assert not torch.allclose(outs[1], outs[0]) and not torch.allclose(outs[1], outs[2])
+
+
+def test_interpolate_weights_refuses_other_architectures_and_bad_alpha(tmp_path):
+    from stpr.checkpoint import interpolate_weights
+
+    pa, pb = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_model(trained_like(frames=3), pa)
+    save_model(trained_like(frames=1), pb)
+    with pytest.raises(ModelError, match="different model configs"):
+        interpolate_weights(pa, pb, 0.5)
+    with pytest.raises(ModelError, match="alpha"):
+        interpolate_weights(pa, pa, 1.5)
+    with pytest.raises(ModelError, match="not found"):
+        interpolate_weights(pa, tmp_path / "missing.safetensors", 0.5)

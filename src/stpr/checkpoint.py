@@ -75,3 +75,28 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
         raise ModelError(f"{path} does not match the STPR architecture "
                          f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
     return model.eval()
+
+
+def interpolate_weights(a: Path, b: Path, alpha: float) -> STPR:
+    """The model whose every tensor is ``(1 - alpha) * A + alpha * B`` (weight-space averaging,
+    as in "model soups" / WiSE-FT): meant for two fine-tunes of one starting point, where the
+    average often keeps the best of both. The result has A's config.
+
+    Args:
+        a, b: weights files of the same architecture (their stored configs must be equal).
+        alpha: B's share, in [0, 1]; 0 gives A, 1 gives B.
+
+    Raises:
+        ModelError: a file is missing or unreadable, the configs differ, or alpha is outside [0, 1].
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ModelError(f"alpha must be in [0, 1], got {alpha}")
+    model_a, model_b = load_model(a), load_model(b)
+    if model_a.cfg != model_b.cfg:
+        raise ModelError(f"{a} and {b} have different model configs; only the same architecture "
+                         "can be averaged")
+    sb = model_b.state_dict()
+    mixed = {k: torch.lerp(v, sb[k], alpha) if v.is_floating_point() else v
+             for k, v in model_a.state_dict().items()}
+    model_a.load_state_dict(mixed)
+    return model_a.eval()
