@@ -3,7 +3,9 @@ T = 3 and T = 1 (its per-frame ablation), and on carphone with exposure jumps al
 fusion's brightness term switched off at inference.
 
 Figures come from ``stpr.evaluate.eval_video`` (float output, before the 8-bit rounding that
-``stpr eval`` applies, so they can differ from ``stpr eval`` by a few hundredths of a dB).
+``stpr eval`` applies) on frames decoded with PyAV's default YUV->RGB conversion (``stpr eval``
+uses the accurate one), so on H.264 clips such as carphone they sit 0.07-0.15 dB below
+``stpr eval``'s figures; tree.avi decodes identically both ways.
 
     .venv/bin/python scripts/window_compare.py runs/v3/last.safetensors runs/v3_jumps/last.safetensors
     .venv/bin/python scripts/window_compare.py default       # the shipped model
