@@ -251,3 +251,30 @@ def test_interpolate_weights_refuses_other_architectures_and_bad_alpha(tmp_path)
         interpolate_weights(pa, pa, 1.5)
     with pytest.raises(ModelError, match="not found"):
         interpolate_weights(pa, tmp_path / "missing.safetensors", 0.5)
+
+
+def test_average_weights_script_writes_metadata_and_never_overwrites_an_input(tmp_path):
+    """scripts/average_weights.py: the averaged file records its inputs and the --set figures;
+    --out naming an input is refused with exit 2 and the input is left as it was."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "average_weights.py"
+    pa, pb, out = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "out.safetensors"
+    save_model(trained_like(seed=0, frames=3), pa)
+    save_model(trained_like(seed=1, frames=3), pb)
+    r = subprocess.run([sys.executable, str(script), str(pa), str(pb), "--alpha", "0.25", "--out", str(out),
+                        "--set", "val_lol_psnr=19.5"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    meta = read_metadata(out)
+    assert json.loads(meta["averaged"])["alpha"] == 0.25
+    assert json.loads(meta["val_lol_psnr"]) == 19.5
+    load_model(out)  # a complete, loadable weights file
+    before = pa.read_bytes()
+    r = subprocess.run([sys.executable, str(script), str(pa), str(pb), "--out", str(pa)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "must not be one of the inputs" in r.stderr
+    assert pa.read_bytes() == before
+    r = subprocess.run([sys.executable, str(script), str(pa), str(tmp_path / "nope.safetensors"), "--out",
+                        str(tmp_path / "x.safetensors")], capture_output=True, text=True)
+    assert r.returncode == 4 and "not found" in r.stderr and not (tmp_path / "x.safetensors").exists()
