@@ -25,6 +25,8 @@ def wake(model: STPR, std: float = 0.05, seed: int = 0) -> STPR:
     layers = [h[-1] for h in model.flow_net.heads] + [rec.residual, rec.local_gain, rec.global_gain[-1]]
     if rec.blend is not None:
         layers.append(rec.blend[-1])
+    if model.memory is not None:
+        layers.append(model.memory)
     with torch.no_grad():
         for layer in layers:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
@@ -518,6 +520,40 @@ def test_recurrent_forward_clip_hands_state_only_between_consecutive_frames():
         gap, _ = model.forward_clip(clip, [1, 3])
     assert (seq[3] - alone[0]).abs().max() > 1e-4
     assert torch.equal(gap[1], alone[0])
+
+
+def test_feature_recurrent_starts_as_the_plain_model_and_merges_the_state_into_the_previous_frame():
+    """The hidden state enters only through the previous frame's features: zero-initialised, the
+    model is the plain one; woken, a state changes the output, only when that slot holds the
+    previous frame, and every output frame hands on its propagated features."""
+    from stpr.models.stpr_arch import RecurrentState
+
+    clip = textured(1, 5, 32, 32, seed=14)
+    plain = wake(tiny(frames=3, seed=6)).eval()
+    rec = tiny(frames=3, seed=6, feature_recurrent=True).eval()
+    rec.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        ref, _ = plain.forward_clip(clip, [0, 1, 2, 3])
+        seq, auxes = rec.forward_clip(clip, [0, 1, 2, 3])
+        assert all(torch.equal(a, b) for a, b in zip(ref, seq))  # zero-initialised merge
+        assert all(a["state"].feats.shape == (1, 8, 8, 8) and a["state"].base is None for a in auxes)
+        wake(rec, seed=3)
+        seq, _ = rec.forward_clip(clip, [0, 1, 2, 3])
+        alone, _ = rec.forward_clip(clip, [3])
+        states = [rec.encode_frame(rec.pad(clip[:, i])[0]) for i in (2, 3, 4)]
+        out_none, _ = rec.decode(states)
+        junk = RecurrentState(None, None, torch.randn(1, 8, 8, 8))
+        out_junk, _ = rec.decode(states, state=junk)
+    assert torch.allclose(out_none, alone[0]) and (out_junk - out_none).abs().max() > 1e-3
+    assert (seq[3] - alone[0]).abs().max() > 1e-4  # frame 3 after 0, 1, 2 used their history
+
+
+def test_feature_recurrent_with_pixel_recurrence_hands_both_states():
+    model = wake(tiny(frames=3, seed=7, recurrent=True, feature_recurrent=True)).eval()
+    with torch.no_grad():
+        _, auxes = model.forward_clip(textured(1, 4, 32, 32, seed=15), [0, 1, 2, 3])
+    st = auxes[-1]["state"]
+    assert st.base.shape == (1, 3, 32, 32) and st.log_count.shape == (1, 1, 8, 8) and st.feats.shape == (1, 8, 8, 8)
 
 
 def test_recurrent_needs_pixel_fusion():

@@ -65,9 +65,10 @@ def test_dis_flow_cannot_be_exported(tmp_path):
 
 def test_recurrent_model_cannot_be_exported(tmp_path):
     """The ONNX graphs are stateless per window; a recurrent model's state is refused, not dropped."""
-    with pytest.raises(UsageError, match="recurrent"):
-        export_onnx(tiny_model(recurrent=True), tmp_path / "x")
-    assert not (tmp_path / "x").exists() or not (tmp_path / "x" / MANIFEST).exists()
+    for kw in ({"recurrent": True}, {"feature_recurrent": True}):
+        with pytest.raises(UsageError, match="recurrent"):
+            export_onnx(tiny_model(**kw), tmp_path / "x")
+        assert not (tmp_path / "x").exists() or not (tmp_path / "x" / MANIFEST).exists()
 
 
 def test_broken_export_is_a_model_error(tmp_path):

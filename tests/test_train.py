@@ -318,10 +318,11 @@ def test_resume_drops_log_rows_after_the_checkpoint(tmp_path, lol_root):
     assert times == sorted(times) and times[2] >= before
 
 
-def test_recurrent_model_trains_on_longer_clips(tmp_path, lol_root, monkeypatch):
+@pytest.mark.parametrize("kind", ["recurrent", "feature_recurrent"])
+def test_recurrent_model_trains_on_longer_clips(tmp_path, lol_root, monkeypatch, kind):
     """``clip_frames`` sets the clip length; a recurrent model enhances frames 1 .. N - 2 in order
-    (handing its state along, so its count weight gets a gradient) and its weights load back as a
-    recurrent model."""
+    (handing its state along, so what uses the state gets a gradient: the count weight, the
+    feature merge) and its weights load back as a recurrent model of the same kind."""
     seen = []
     orig = train_mod.train_step
 
@@ -337,14 +338,15 @@ def test_recurrent_model_trains_on_longer_clips(tmp_path, lol_root, monkeypatch)
         loss, parts = orig(model, batch, cfg, *a, **kw)
         del model.forward_clip
         loss.backward(retain_graph=True)
-        seen.append(model.reconstruction.count_scale.grad.abs().item())
+        used = model.reconstruction.count_scale if kind == "recurrent" else model.memory.weight
+        seen.append(used.grad.abs().sum().item())
         model.zero_grad(set_to_none=True)
         return loss, parts
 
     monkeypatch.setattr(train_mod, "train_step", spy)
     run = train(tiny_cfg(tmp_path / "rec", lol_root, 1, clip_frames=6, val_every=100,
-                         model={**TINY, "recurrent": True}), quiet=True)
+                         model={**TINY, kind: True}), quiet=True)
     assert seen[0] == 6 and seen[1] == [1, 2, 3, 4] and seen[2] > 0
-    assert load_model(run / "last.safetensors").cfg.recurrent
+    assert getattr(load_model(run / "last.safetensors").cfg, kind)
     rows = read_log(run)
     assert len(rows) == 1 and math.isfinite(float(rows[0]["loss"]))

@@ -132,10 +132,14 @@ def model_gflops(weights: str | Path | None, width: int, height: int, frames: in
     total = 0
     for (th, tw), count in shapes.items():
         x, _ = model.pad(torch.zeros(1, 3, th, tw, device="meta"))
+        with torch.inference_mode():
+            state = model.encode_frame(x, frame_stats(x))
+            # a recurrent model's steady state decodes with the previous frame's state
+            carried = model.decode([state] * model.cfg.frames)[1].get("state")
         counter = FlopCounterMode(display=False)
         with torch.inference_mode(), counter:
             state = model.encode_frame(x, frame_stats(x))
-            model.decode([state] * model.cfg.frames)
+            model.decode([state] * model.cfg.frames, state=carried)
         total += counter.get_total_flops() * count
     if len(tiles) > 1:
         note = (note + "; " if note else "") + f"{len(tiles)} tiles"

@@ -123,7 +123,7 @@ class _WindowStream:
             for i in pixels:
                 window[i] = replace(window[i], x=window[i].x.float().div_(255.0))
             with self._autocast():
-                if self.model.cfg.recurrent:
+                if self.model.is_recurrent:
                     # frames are emitted in order, so the carried state is frame c - 1's
                     prev = self.carried if follows_previous(idx, c) else None
                     out, aux = self.model.decode(window, state=prev)

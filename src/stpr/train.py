@@ -352,7 +352,7 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     reduce = reduce or _GlobalMean()
     low, high = batch["low"], batch["high"]
     n = low.shape[1]
-    if model.cfg.recurrent and n >= 4:
+    if model.is_recurrent and n >= 4:
         centers = list(range(1, n - 1))  # in order: each hands its state to the next
     else:
         centers = [n // 2 - 1, n // 2] if n >= 2 else [0]

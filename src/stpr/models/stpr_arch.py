@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import frame_stats, normalize_brightness, srgb_to_linear
+from stpr.models.common import conv3x3, frame_stats, normalize_brightness, srgb_to_linear
 from stpr.models.flow_arch import FlowConfig, PyramidFlowNet, dis_flow_torch
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.propagation_arch import FeaturePropagation, FrameEncoder, PropagationConfig, log_brightness
@@ -54,6 +54,10 @@ class STPRConfig:
             a T-frame window (needs ``pixel_fusion`` and T >= 3; frames must come in order, see
             ``forward_clip``).
         recurrent_cap: most frames a recurrent blend counts as averaged (inference may change it).
+        feature_recurrent: hand each output frame's propagated features (a hidden state, as in
+            BasicVSR) to the next frame, where a zero-initialised 3x3 conv merges them into the
+            previous frame's features before propagation, so fused detail can build up over more
+            than T frames (frames must come in order, see ``forward_clip``).
     """
 
     frames: int = 3
@@ -73,6 +77,7 @@ class STPRConfig:
     refine_channels: int = 0
     recurrent: bool = False
     recurrent_cap: float = 8.0
+    feature_recurrent: bool = False
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -122,11 +127,14 @@ class RecurrentState:
     """What a recurrent STPR hands from one output frame to the next (padded size).
 
     Shapes: base (B, 3, H, W) the blended base image in sRGB, at its frame's exposure; log_count
-    (B, 1, H/4, W/4) log of the frames averaged into each pixel of it.
+    (B, 1, H/4, W/4) log of the frames averaged into each pixel of it (both None unless
+    ``recurrent``); feats (B, C, H/4, W/4) the frame's propagated features (None unless
+    ``feature_recurrent``).
     """
 
-    base: torch.Tensor
-    log_count: torch.Tensor
+    base: torch.Tensor | None
+    log_count: torch.Tensor | None
+    feats: torch.Tensor | None = None
 
 
 def window_indices(center: int, length: int, frames: int) -> list[int]:
@@ -194,6 +202,18 @@ class STPR(nn.Module):
         self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, linear_light=cfg.linear_light,
                                                refine_channels=cfg.refine_channels, recurrent=cfg.recurrent,
                                                max_count=cfg.recurrent_cap)
+        self.memory = None
+        if cfg.feature_recurrent:
+            # merges the previous frame's hidden state into its features; zero at the start, so a
+            # model initialised from a non-recurrent one starts out as that model
+            self.memory = conv3x3(2 * c, c)
+            nn.init.zeros_(self.memory.weight)
+            nn.init.zeros_(self.memory.bias)
+
+    @property
+    def is_recurrent(self) -> bool:
+        """Whether decode hands a state from each output frame to the next."""
+        return self.cfg.recurrent or self.cfg.feature_recurrent
 
     # ---------------------------------------------------------------- padding
     @property
@@ -251,19 +271,24 @@ class STPR(nn.Module):
             window: T FrameStates; the centre is ``window[T // 2]``.
             flows: optional precomputed flows centre -> each neighbour (in window order, centre
                 skipped), each (B, 2, H/4, W/4).
-            state: recurrent models only: the previous frame's ``aux["state"]``, when
+            state: recurrent models (``is_recurrent``) only: the previous frame's ``aux["state"]``, when
                 ``window[T // 2 - 1]`` is that previous frame (None: its raw pixels are used).
 
         Returns:
             out: (B, 3, H, W) enhanced centre frame (padded size; clamped in eval mode).
             aux: {"flows": list of flows, "weights": (B, T, H/4, W/4) fusion weights} and, for
-                recurrent models, "state": the RecurrentState for the next frame.
+                recurrent models (``is_recurrent``), "state": the RecurrentState for the next frame.
         """
         mid = len(window) // 2
         center = window[mid]
         nbrs = [s for i, s in enumerate(window) if i != mid]
         if flows is None:
             flows = [self.estimate_flow(center, n) for n in nbrs]
+        if self.memory is not None and state is not None and state.feats is not None and mid > 0:
+            # the previous frame's hidden state is on its own grid, like its features: merge them
+            # there, and propagation warps the result to the centre with the same flow
+            prev = nbrs[mid - 1]
+            nbrs[mid - 1] = replace(prev, feats=prev.feats + self.memory(torch.cat([prev.feats, state.feats], dim=1)))
         propagated, weights, errors = self.propagation(
             center.feats, center.norm_small, center.logb,
             [n.feats for n in nbrs], [n.norm_small for n in nbrs], [n.logb for n in nbrs], flows)
@@ -273,7 +298,7 @@ class STPR(nn.Module):
             lin = self.cfg.linear_light
             if self.cfg.recurrent:
                 log_counts = [errors[0]] * len(window)  # the centre's error map is zeros: count 1 each
-                if state is not None and mid > 0:
+                if state is not None and state.base is not None and mid > 0:
                     # the previous frame's blend stands in for its raw pixels (same frame, same
                     # exposure); in aligned / log_counts (centre first) window[mid - 1] is entry mid
                     nbrs[mid - 1] = replace(nbrs[mid - 1], x=state.base)
@@ -285,9 +310,11 @@ class STPR(nn.Module):
         if self.cfg.recurrent:
             out, base, log_count = self.reconstruction(center.x, center.stats, propagated, pyramid, weights,
                                                        aligned, log_counts, return_base=True)
-            aux["state"] = RecurrentState(base, log_count)
+            aux["state"] = RecurrentState(base, log_count, propagated if self.memory is not None else None)
         else:
             out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
+            if self.memory is not None:
+                aux["state"] = RecurrentState(None, None, propagated)
         if not self.training:
             out = out.clamp(0.0, 1.0)
         return out, aux
