@@ -307,14 +307,14 @@ class STPR(nn.Module):
             frames += [align_frame(n, center, f, lin) for n, f in zip(nbrs, flows)]
             aligned = list(zip(frames, errors))
         aux = {"flows": flows, "weights": weights}
+        base = log_count = None
         if self.cfg.recurrent:
             out, base, log_count = self.reconstruction(center.x, center.stats, propagated, pyramid, weights,
                                                        aligned, log_counts, return_base=True)
-            aux["state"] = RecurrentState(base, log_count, propagated if self.memory is not None else None)
         else:
             out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
-            if self.memory is not None:
-                aux["state"] = RecurrentState(None, None, propagated)
+        if self.is_recurrent:
+            aux["state"] = RecurrentState(base, log_count, propagated if self.memory is not None else None)
         if not self.training:
             out = out.clamp(0.0, 1.0)
         return out, aux
