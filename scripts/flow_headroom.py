@@ -1,0 +1,121 @@
+"""How much would better alignment be worth? The same weights on the held-out synthetic-dark
+videos with the flows fed to ``STPR.decode`` taken from different sources:
+
+- learned: the model's own flow net on the dark frames (what ships);
+- dis-dark: OpenCV DIS on the dark frames' brightness-normalised 1/4-resolution images (``flow_mode="dis"``);
+- dis-clean: DIS on the *clean* frames at 1/4 resolution, the same estimator without the noise;
+- dis-clean-full: DIS on the clean frames at full resolution, resized to 1/4 (the best flow
+  available here: an oracle no real input has);
+- zero: no alignment;
+and T = 1 (per frame) as the floor. Then longer windows without retraining: the k dark frames
+around each frame averaged (unaligned "box", or warped to it along DIS flow of the clean frames,
+"oracle") and the average enhanced with T = 1 and T = 3. PSNR against the clean frames,
+PyAV-default decode as in ``scripts/window_compare.py``.
+
+    .venv/bin/python scripts/flow_headroom.py                 # the shipped model
+    .venv/bin/python scripts/flow_headroom.py runs/v2/last.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stpr.checkpoint import load_model
+from stpr.data.datasets import read_video_frames
+from stpr.evaluate import eval_video, synthetic_eval_clip, to_tensor
+from stpr.metrics import psnr
+from stpr.models.common import frame_stats
+from stpr.models.flow_arch import dis_flow, dis_flow_torch
+from stpr.models.stpr_arch import STPR, window_indices
+from stpr.models.warp import resize_flow
+
+
+@torch.no_grad()
+def run(model: STPR, clean: np.ndarray, dark: np.ndarray, source: str) -> float:
+    """Mean PSNR over the clip with flows from ``source`` (see the module docstring)."""
+    model.eval()
+    d = torch.cat([to_tensor(f) for f in dark])[None]
+    c = torch.cat([to_tensor(f) for f in clean])[None]
+    n = d.shape[1]
+    dp, (h, w) = model.pad(d)
+    cp, _ = model.pad(c)
+    # statistics of the real frames, not of their padding (as forward_clip does)
+    enc = [model.encode_frame(dp[:, i], frame_stats(d[:, i])) for i in range(n)]
+    # only norm_small of the clean frames is used (the flow estimator's input)
+    enc_clean = [model.encode_frame(cp[:, i], frame_stats(c[:, i])) for i in range(n)] if source == "dis-clean" else None
+    scores = []
+    for t in range(n):
+        idx = window_indices(t, n, model.cfg.frames)
+        mid = len(idx) // 2
+        nb = [i for k, i in enumerate(idx) if k != mid]
+        if source == "learned":
+            flows = None
+        elif source == "dis-dark":
+            flows = [dis_flow_torch(enc[t].norm_small, enc[i].norm_small) for i in nb]
+        elif source == "dis-clean":
+            flows = [dis_flow_torch(enc_clean[t].norm_small, enc_clean[i].norm_small) for i in nb]
+        elif source == "dis-clean-full":
+            q = enc[t].norm_small.shape[-2:]
+            flows = [resize_flow(dis_flow_torch(cp[:, t], cp[:, i]), q) for i in nb]
+        elif source == "zero":
+            flows = [enc[t].norm_small.new_zeros(1, 2, *enc[t].norm_small.shape[-2:]) for _ in nb]
+        else:
+            raise ValueError(source)
+        out, _ = model.decode([enc[i] for i in idx], flows=flows)
+        scores.append(psnr(out[..., :h, :w], c[:, t]).item())
+    return float(np.mean(scores))
+
+
+def preaverage(dark: np.ndarray, clean: np.ndarray, k: int, aligned: bool) -> np.ndarray:
+    """(N, H, W, 3) uint8: each frame replaced by the mean of the k dark frames around it (edges
+    clamped), warped to it along DIS flow of the clean frames when ``aligned``."""
+    n, h, w = dark.shape[:3]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gray = [cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in clean]
+    out = []
+    for t in range(n):
+        acc = []
+        for j in range(t - k // 2, t + k // 2 + 1):
+            j = min(max(j, 0), n - 1)
+            f = dark[j].astype(np.float32)
+            if aligned and j != t:
+                fl = dis_flow(gray[t], gray[j])
+                f = cv2.remap(f, gx + fl[..., 0], gy + fl[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            acc.append(f)
+        out.append(np.clip(np.mean(acc, axis=0) + 0.5, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", nargs="?", default=None, help="weights file (default: the shipped model)")
+    ap.add_argument("--videos", default="data_cache/videos")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    for video in ("carphone_pristine.mp4", "tree.avi"):
+        clean = read_video_frames(Path(args.videos) / video, 30)
+        dark = synthetic_eval_clip(clean)
+        m3 = load_model(args.model, frames=3)
+        row = {s: run(m3, clean, dark, s) for s in ("learned", "dis-dark", "dis-clean", "dis-clean-full", "zero")}
+        row["T=1"] = run(load_model(args.model, frames=1), clean, dark, "learned")
+        print(f"{video}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
+        m1 = load_model(args.model, frames=1)
+        for aligned in (False, True):
+            row = {}
+            for k in (3, 5, 9):
+                avg = preaverage(dark, clean, k, aligned)
+                row[f"k={k}"] = f"{eval_video(m1, clean, avg)['psnr']:.2f} / {eval_video(m3, clean, avg)['psnr']:.2f}"
+            label = "oracle-aligned" if aligned else "box"
+            print(f"{video}, {label} average of k frames, then T = 1 / T = 3: "
+                  + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
