@@ -94,6 +94,20 @@ def main() -> int:
     print(f"model's exposure error log(output / ground-truth mean): std {own.std():.3f}, bias {own.mean():+.3f}; "
           f"constant target {fixed * 255:.1f}/255: error std {yv.std():.3f} (the held-out spread), "
           f"PSNR with outputs scaled to it {np.mean(const):.2f} dB")
+
+    # Where the held-out bias comes from: the model's exposure error on training pairs (every
+    # 3rd, to keep this quick), and how dark each split's low images are against their ground truth.
+    own_train = []
+    for low, high in pairs[::3]:
+        out = enhance_sequence(model, [low])[0]
+        own_train.append(np.log(out.mean().item() / to_tensor(high).mean().item()))
+    ratio_t = yt - xt[:, 0]  # log(ground-truth mean / dark mean), the dark mean in 0..1 units below
+    ratio_v = yv - xv[:, 0]
+    print(f"model's exposure bias: {own.mean():+.3f} held out, {np.mean(own_train):+.3f} on "
+          f"{len(own_train)} training pairs; ground truths' geometric-mean brightness "
+          f"{np.exp(yt.mean()) * 255:.1f} (training) vs {np.exp(yv.mean()) * 255:.1f} (held out); "
+          f"log(ground-truth mean / dark mean): {ratio_t.mean() + np.log(255):.2f} vs "
+          f"{ratio_v.mean() + np.log(255):.2f}")
     return 0
 
 
