@@ -7,13 +7,16 @@ videos with the flows fed to ``STPR.decode`` taken from different sources:
 - dis-clean-full: DIS on the clean frames at full resolution, resized to 1/4 (the best flow
   available here: an oracle no real input has);
 - zero: no alignment;
-and T = 1 (per frame) as the floor. Then longer windows without retraining: the k dark frames
+and T = 1 (per frame) as the floor; also on carphone with the exposure alternating 0.5x / 2x, and
+on tree.avi (nearly static: 0.1 px per frame) turned into a camera pan of 4 px right and 2 px down
+per frame (a 192x144 window), where the flow's end-point error is measured against the known
+motion. Then longer windows without retraining: the k dark frames
 around each frame averaged (unaligned "box", or warped to it along DIS flow of the clean frames,
 "oracle") and the average enhanced with T = 1 and T = 3. PSNR against the clean frames,
 PyAV-default decode as in ``scripts/window_compare.py``.
 
     .venv/bin/python scripts/flow_headroom.py                 # the shipped model
-    .venv/bin/python scripts/flow_headroom.py runs/v2/last.safetensors
+    .venv/bin/python scripts/flow_headroom.py runs/v2/last.safetensors --no-averages
 """
 
 from __future__ import annotations
@@ -91,28 +94,69 @@ def preaverage(dark: np.ndarray, clean: np.ndarray, k: int, aligned: bool) -> np
     return np.stack(out)
 
 
+def pan(clean: np.ndarray, crop_hw: tuple[int, int] = (144, 192), step: tuple[int, int] = (2, 4)) -> np.ndarray:
+    """A camera pan over a nearly static clip: frame t is the crop_hw window at offset t * step
+    (y, x) px, integer shifts so the ground truth is not resampled."""
+    h, w = crop_hw
+    n = len(clean)
+    if clean.shape[1] < h + step[0] * (n - 1) or clean.shape[2] < w + step[1] * (n - 1):
+        raise ValueError("clip too small for that pan")
+    return np.stack([f[t * step[0]:t * step[0] + h, t * step[1]:t * step[1] + w] for t, f in enumerate(clean)])
+
+
+@torch.no_grad()
+def pan_epe(model: STPR, dark: np.ndarray, step: tuple[int, int] = (2, 4)) -> dict:
+    """Mean end-point error (1/4-resolution px) of the learned and the DIS flow on a ``pan`` clip,
+    whose true flow is known: centre -> next frame is -step / 4 everywhere (+step / 4 to the
+    previous one). A 2-cell margin (content entering or leaving the window) is left out."""
+    model.eval()
+    d = torch.cat([to_tensor(f) for f in dark])[None]
+    n, (h, w) = d.shape[1], d.shape[-2:]
+    dp, _ = model.pad(d)
+    enc = [model.encode_frame(dp[:, i], frame_stats(d[:, i])) for i in range(n)]
+    sl = (slice(None), slice(None), slice(2, h // 4 - 2), slice(2, w // 4 - 2))
+    errs: dict = {"learned": [], "dis-dark": []}
+    for t in range(1, n - 1):
+        for j, sign in ((t + 1, -1.0), (t - 1, 1.0)):
+            true = torch.tensor([sign * step[1] / 4, sign * step[0] / 4]).view(1, 2, 1, 1)
+            for name, f in (("learned", model.estimate_flow(enc[t], enc[j])),
+                            ("dis-dark", dis_flow_torch(enc[t].norm_small, enc[j].norm_small))):
+                errs[name].append((f - true)[sl].norm(dim=1).mean().item())
+    return {k: float(np.mean(v)) for k, v in errs.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default=None, help="weights file (default: the shipped model)")
     ap.add_argument("--videos", default="data_cache/videos")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-averages", action="store_true", help="flow sources only (skip the pre-averaged windows)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    for video in ("carphone_pristine.mp4", "tree.avi"):
+    m3, m1 = load_model(args.model, frames=3), load_model(args.model, frames=1)
+    cases = (("carphone_pristine.mp4", ""), ("tree.avi", ""), ("carphone_pristine.mp4", "jumps"), ("tree.avi", "pan"))
+    for video, variant in cases:
         clean = read_video_frames(Path(args.videos) / video, 30)
-        dark = synthetic_eval_clip(clean)
-        m3 = load_model(args.model, frames=3)
+        if variant == "pan":
+            clean = pan(clean)
+        dark = synthetic_eval_clip(clean, jumps=variant == "jumps")
+        name = video + {"": "", "jumps": " 0.5x/2x jumps", "pan": " panned 4.5 px/frame"}[variant]
         row = {s: run(m3, clean, dark, s) for s in ("learned", "dis-dark", "dis-clean", "dis-clean-full", "zero")}
-        row["T=1"] = run(load_model(args.model, frames=1), clean, dark, "learned")
-        print(f"{video}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
-        m1 = load_model(args.model, frames=1)
+        row["T=1"] = run(m1, clean, dark, "learned")
+        print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
+        if variant == "pan":
+            epe = pan_epe(m3, dark)
+            print(f"{name}: flow end-point error (1/4-resolution px; true motion 1.12) "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in epe.items()), flush=True)
+        if variant or args.no_averages:
+            continue  # the averages below would mix exposures
         for aligned in (False, True):
             row = {}
             for k in (3, 5, 9):
                 avg = preaverage(dark, clean, k, aligned)
                 row[f"k={k}"] = f"{eval_video(m1, clean, avg)['psnr']:.2f} / {eval_video(m3, clean, avg)['psnr']:.2f}"
             label = "oracle-aligned" if aligned else "box"
-            print(f"{video}, {label} average of k frames, then T = 1 / T = 3: "
+            print(f"{name}, {label} average of k frames, then T = 1 / T = 3: "
                   + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     return 0
 

@@ -17,6 +17,7 @@ from stpr.checkpoint import load_model, read_metadata
 from stpr.cli import main
 from stpr.errors import UsageError
 from stpr.io import write_test_video
+from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train import TrainConfig, load_config, lr_at, train
 
 from helpers import TINY, assert_close, read_log, texture
@@ -350,3 +351,49 @@ def test_recurrent_model_trains_on_longer_clips(tmp_path, lol_root, monkeypatch,
     assert getattr(load_model(run / "last.safetensors").cfg, kind)
     rows = read_log(run)
     assert len(rows) == 1 and math.isfinite(float(rows[0]["loss"]))
+
+
+# ------------------------------------------------------------------------------- flow-only stage
+
+
+def test_flow_stage_loss_is_the_end_point_error_of_every_pair():
+    """``flow_train_step``: with the flow net at its zero initialisation every predicted flow is
+    zero, so the loss is the mean teacher-flow magnitude over all pairs, both directions, masked."""
+    model = STPR(STPRConfig(**TINY))
+    g = torch.Generator().manual_seed(0)
+    n = 3
+    batch = {"low": torch.rand(2, n, 3, 32, 32, generator=g),
+             "flow_fw": torch.randn(2, n - 1, 2, 8, 8, generator=g),
+             "flow_bw": torch.randn(2, n - 1, 2, 8, 8, generator=g),
+             "flow_valid": (torch.rand(2, n - 1, 1, 8, 8, generator=g) > 0.3).float()}
+    loss, parts = train_mod.flow_train_step(model, batch)
+    want = 0.0
+    for i in range(n - 1):
+        v = batch["flow_valid"][:, i]
+        for k in ("flow_fw", "flow_bw"):
+            want += float((batch[k][:, i].norm(dim=1, keepdim=True) * v).sum() / v.sum())
+    assert loss.item() == pytest.approx(want / (2 * (n - 1)), rel=1e-4)
+    assert parts == {"flow": loss.item()}
+    loss.backward()
+    assert all(p.grad is None for n_, p in model.named_parameters() if not n_.startswith("flow_net."))
+
+
+def test_train_only_flow_changes_the_flow_net_alone(tmp_path, lol_root):
+    """``train_only="flow"`` from trained weights: the flow net moves, every other tensor stays as
+    the init had it, and the log's loss is the flow error."""
+    train(tiny_cfg(tmp_path / "base", lol_root, 1, val_every=100), quiet=True)
+    init = weights(tmp_path / "base")
+    run = train(tiny_cfg(tmp_path / "flow", lol_root, 2, val_every=100, lr=1e-2, warmup=0,
+                         init=str(tmp_path / "base" / "last.safetensors"), train_only="flow"), quiet=True)
+    got = weights(run)
+    moved = [k for k in init if not torch.equal(init[k], got[k])]
+    assert moved and all(k.startswith("flow_net.") for k in moved)
+    row = read_log(run)[-1]
+    assert float(row["loss"]) == pytest.approx(float(row["flow"]), rel=1e-5) and row["rec"] == ""
+
+
+@pytest.mark.parametrize("overrides", [["train_only=prrd"], ["train_only=flow", "model.frames=1"],
+                                       ["train_only=flow", "model.flow_mode=zero"]])
+def test_train_only_needs_a_learned_flow(overrides):
+    with pytest.raises(UsageError, match="train_only"):
+        load_config(None, overrides)

@@ -39,6 +39,7 @@ from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, Synthet
 from stpr.errors import UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.losses import charbonnier, flow_loss, ssim_loss, temporal_loss
+from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
 
 
@@ -76,6 +77,10 @@ class TrainConfig:
             longer recursions.
         model: STPRConfig fields.
         init: optional weights file to start from.
+        train_only: "" (the whole model) or "flow": only the learned flow net trains, on its
+            end-point error against the teacher flows of every consecutive pair of each clip, both
+            directions; the rest of the model is frozen and not run (a cheap flow stage for a
+            trained model whose flow is weak; one process only).
     """
 
     out_dir: str = "runs/default"
@@ -112,6 +117,7 @@ class TrainConfig:
     clip_frames: int = 0
     model: dict = field(default_factory=dict)
     init: str = ""
+    train_only: str = ""
 
 
 def _coerce(value: str, current):
@@ -175,7 +181,18 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         raise UsageError(f"clip_frames must be 0 (T + 1) or at least 2, got {cfg.clip_frames}")
     if not cfg.video_noise_scale >= 0:
         raise UsageError(f"video_noise_scale must be >= 0, got {cfg.video_noise_scale}")
+    check_train_only(cfg)
     return cfg
+
+
+def check_train_only(cfg: TrainConfig) -> None:
+    """``train_only`` must name a part that the model has and that can train on its own."""
+    if cfg.train_only not in ("", "flow"):
+        raise UsageError(f'train_only must be "" (the whole model) or "flow", got {cfg.train_only!r}')
+    if cfg.train_only == "flow":
+        mc = STPRConfig.from_dict(cfg.model)
+        if mc.flow_mode != "learned" or mc.frames < 2:
+            raise UsageError('train_only="flow" needs the learned flow (flow_mode "learned", frames > 1)')
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -348,6 +365,8 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     ``reduce`` turns this process's loss terms into its share of the global-batch loss (see
     ``_GlobalMean``; identity by default).
     """
+    if cfg.train_only == "flow":
+        return flow_train_step(model, batch)
     forward = forward or model.forward_clip
     reduce = reduce or _GlobalMean()
     low, high = batch["low"], batch["high"]
@@ -392,6 +411,26 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
             loss = loss + cfg.w_flow * fl
             parts["flow"] = fl.item()
     return loss, parts
+
+
+def flow_train_step(model: STPR, batch: dict) -> tuple[torch.Tensor, dict]:
+    """``train_only="flow"``: the mean end-point error of the learned flow against the teacher
+    flows, every consecutive pair of the clip in both directions. Only the flow net runs."""
+    low = batch["low"]
+    n = low.shape[1]
+    padded, _ = model.pad(low)
+    stats = batch.get("stats")
+    pyr = [model.flow_features(padded[:, i], stats[:, i] if stats is not None else frame_stats(low[:, i]))
+           for i in range(n)]
+    fl = 0.0
+    for i in range(n - 1):
+        valid = batch["flow_valid"][:, i]
+        h, w = valid.shape[-2:]
+        fw = model.flow_net(pyr[i], pyr[i + 1])[..., :h, :w]
+        bw = model.flow_net(pyr[i + 1], pyr[i])[..., :h, :w]
+        fl = fl + flow_loss(fw, batch["flow_fw"][:, i], valid) + flow_loss(bw, batch["flow_bw"][:, i], valid)
+    fl = fl / (2 * (n - 1))
+    return fl, {"flow": fl.item()}
 
 
 class _ClipForward(torch.nn.Module):
@@ -522,9 +561,14 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
         if (missing or unexpected) and main and not quiet:
             print(f"init from {cfg.init}: {len(missing)} tensors start fresh, {len(unexpected)} unused",
                   file=sys.stderr)
+    if cfg.train_only == "flow":
+        if ctx.enabled:
+            raise UsageError('train_only="flow" runs in one process (not under torchrun)')
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("flow_net."))
     model.to(dev)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=1e-4)
     start, best = 0, -1.0
     if resume:
         # Every rank resumes from the same checkpoint: rank 0 reads it and broadcasts it.

@@ -253,6 +253,11 @@ class STPR(nn.Module):
             flow_pyr=self.flow_net.features(x_norm) if needs_pyr else None,
         )
 
+    def flow_features(self, x: torch.Tensor, stats: torch.Tensor) -> list[torch.Tensor]:
+        """The learned flow's per-frame pyramid alone (as ``encode_frame`` makes it), for training
+        the flow net on its own. x: (B, 3, H, W) padded as in ``encode_frame``; stats: (B, 6)."""
+        return self.flow_net.features(normalize_brightness(x, stats))
+
     # ---------------------------------------------------------------- per window
     def estimate_flow(self, ref: FrameState, nbr: FrameState) -> torch.Tensor:
         """Flow centre -> neighbour at 1/4 resolution. Returns (B, 2, H/4, W/4)."""
