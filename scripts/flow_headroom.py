@@ -116,13 +116,27 @@ def pan_epe(model: STPR, dark: np.ndarray, step: tuple[int, int] = (2, 4)) -> di
     enc = [model.encode_frame(dp[:, i], frame_stats(d[:, i])) for i in range(n)]
     sl = (slice(None), slice(None), slice(2, h // 4 - 2), slice(2, w // 4 - 2))
     errs: dict = {"learned": [], "dis-dark": []}
+    mean_next = []  # the learned flow towards the next frame, averaged: how much of the motion it sees
     for t in range(1, n - 1):
         for j, sign in ((t + 1, -1.0), (t - 1, 1.0)):
             true = torch.tensor([sign * step[1] / 4, sign * step[0] / 4]).view(1, 2, 1, 1)
             for name, f in (("learned", model.estimate_flow(enc[t], enc[j])),
                             ("dis-dark", dis_flow_torch(enc[t].norm_small, enc[j].norm_small))):
                 errs[name].append((f - true)[sl].norm(dim=1).mean().item())
-    return {k: float(np.mean(v)) for k, v in errs.items()}
+                if name == "learned" and sign < 0:
+                    mean_next.append(f[sl].mean(dim=(0, 2, 3)).numpy())
+    out = {k: float(np.mean(v)) for k, v in errs.items()}
+    mx, my = np.mean(mean_next, axis=0)
+    out["learned mean flow to next (x, y)"] = f"({mx:.2f}, {my:.2f})"
+    return out
+
+
+def mean_motion(clean: np.ndarray) -> tuple[float, float]:
+    """Mean DIS flow magnitude between consecutive clean frames (full-resolution px) and the share
+    of pixels moving more than 1 px."""
+    gray = [cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in clean]
+    mag = np.stack([np.linalg.norm(dis_flow(gray[t], gray[t + 1]), axis=2) for t in range(len(gray) - 1)])
+    return float(mag.mean()), float((mag > 1).mean())
 
 
 def main() -> int:
@@ -146,8 +160,12 @@ def main() -> int:
         print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
         if variant == "pan":
             epe = pan_epe(m3, dark)
-            print(f"{name}: flow end-point error (1/4-resolution px; true motion 1.12) "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in epe.items()), flush=True)
+            print(f"{name}: flow end-point error (1/4-resolution px; true motion (-1, -0.5) to the next frame) "
+                  + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in epe.items()),
+                  flush=True)
+        elif not variant:
+            mag, share = mean_motion(clean)
+            print(f"{name}: clean-frame motion {mag:.2f} px per frame, {share:.0%} of pixels over 1 px", flush=True)
         if variant or args.no_averages:
             continue  # the averages below would mix exposures
         for aligned in (False, True):
