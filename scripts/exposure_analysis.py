@@ -101,7 +101,9 @@ def main() -> int:
     for low, high in pairs[::3]:
         out = enhance_sequence(model, [low])[0]
         own_train.append(np.log(out.mean().item() / to_tensor(high).mean().item()))
-    ratio_t = yt - xt[:, 0]  # log(ground-truth mean / dark mean), the dark mean in 0..1 units below
+    # log(ground-truth mean / dark mean): y is on the 0..1 scale, dark_features' log mean on 0..255
+    # (hence + log 255 when printed)
+    ratio_t = yt - xt[:, 0]
     ratio_v = yv - xv[:, 0]
     print(f"model's exposure bias: {own.mean():+.3f} held out, {np.mean(own_train):+.3f} on "
           f"{len(own_train)} training pairs; ground truths' geometric-mean brightness "

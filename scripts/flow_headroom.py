@@ -27,51 +27,61 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from stpr.checkpoint import load_model
 from stpr.data.datasets import read_video_frames
 from stpr.evaluate import eval_video, synthetic_eval_clip, to_tensor
 from stpr.metrics import psnr
-from stpr.models.common import frame_stats
+from stpr.models.common import frame_stats, normalize_brightness
 from stpr.models.flow_arch import dis_flow, dis_flow_torch
 from stpr.models.stpr_arch import STPR, window_indices
 from stpr.models.warp import resize_flow
 
 
 @torch.no_grad()
-def run(model: STPR, clean: np.ndarray, dark: np.ndarray, source: str) -> float:
-    """Mean PSNR over the clip with flows from ``source`` (see the module docstring)."""
+def encode_clip(model: STPR, frames: np.ndarray) -> tuple[list, torch.Tensor, tuple[int, int]]:
+    """Every frame encoded once, as ``forward_clip`` does (statistics of the real frames, not of
+    their padding). Returns the FrameStates, the padded (1, N, 3, H', W') clip and the real (H, W)."""
+    x = torch.cat([to_tensor(f) for f in frames])[None]
+    xp, hw = model.pad(x)
+    return [model.encode_frame(xp[:, i], frame_stats(x[:, i])) for i in range(x.shape[1])], xp, hw
+
+
+@torch.no_grad()
+def run(model: STPR, clean: np.ndarray, dark: np.ndarray, sources: list[str]) -> dict:
+    """Mean PSNR over the clip for each flow source (see the module docstring); the dark frames
+    are encoded once for all of them."""
     model.eval()
-    d = torch.cat([to_tensor(f) for f in dark])[None]
     c = torch.cat([to_tensor(f) for f in clean])[None]
-    n = d.shape[1]
-    dp, (h, w) = model.pad(d)
+    n = c.shape[1]
+    enc, _, (h, w) = encode_clip(model, dark)
     cp, _ = model.pad(c)
-    # statistics of the real frames, not of their padding (as forward_clip does)
-    enc = [model.encode_frame(dp[:, i], frame_stats(d[:, i])) for i in range(n)]
-    # only norm_small of the clean frames is used (the flow estimator's input)
-    enc_clean = [model.encode_frame(cp[:, i], frame_stats(c[:, i])) for i in range(n)] if source == "dis-clean" else None
-    scores = []
-    for t in range(n):
-        idx = window_indices(t, n, model.cfg.frames)
-        mid = len(idx) // 2
-        nb = [i for k, i in enumerate(idx) if k != mid]
-        if source == "learned":
-            flows = None
-        elif source == "dis-dark":
-            flows = [dis_flow_torch(enc[t].norm_small, enc[i].norm_small) for i in nb]
-        elif source == "dis-clean":
-            flows = [dis_flow_torch(enc_clean[t].norm_small, enc_clean[i].norm_small) for i in nb]
-        elif source == "dis-clean-full":
-            q = enc[t].norm_small.shape[-2:]
-            flows = [resize_flow(dis_flow_torch(cp[:, t], cp[:, i]), q) for i in nb]
-        elif source == "zero":
-            flows = [enc[t].norm_small.new_zeros(1, 2, *enc[t].norm_small.shape[-2:]) for _ in nb]
-        else:
-            raise ValueError(source)
-        out, _ = model.decode([enc[i] for i in idx], flows=flows)
-        scores.append(psnr(out[..., :h, :w], c[:, t]).item())
-    return float(np.mean(scores))
+    # the flow estimator's input for the clean frames: brightness-normalised, 1/4 resolution
+    clean_small = [F.avg_pool2d(normalize_brightness(cp[:, i], frame_stats(c[:, i])), 4) for i in range(n)]
+    res = {}
+    for source in sources:
+        scores = []
+        for t in range(n):
+            idx = window_indices(t, n, model.cfg.frames)
+            mid = len(idx) // 2
+            nb = [i for k, i in enumerate(idx) if k != mid]
+            if source == "learned":
+                flows = None
+            elif source == "dis-dark":
+                flows = [dis_flow_torch(enc[t].norm_small, enc[i].norm_small) for i in nb]
+            elif source == "dis-clean":
+                flows = [dis_flow_torch(clean_small[t], clean_small[i]) for i in nb]
+            elif source == "dis-clean-full":
+                flows = [resize_flow(dis_flow_torch(cp[:, t], cp[:, i]), clean_small[t].shape[-2:]) for i in nb]
+            elif source == "zero":
+                flows = [clean_small[t].new_zeros(1, 2, *clean_small[t].shape[-2:]) for _ in nb]
+            else:
+                raise ValueError(source)
+            out, _ = model.decode([enc[i] for i in idx], flows=flows)
+            scores.append(psnr(out[..., :h, :w], c[:, t]).item())
+        res[source] = float(np.mean(scores))
+    return res
 
 
 def preaverage(dark: np.ndarray, clean: np.ndarray, k: int, aligned: bool) -> np.ndarray:
@@ -110,10 +120,8 @@ def pan_epe(model: STPR, dark: np.ndarray, step: tuple[int, int] = (2, 4)) -> di
     whose true flow is known: centre -> next frame is -step / 4 everywhere (+step / 4 to the
     previous one). A 2-cell margin (content entering or leaving the window) is left out."""
     model.eval()
-    d = torch.cat([to_tensor(f) for f in dark])[None]
-    n, (h, w) = d.shape[1], d.shape[-2:]
-    dp, _ = model.pad(d)
-    enc = [model.encode_frame(dp[:, i], frame_stats(d[:, i])) for i in range(n)]
+    enc, _, (h, w) = encode_clip(model, dark)
+    n = len(enc)
     sl = (slice(None), slice(None), slice(2, h // 4 - 2), slice(2, w // 4 - 2))
     errs: dict = {"learned": [], "dis-dark": []}
     mean_next = []  # the learned flow towards the next frame, averaged: how much of the motion it sees
@@ -155,8 +163,8 @@ def main() -> int:
             clean = pan(clean)
         dark = synthetic_eval_clip(clean, jumps=variant == "jumps")
         name = video + {"": "", "jumps": " 0.5x/2x jumps", "pan": " panned 4.5 px/frame"}[variant]
-        row = {s: run(m3, clean, dark, s) for s in ("learned", "dis-dark", "dis-clean", "dis-clean-full", "zero")}
-        row["T=1"] = run(m1, clean, dark, "learned")
+        row = run(m3, clean, dark, ["learned", "dis-dark", "dis-clean", "dis-clean-full", "zero"])
+        row["T=1"] = run(m1, clean, dark, ["learned"])["learned"]
         print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
         if variant == "pan":
             epe = pan_epe(m3, dark)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from stpr.models.common import frame_stats
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
 from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
@@ -79,6 +80,19 @@ def test_dis_flow_on_small_frames(hw):
     with torch.no_grad():
         y = model(textured(1, 3, *hw))
     assert y.shape == (1, 3, *hw)
+
+
+def test_flow_features_are_the_pyramid_encode_frame_makes():
+    """The flow-only training stage (``STPR.flow_features``) sees the same pyramid as inference."""
+    model = tiny().eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 0.1
+    stats = frame_stats(x)
+    with torch.no_grad():
+        want = model.encode_frame(x, stats).flow_pyr
+        got = model.flow_features(x, stats)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
 
 
 def test_train_mode_output_is_not_clamped():
