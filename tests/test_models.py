@@ -9,6 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stpr.models.common import frame_stats
+from stpr.models.flow_arch import local_correlation
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
 from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
@@ -93,6 +94,37 @@ def test_flow_features_are_the_pyramid_encode_frame_makes():
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert torch.equal(g, w)
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_local_correlation_is_the_channel_mean_of_shifted_products(radius):
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(2, 5, 6, 7, generator=g), torch.randn(2, 5, 6, 7, generator=g)
+    corr = local_correlation(a, b, radius)
+    k = 2 * radius + 1
+    assert corr.shape == (2, k * k, 6, 7)
+    padded = torch.nn.functional.pad(b, (radius,) * 4)  # offsets outside b read zeros
+    for i, (dy, dx) in enumerate((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)):
+        shifted = padded[..., radius + dy:radius + dy + 6, radius + dx:radius + dx + 7]
+        torch.testing.assert_close(corr[:, i], (a * shifted).mean(1))
+
+
+def test_cost_volume_starts_as_the_net_without_it_and_then_moves_the_flow():
+    """A flow net given a cost volume loads a plain net's weights (only the cost-volume convs are
+    new, zero-initialised), gives the same output until they train, and its flow then depends on them."""
+    plain = wake(tiny(flow_mode="learned")).eval()
+    corr = STPR(dataclasses.replace(plain.cfg, flow_corr_radius=1)).eval()
+    missing, unexpected = corr.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(n.startswith("flow_net.corr_convs.") for n in missing)
+    x = textured(1, 3, 32, 48, seed=1)
+    with torch.no_grad():
+        torch.testing.assert_close(corr(x), plain(x))
+        ref, nbr = (corr.flow_features(f, frame_stats(f)) for f in (x[:, 1], x[:, 0]))
+        f0 = corr.flow_net(ref, nbr)
+        for conv in corr.flow_net.corr_convs:
+            conv.weight.normal_(0, 1.0)
+        f1 = corr.flow_net(ref, nbr)
+    assert (f1 - f0).abs().mean() > 1e-3
 
 
 def test_train_mode_output_is_not_clamped():
@@ -371,7 +403,8 @@ def test_config_round_trip():
 
 
 @pytest.mark.parametrize("bad", [{"frames": 2}, {"frames": 4}, {"frames": 0}, {"flow_mode": "magic"},
-                                 {"flow_levels": 3}, {"no_such_key": 1}])
+                                 {"flow_levels": 3}, {"flow_corr_radius": -1},
+                                 {"no_such_key": 1}])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         STPRConfig.from_dict({**STPRConfig().to_dict(), **bad})

@@ -140,7 +140,10 @@ def model_gflops(weights: str | Path | None, width: int, height: int, frames: in
         with torch.inference_mode(), counter:
             state = model.encode_frame(x, frame_stats(x))
             model.decode([state] * model.cfg.frames, state=carried)
-        total += counter.get_total_flops() * count
+        flops = counter.get_total_flops()
+        if model.cfg.flow_mode == "learned" and model.cfg.frames > 1:
+            flops += model.flow_net.corr_flops(*x.shape[-2:]) * (model.cfg.frames - 1)
+        total += flops * count
     if len(tiles) > 1:
         note = (note + "; " if note else "") + f"{len(tiles)} tiles"
     return total / 1e9, note

@@ -38,6 +38,7 @@ class STPRConfig:
         flow_levels: levels of the learned flow pyramid.
         flow_channels: flow feature channels per level.
         flow_hidden: hidden width of the flow refinement heads.
+        flow_corr_radius: radius of the flow heads' local cost volume (0: none; see ``FlowConfig``).
         hf_split: propagate only high-frequency neighbour features.
         brightness_weight: brightness term in the propagation fusion weights.
         prrd_scales: scales of the pyramid recursive residual dense subnet.
@@ -66,6 +67,7 @@ class STPRConfig:
     flow_levels: int = 4
     flow_channels: tuple[int, ...] = (16, 24, 32, 32)
     flow_hidden: int = 32
+    flow_corr_radius: int = 0
     hf_split: bool = False
     brightness_weight: bool = True
     prrd_scales: int = 3
@@ -89,6 +91,8 @@ class STPRConfig:
             raise ValueError("flow_channels needs one entry per flow level")
         if self.recurrent and not self.pixel_fusion:
             raise ValueError("recurrent needs pixel_fusion")
+        if self.flow_corr_radius < 0:
+            raise ValueError(f"flow_corr_radius must be >= 0, got {self.flow_corr_radius}")
         if self.recurrent_cap < 1:
             raise ValueError(f"recurrent_cap must be >= 1, got {self.recurrent_cap}")
 
@@ -195,7 +199,8 @@ class STPR(nn.Module):
         self.cfg = cfg = cfg or STPRConfig()
         c = cfg.channels
         self.encoder = FrameEncoder(c)
-        self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden))
+        self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden,
+                                                  cfg.flow_corr_radius))
         self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
