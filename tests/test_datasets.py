@@ -121,6 +121,23 @@ def test_lol_clips_keys_shapes_and_seeding(lol_root):
     assert not torch.equal(other_seed[0]["low"], a["low"])
 
 
+def test_lol_clips_max_shift_sets_the_drift(lol_root, monkeypatch):
+    """``max_shift`` reaches the trajectory; a larger one gives larger teacher flows."""
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append(kw["max_shift"])
+        return random_trajectory(*args, **kw)
+
+    monkeypatch.setattr(ds_mod, "random_trajectory", spy)
+    mags = {}
+    for shift in (1.0, 12.0):
+        ds = LOLClips(lol_root, ["1", "2"], frames=3, crop=32, length=16, seed=0, max_shift=shift)
+        mags[shift] = float(np.mean([ds[i]["flow_fw"].norm(dim=1).mean() for i in range(16)]))
+    assert seen == [1.0] * 16 + [12.0] * 16
+    assert mags[12.0] > 3 * mags[1.0]
+
+
 def test_lol_clips_teacher_flow_aligns_frames(lol_root):
     ds = LOLClips(lol_root, ["1", "2", "3"], frames=3, crop=32, length=8, seed=2)
     for i in range(6):  # several samples: both flipped and unflipped clips

@@ -190,7 +190,8 @@ def test_load_config_rejects_bad_overrides(overrides):
 
 @pytest.mark.parametrize("overrides", [["video_exposure_range=[0.3, 0.01]"], ["video_exposure_range=[0, 0.3]"],
                                        ["video_exposure_range=[0.1]"], ["video_h264_prob=1.5"],
-                                       ["video_noise_scale=-1"], ["clip_frames=1"], ["clip_frames=-3"]])
+                                       ["video_noise_scale=-1"], ["clip_frames=1"], ["clip_frames=-3"],
+                                       ["lol_max_shift=-1"]])
 def test_bad_synthesis_settings_are_usage_errors(overrides):
     with pytest.raises(UsageError):
         load_config(None, overrides)
@@ -208,6 +209,15 @@ def test_synthesis_settings_reach_the_video_dataset(tmp_path):
     data, _ = build_datasets(cfg, 2)
     ds = [d for d in data.datasets if isinstance(d, SyntheticVideoClips)][0]
     assert ds.exposure_range == (0.002, 0.05) and ds.h264_prob == 0.5 and ds.noise_scale == 0.5
+
+
+def test_lol_max_shift_reaches_the_lol_clips(lol_root):
+    from stpr.data.datasets import LOLClips
+    from stpr.train import build_datasets
+
+    cfg = load_config(None, [f"lol_root={lol_root}", "lol_val=1", "crop=32", "lol_max_shift=11.5"])
+    data, _ = build_datasets(cfg, 2)
+    assert [d.max_shift for d in data.datasets if isinstance(d, LOLClips)] == [11.5]
 
 
 def test_worker_processes_train_like_in_process_loading(tmp_path, lol_root):

@@ -51,6 +51,8 @@ class TrainConfig:
         lol_val: number of highest-numbered LOL pairs held out for validation.
         videos: normal-light videos to darken synthetically.
         video_scale: downscale factor applied when decoding those videos.
+        lol_max_shift: largest drift per frame (px, each axis) of the synthetic motion that turns
+            LOL pairs into clips; with exact flow, these clips are what teaches the flow large motion.
         paired_root / paired_layout: optional SDSD/SMID/DID-style dataset (see PairedVideoFolders).
         val_video: held-out normal-light video for synthetic-dark validation ("" to skip).
         val_video_frames: frames of it to use.
@@ -88,6 +90,7 @@ class TrainConfig:
     lol_val: int = 30
     videos: list[str] = field(default_factory=list)
     video_scale: float = 1.0
+    lol_max_shift: float = 6.0
     paired_root: str = ""
     paired_layout: str = "sdsd"
     val_video: str = ""
@@ -179,6 +182,8 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         raise UsageError(f"video_h264_prob must be in [0, 1], got {cfg.video_h264_prob}")
     if cfg.clip_frames != 0 and cfg.clip_frames < 2:
         raise UsageError(f"clip_frames must be 0 (T + 1) or at least 2, got {cfg.clip_frames}")
+    if not cfg.lol_max_shift >= 0:
+        raise UsageError(f"lol_max_shift must be >= 0, got {cfg.lol_max_shift}")
     if not cfg.video_noise_scale >= 0:
         raise UsageError(f"video_noise_scale must be >= 0, got {cfg.video_noise_scale}")
     check_train_only(cfg)
@@ -288,7 +293,7 @@ def build_datasets(cfg: TrainConfig, frames: int):
     val = {}
     if cfg.lol_root:
         tr, va = lol_split(Path(cfg.lol_root), cfg.lol_val)
-        srcs.append(LOLClips(Path(cfg.lol_root), tr, frames, cfg.crop, seed=cfg.seed))
+        srcs.append(LOLClips(Path(cfg.lol_root), tr, frames, cfg.crop, seed=cfg.seed, max_shift=cfg.lol_max_shift))
         weights.append(cfg.weights[0])
         if va:  # lol_val = 0: every pair trains, nothing to validate on
             val["lol"] = va

@@ -202,11 +202,13 @@ class LOLClips(torch.utils.data.Dataset):
         crop: square crop size (multiple of 4).
         length: nominal epoch length.
         seed: base seed; sample i of epoch e uses seed (seed, e, i).
+        max_shift: largest drift per frame along each axis, in px (``random_trajectory``).
     """
 
     def __init__(self, root: Path, names: list[str], frames: int = 4, crop: int = 96, length: int = 10000,
-                 seed: int = 0):
+                 seed: int = 0, max_shift: float = 6.0):
         self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
+        self.max_shift = max_shift
         self.epoch = 0
         root = Path(root)
         images, self.noise, self.stats = [], [], []
@@ -229,7 +231,7 @@ class LOLClips(torch.utils.data.Dataset):
         low, den, high = (self.images[3 * k + j] for j in range(3))
         nm, stats = self.noise[k], self.stats[k]
         n, s = self.frames, self.crop
-        mats = random_trajectory(n, s, low.shape[:2], rng)
+        mats = random_trajectory(n, s, low.shape[:2], rng, max_shift=self.max_shift)
         real_idx = rng.integers(n + 1)  # == n: no frame keeps the real noise
         lows, highs = [], []
         for t, m in enumerate(mats):
