@@ -18,6 +18,7 @@ PyAV-default decode as in ``scripts/window_compare.py``.
     .venv/bin/python scripts/flow_headroom.py                 # the shipped model
     .venv/bin/python scripts/flow_headroom.py runs/v2/last.safetensors --no-averages
     .venv/bin/python scripts/flow_headroom.py --no-averages --pans 2x4,4x8 --pan-only   # a faster pan too
+    .venv/bin/python scripts/flow_headroom.py --real-motion ../shared/data/real-lowlight-clips  # how real clips move
 """
 
 from __future__ import annotations
@@ -148,6 +149,17 @@ def mean_motion(clean: np.ndarray) -> tuple[float, float]:
     return float(mag.mean()), float((mag > 1).mean())
 
 
+def real_motion(root: Path) -> None:
+    """Mean DIS motion (full-resolution px per frame, and its 95th percentile) of each real clip,
+    on its min-max-normalised grey frames (the dark frames' own noise inflates it a little)."""
+    for clip in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(f for f in clip.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+        gray = [cv2.normalize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), None, 0, 255, cv2.NORM_MINMAX) for f in files]
+        mag = np.stack([np.linalg.norm(dis_flow(a, b), axis=2) for a, b in zip(gray[:-1], gray[1:])])
+        print(f"{clip.name} ({gray[0].shape[1]}x{gray[0].shape[0]}): motion {mag.mean():.2f} px per frame, "
+              f"95th percentile {np.percentile(mag, 95):.2f}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default=None, help="weights file (default: the shipped model)")
@@ -157,7 +169,12 @@ def main() -> int:
     ap.add_argument("--pans", default="2x4",
                     help="comma-separated pan steps YxX in px per frame (a faster pan keeps fewer frames, as many as fit)")
     ap.add_argument("--pan-only", action="store_true", help="only the panned tree.avi cases")
+    ap.add_argument("--real-motion", metavar="CLIPS", default=None,
+                    help="only print how much each real clip (a folder of frame folders) moves")
     args = ap.parse_args()
+    if args.real_motion:
+        real_motion(Path(args.real_motion))
+        return 0
     torch.set_num_threads(args.threads)
     m3, m1 = load_model(args.model, frames=3), load_model(args.model, frames=1)
     pans = [tuple(int(v) for v in p.split("x")) for p in args.pans.split(",") if p]
