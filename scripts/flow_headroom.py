@@ -39,6 +39,7 @@ from stpr.models.common import frame_stats, normalize_brightness
 from stpr.models.flow_arch import dis_flow, dis_flow_torch
 from stpr.models.stpr_arch import STPR, window_indices
 from stpr.models.warp import resize_flow
+from stpr.report import clip_sequences
 
 
 @torch.no_grad()
@@ -141,22 +142,27 @@ def pan_epe(model: STPR, dark: np.ndarray, step: tuple[int, int] = (2, 4)) -> di
     return out
 
 
+def motion_magnitudes(gray: list[np.ndarray]) -> np.ndarray:
+    """DIS flow magnitude (px) between consecutive (H, W) uint8 grey frames: (N - 1, H, W)."""
+    return np.stack([np.linalg.norm(dis_flow(a, b), axis=2) for a, b in zip(gray[:-1], gray[1:])])
+
+
 def mean_motion(clean: np.ndarray) -> tuple[float, float]:
     """Mean DIS flow magnitude between consecutive clean frames (full-resolution px) and the share
     of pixels moving more than 1 px."""
-    gray = [cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in clean]
-    mag = np.stack([np.linalg.norm(dis_flow(gray[t], gray[t + 1]), axis=2) for t in range(len(gray) - 1)])
+    mag = motion_magnitudes([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in clean])
     return float(mag.mean()), float((mag > 1).mean())
 
 
 def real_motion(root: Path) -> None:
-    """Mean DIS motion (full-resolution px per frame, and its 95th percentile) of each real clip,
-    on its min-max-normalised grey frames (the dark frames' own noise inflates it a little)."""
-    for clip in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(f for f in clip.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
-        gray = [cv2.normalize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), None, 0, 255, cv2.NORM_MINMAX) for f in files]
-        mag = np.stack([np.linalg.norm(dis_flow(a, b), axis=2) for a, b in zip(gray[:-1], gray[1:])])
-        print(f"{clip.name} ({gray[0].shape[1]}x{gray[0].shape[0]}): motion {mag.mean():.2f} px per frame, "
+    """Mean DIS motion (full-resolution px per frame, and its 95th percentile) of each real clip
+    (read as ``stpr eval --clips`` reads them), on its min-max-normalised grey frames (the dark
+    frames' own noise inflates it a little)."""
+    for seq in clip_sequences(root):
+        gray = [cv2.normalize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), None, 0, 255, cv2.NORM_MINMAX)
+                for f in seq.frames]
+        mag = motion_magnitudes(gray)
+        print(f"{seq.name} ({gray[0].shape[1]}x{gray[0].shape[0]}): motion {mag.mean():.2f} px per frame, "
               f"95th percentile {np.percentile(mag, 95):.2f}", flush=True)
 
 
