@@ -606,3 +606,32 @@ def test_feature_recurrent_with_pixel_recurrence_hands_both_states():
 def test_recurrent_needs_pixel_fusion():
     with pytest.raises(ValueError, match="pixel_fusion"):
         STPRConfig(recurrent=True, pixel_fusion=False)
+
+
+def test_temporal_residual_starts_at_zero_and_leaves_a_per_frame_run_alone():
+    """The temporal residual (zero-initialised) changes nothing at first; trained, it and the other
+    ``TEMPORAL_ONLY`` parts change T = 3 outputs but not a single value of a T = 1 run."""
+    from stpr.train import TEMPORAL_ONLY
+
+    plain = tiny(3, pixel_fusion=True).eval()
+    model = tiny(4, pixel_fusion=True, temporal_residual=True).eval()
+    missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["propagation.temporal.weight"] and not unexpected
+    assert model.propagation.temporal.bias is None
+    x = torch.rand(1, 5, 3, 32, 48) * 0.2
+    with torch.no_grad():
+        before3 = model.forward_clip(x, [1, 2])[0]
+        assert all(torch.equal(a, b) for a, b in zip(before3, plain.forward_clip(x, [1, 2])[0]))
+        model.cfg.frames = 1
+        before1 = model.forward_clip(x, [1, 2])[0]
+        model.cfg.frames = 3
+        touched = [n for n, p in model.named_parameters() if n.startswith(TEMPORAL_ONLY)]
+        assert {n.split(".")[1] for n in touched} == {"confidence", "brightness_gain", "temporal", "blend"}
+        for n, p in model.named_parameters():
+            if n.startswith(TEMPORAL_ONLY):
+                p.add_(torch.randn_like(p) * 0.2)
+        after3 = model.forward_clip(x, [1, 2])[0]
+        model.cfg.frames = 1
+        after1 = model.forward_clip(x, [1, 2])[0]
+    assert all((a - b).abs().max() > 1e-3 for a, b in zip(before3, after3))
+    assert all(torch.equal(a, b) for a, b in zip(before1, after1))

@@ -402,8 +402,26 @@ def test_train_only_flow_changes_the_flow_net_alone(tmp_path, lol_root):
     assert float(row["loss"]) == pytest.approx(float(row["flow"]), rel=1e-5) and row["rec"] == ""
 
 
+def test_train_only_temporal_changes_the_temporal_parts_alone(tmp_path, lol_root):
+    """``train_only="temporal"``: only the parts a T = 1 run never uses move (the temporal residual,
+    new in this model, starts fresh from zero), on the usual loss."""
+    model = dict(TINY, pixel_fusion=True)
+    train(tiny_cfg(tmp_path / "base", lol_root, 1, val_every=100, model=model), quiet=True)
+    init = weights(tmp_path / "base")
+    run = train(tiny_cfg(tmp_path / "temporal", lol_root, 2, val_every=100, lr=1e-2, warmup=0,
+                         model=dict(model, temporal_residual=True), train_only="temporal",
+                         init=str(tmp_path / "base" / "last.safetensors")), quiet=True)
+    got = weights(run)
+    assert torch.count_nonzero(got["propagation.temporal.weight"]) > 0
+    moved = [k for k in init if not torch.equal(init[k], got[k])]
+    assert moved and all(k.startswith(train_mod.TEMPORAL_ONLY) for k in moved)
+    assert {k.split(".")[1] for k in moved} >= {"confidence", "blend"}
+    assert read_log(run)[-1]["rec"] != ""
+
+
 @pytest.mark.parametrize("overrides", [["train_only=prrd"], ["train_only=flow", "model.frames=1"],
-                                       ["train_only=flow", "model.flow_mode=zero"]])
+                                       ["train_only=flow", "model.flow_mode=zero"],
+                                       ["train_only=temporal", "model.frames=1"]])
 def test_train_only_needs_a_learned_flow(overrides):
     with pytest.raises(UsageError, match="train_only"):
         load_config(None, overrides)

@@ -83,6 +83,11 @@ class TrainConfig:
             end-point error against the teacher flows of every consecutive pair of each clip, both
             directions; the rest of the model is frozen and not run (a cheap flow stage for a
             trained model whose flow is weak; one process only).
+            "temporal": only the parts a per-frame run (T = 1) never uses train
+            (``TEMPORAL_ONLY``: the propagation's confidence net, brightness gain and temporal
+            residual, the pixel fusion's blend head), on the usual loss, so the same weights run
+            per frame give exactly what they gave before: a stage that can only change what the
+            neighbours add.
     """
 
     out_dir: str = "runs/default"
@@ -190,10 +195,19 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
+# Parameters that cannot change a T = 1 output: with the centre alone the propagation softmax is 1
+# whatever the confidence logit, the temporal residual sees a zero difference, and the pixel fusion
+# returns the centre frame without running its blend head (tests/test_train.py checks this).
+TEMPORAL_ONLY = ("propagation.confidence.", "propagation.brightness_gain", "propagation.temporal.",
+                 "reconstruction.blend.")
+
+
 def check_train_only(cfg: TrainConfig) -> None:
     """``train_only`` must name a part that the model has and that can train on its own."""
-    if cfg.train_only not in ("", "flow"):
-        raise UsageError(f'train_only must be "" (the whole model) or "flow", got {cfg.train_only!r}')
+    if cfg.train_only not in ("", "flow", "temporal"):
+        raise UsageError(f'train_only must be "" (the whole model), "flow" or "temporal", got {cfg.train_only!r}')
+    if cfg.train_only == "temporal" and STPRConfig.from_dict(cfg.model).frames < 3:
+        raise UsageError('train_only="temporal" needs neighbours (frames >= 3)')
     if cfg.train_only == "flow":
         mc = STPRConfig.from_dict(cfg.model)
         if mc.flow_mode != "learned" or mc.frames < 2:
@@ -571,6 +585,9 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
             raise UsageError('train_only="flow" runs in one process (not under torchrun)')
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("flow_net."))
+    elif cfg.train_only == "temporal":
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(TEMPORAL_ONLY))
     model.to(dev)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=1e-4)

@@ -10,6 +10,11 @@ warped to the centre along the flow and fused with a per-pixel softmax whose log
 
 The centre frame takes part in the softmax too, so with no useful neighbour the subnet falls back to
 the centre's own detail.
+
+Optionally (``temporal_residual``) a zero-initialised, bias-free conv adds a correction computed
+from what the neighbours changed, ``fused - centre detail``. That difference is exactly zero without
+neighbours (T = 1: the softmax over the centre alone is 1), so the correction acts only where
+neighbours contribute and a per-frame run of the same weights is unaffected by it.
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ class PropagationConfig:
         channels: feature channels at 1/4 resolution.
         hf_split: propagate only the high-frequency part of neighbour features (False: all of it).
         brightness_weight: add the brightness term to the fusion logits.
+        temporal_residual: add ``temporal(fused - centre detail)``, a zero-initialised 3x3 conv
+            without bias (zero for T = 1, see above).
     """
 
     channels: int = 32
     hf_split: bool = True
     brightness_weight: bool = True
+    temporal_residual: bool = False
 
 
 class FrameEncoder(nn.Module):
@@ -77,6 +85,11 @@ class FeaturePropagation(nn.Module):
         self.confidence = nn.Sequential(conv3x3(2 * c + 2, 16), act(), conv3x3(16, 1))
         self.brightness_gain = nn.Parameter(torch.tensor(1.0))
         self.fuse = nn.Sequential(conv3x3(2 * c, c), act())
+        self.temporal = None
+        if cfg.temporal_residual:
+            # no bias: it must map "no neighbour contribution" (a zero difference) to zero
+            self.temporal = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            nn.init.zeros_(self.temporal.weight)
 
     def detail(self, feats: torch.Tensor) -> torch.Tensor:
         return feats - gaussian_blur3(feats) if self.cfg.hf_split else feats
@@ -115,4 +128,7 @@ class FeaturePropagation(nn.Module):
             details.append(flow_warp(self.detail(feats), flow))
         weights = torch.softmax(torch.cat(logits, dim=1), dim=1)
         fused = (torch.stack(details, dim=1) * weights.unsqueeze(2)).sum(dim=1)
-        return self.fuse(torch.cat([fused, center_feats], dim=1)), weights, errors
+        out = self.fuse(torch.cat([fused, center_feats], dim=1))
+        if self.temporal is not None:
+            out = out + self.temporal(fused - details[0])
+        return out, weights, errors

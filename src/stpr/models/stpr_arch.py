@@ -41,6 +41,8 @@ class STPRConfig:
         flow_corr_radius: radius of the flow heads' local cost volume (0: none; see ``FlowConfig``).
         hf_split: propagate only high-frequency neighbour features.
         brightness_weight: brightness term in the propagation fusion weights.
+        temporal_residual: a zero-initialised correction of the propagated features from what the
+            neighbours changed (``PropagationConfig.temporal_residual``; zero for T = 1).
         prrd_scales: scales of the pyramid recursive residual dense subnet.
         prrd_recursions: R, recursions of each shared residual dense block.
         prrd_growth: dense growth rate.
@@ -70,6 +72,7 @@ class STPRConfig:
     flow_corr_radius: int = 0
     hf_split: bool = False
     brightness_weight: bool = True
+    temporal_residual: bool = False
     prrd_scales: int = 3
     prrd_recursions: int = 1
     prrd_growth: int = 16
@@ -201,7 +204,8 @@ class STPR(nn.Module):
         self.encoder = FrameEncoder(c)
         self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden,
                                                   cfg.flow_corr_radius))
-        self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight))
+        self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight,
+                                                                         cfg.temporal_residual))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
         self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, linear_light=cfg.linear_light,
