@@ -608,16 +608,18 @@ def test_recurrent_needs_pixel_fusion():
         STPRConfig(recurrent=True, pixel_fusion=False)
 
 
-def test_temporal_residual_starts_at_zero_and_leaves_a_per_frame_run_alone():
+@pytest.mark.parametrize("hidden", [0, 6])
+def test_temporal_residual_starts_at_zero_and_leaves_a_per_frame_run_alone(hidden):
     """The temporal residual (zero-initialised) changes nothing at first; trained, it and the other
     ``TEMPORAL_ONLY`` parts change T = 3 outputs but not a single value of a T = 1 run."""
     from stpr.train import TEMPORAL_ONLY
 
     plain = tiny(3, pixel_fusion=True).eval()
-    model = tiny(4, pixel_fusion=True, temporal_residual=True).eval()
+    model = tiny(4, pixel_fusion=True, temporal_residual=True, temporal_hidden=hidden).eval()
     missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ["propagation.temporal.weight"] and not unexpected
-    assert model.propagation.temporal.bias is None
+    new = [n for n, _ in model.named_parameters() if n.startswith("propagation.temporal")]
+    assert sorted(missing) == new and len(new) == (2 if hidden else 1) and not unexpected
+    assert all(m.bias is None for m in model.propagation.temporal.modules() if isinstance(m, torch.nn.Conv2d))
     x = torch.rand(1, 5, 3, 32, 48) * 0.2
     with torch.no_grad():
         before3 = model.forward_clip(x, [1, 2])[0]

@@ -28,7 +28,8 @@ def _max_diff(a, b) -> int:
 @pytest.mark.parametrize("overrides", [{}, {"flow_mode": "zero"}, {"frames": 1}, {"frames": 5},
                                        {"pixel_fusion": True, "hf_split": False},
                                        {"flow_corr_radius": 1},
-                                       {"pixel_fusion": True, "temporal_residual": True}])
+                                       {"pixel_fusion": True, "temporal_residual": True},
+                                       {"pixel_fusion": True, "temporal_residual": True, "temporal_hidden": 8}])
 def test_onnx_matches_pytorch_streaming(tmp_path, overrides):
     model = tiny_model(**overrides)
     export_onnx(model, tmp_path / "onnx")

@@ -37,12 +37,15 @@ class PropagationConfig:
         brightness_weight: add the brightness term to the fusion logits.
         temporal_residual: add ``temporal(fused - centre detail)``, a zero-initialised 3x3 conv
             without bias (zero for T = 1, see above).
+        temporal_hidden: 0, or the width of a hidden layer in ``temporal`` (two bias-free convs
+            with an activation that keeps 0 at 0, so the correction stays zero for T = 1).
     """
 
     channels: int = 32
     hf_split: bool = True
     brightness_weight: bool = True
     temporal_residual: bool = False
+    temporal_hidden: int = 0
 
 
 class FrameEncoder(nn.Module):
@@ -88,8 +91,14 @@ class FeaturePropagation(nn.Module):
         self.temporal = None
         if cfg.temporal_residual:
             # no bias: it must map "no neighbour contribution" (a zero difference) to zero
-            self.temporal = nn.Conv2d(c, c, 3, padding=1, bias=False)
-            nn.init.zeros_(self.temporal.weight)
+            h = cfg.temporal_hidden
+            if h:
+                self.temporal = nn.Sequential(nn.Conv2d(c, h, 3, padding=1, bias=False), act(),
+                                              nn.Conv2d(h, c, 3, padding=1, bias=False))
+                nn.init.zeros_(self.temporal[-1].weight)
+            else:
+                self.temporal = nn.Conv2d(c, c, 3, padding=1, bias=False)
+                nn.init.zeros_(self.temporal.weight)
 
     def detail(self, feats: torch.Tensor) -> torch.Tensor:
         return feats - gaussian_blur3(feats) if self.cfg.hf_split else feats
