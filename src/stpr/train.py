@@ -197,7 +197,7 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
 
 # Parameters that cannot change a T = 1 output: with the centre alone the propagation softmax is 1
 # whatever the confidence logit, the temporal residual sees a zero difference, and the pixel fusion
-# returns the centre frame without running its blend head (tests/test_train.py checks this).
+# returns the centre frame without running its blend head (tests/test_models.py checks this).
 TEMPORAL_ONLY = ("propagation.confidence.", "propagation.brightness_gain", "propagation.temporal.",
                  "reconstruction.blend.")
 

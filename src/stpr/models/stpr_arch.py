@@ -207,7 +207,7 @@ class STPR(nn.Module):
         self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden,
                                                   cfg.flow_corr_radius))
         self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight,
-                                                                         cfg.temporal_residual, cfg.temporal_hidden))
+                                                                cfg.temporal_residual, cfg.temporal_hidden))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
         self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, linear_light=cfg.linear_light,
