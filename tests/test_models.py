@@ -14,7 +14,7 @@ from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
 from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
 
-from helpers import tiny
+from helpers import tiny, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -637,3 +637,31 @@ def test_temporal_residual_starts_at_zero_and_leaves_a_per_frame_run_alone(hidde
         after1 = model.forward_clip(x, [1, 2])[0]
     assert all((a - b).abs().max() > 1e-3 for a, b in zip(before3, after3))
     assert all(torch.equal(a, b) for a, b in zip(before1, after1))
+
+
+def test_without_feature_fusion_neighbours_reach_the_output_through_the_pixel_fusion_alone():
+    """``feature_fusion=False``: the propagated features are the centre's own (what a T = 1 run
+    propagates), the fusion weights still cover every frame, and the pixel fusion still blends."""
+    from stpr.models.propagation_arch import FeaturePropagation, PropagationConfig
+
+    torch.manual_seed(5)
+    prop = FeaturePropagation(PropagationConfig(8, hf_split=False, feature_fusion=False)).eval()
+    c, small, logb = torch.rand(1, 8, 6, 7), torch.rand(1, 3, 6, 7), torch.rand(1, 1, 6, 7)
+    nbr = [torch.rand(1, 8, 6, 7) for _ in range(2)]
+    flows = [torch.randn(1, 2, 6, 7) for _ in range(2)]
+    with torch.no_grad():
+        out, weights, errors = prop(c, small, logb, nbr, [torch.rand(1, 3, 6, 7)] * 2, [logb] * 2, flows)
+        alone, _, _ = prop(c, small, logb, [], [], [], [])
+    assert torch.equal(out, alone)
+    assert weights.shape[1] == 3 and weights[:, 1:].min() > 0 and len(errors) == 3
+
+    model = tiny_model(6, pixel_fusion=True, hf_split=False)
+    off = tiny_model(6, pixel_fusion=True, hf_split=False, feature_fusion=False)
+    x = torch.rand(1, 5, 3, 32, 48) * 0.2
+    with torch.no_grad():
+        three = off.forward_clip(x, [2])[0][0]
+        assert (three - model.forward_clip(x, [2])[0][0]).abs().max() > 1e-4
+        off.cfg.frames = model.cfg.frames = 1
+        one = off.forward_clip(x, [2])[0][0]
+        assert torch.equal(one, model.forward_clip(x, [2])[0][0])
+    assert (three - one).abs().max() > 1e-4  # the pixel fusion still blends the neighbours

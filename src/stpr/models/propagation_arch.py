@@ -39,6 +39,9 @@ class PropagationConfig:
             without bias (zero for T = 1, see above).
         temporal_hidden: 0, or the width of a hidden layer in ``temporal`` (two bias-free convs
             with an activation that keeps 0 at 0, so the correction stays zero for T = 1).
+        feature_fusion: fuse the warped neighbour features into the propagated features (False:
+            the fusion weights are still computed, for the pixel fusion, but the propagated
+            features are the centre's own, as for T = 1).
     """
 
     channels: int = 32
@@ -46,6 +49,7 @@ class PropagationConfig:
     brightness_weight: bool = True
     temporal_residual: bool = False
     temporal_hidden: int = 0
+    feature_fusion: bool = True
 
 
 class FrameEncoder(nn.Module):
@@ -136,7 +140,10 @@ class FeaturePropagation(nn.Module):
             logits.append(logit - 20.0 * (1.0 - valid))
             details.append(flow_warp(self.detail(feats), flow))
         weights = torch.softmax(torch.cat(logits, dim=1), dim=1)
-        fused = (torch.stack(details, dim=1) * weights.unsqueeze(2)).sum(dim=1)
+        if self.cfg.feature_fusion:
+            fused = (torch.stack(details, dim=1) * weights.unsqueeze(2)).sum(dim=1)
+        else:
+            fused = details[0]
         out = self.fuse(torch.cat([fused, center_feats], dim=1))
         if self.temporal is not None:
             out = out + self.temporal(fused - details[0])

@@ -44,6 +44,8 @@ class STPRConfig:
         temporal_residual: a zero-initialised correction of the propagated features from what the
             neighbours changed (``PropagationConfig.temporal_residual``; zero for T = 1).
         temporal_hidden: 0, or the hidden width of that correction (two convs instead of one).
+        feature_fusion: fuse warped neighbour features in the propagation (False: neighbours reach
+            the output only through the pixel fusion, weighted by the propagation's weights).
         prrd_scales: scales of the pyramid recursive residual dense subnet.
         prrd_recursions: R, recursions of each shared residual dense block.
         prrd_growth: dense growth rate.
@@ -75,6 +77,7 @@ class STPRConfig:
     brightness_weight: bool = True
     temporal_residual: bool = False
     temporal_hidden: int = 0
+    feature_fusion: bool = True
     prrd_scales: int = 3
     prrd_recursions: int = 1
     prrd_growth: int = 16
@@ -207,7 +210,8 @@ class STPR(nn.Module):
         self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden,
                                                   cfg.flow_corr_radius))
         self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight,
-                                                                cfg.temporal_residual, cfg.temporal_hidden))
+                                                                cfg.temporal_residual, cfg.temporal_hidden,
+                                                                cfg.feature_fusion))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
         self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, linear_light=cfg.linear_light,
