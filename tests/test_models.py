@@ -404,6 +404,7 @@ def test_config_round_trip():
 
 @pytest.mark.parametrize("bad", [{"frames": 2}, {"frames": 4}, {"frames": 0}, {"flow_mode": "magic"},
                                  {"flow_levels": 3}, {"flow_corr_radius": -1},
+                                 {"temporal_residual": True, "feature_fusion": False},
                                  {"no_such_key": 1}])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):

@@ -412,7 +412,7 @@ def test_train_only_temporal_changes_the_temporal_parts_alone(tmp_path, lol_root
                          model=dict(model, temporal_residual=True), train_only="temporal",
                          init=str(tmp_path / "base" / "last.safetensors")), quiet=True)
     got = weights(run)
-    assert torch.count_nonzero(got["propagation.temporal.weight"]) > 0
+    assert torch.count_nonzero(got["propagation.temporal.0.weight"]) > 0
     moved = [k for k in init if not torch.equal(init[k], got[k])]
     assert moved and all(k.startswith(train_mod.TEMPORAL_ONLY) for k in moved)
     assert {k.split(".")[1] for k in moved} >= {"confidence", "blend"}

@@ -206,12 +206,13 @@ def check_train_only(cfg: TrainConfig) -> None:
     """``train_only`` must name a part that the model has and that can train on its own."""
     if cfg.train_only not in ("", "flow", "temporal"):
         raise UsageError(f'train_only must be "" (the whole model), "flow" or "temporal", got {cfg.train_only!r}')
-    if cfg.train_only == "temporal" and STPRConfig.from_dict(cfg.model).frames < 3:
+    if not cfg.train_only:
+        return
+    mc = STPRConfig.from_dict(cfg.model)
+    if cfg.train_only == "temporal" and mc.frames < 3:
         raise UsageError('train_only="temporal" needs neighbours (frames >= 3)')
-    if cfg.train_only == "flow":
-        mc = STPRConfig.from_dict(cfg.model)
-        if mc.flow_mode != "learned" or mc.frames < 2:
-            raise UsageError('train_only="flow" needs the learned flow (flow_mode "learned", frames > 1)')
+    if cfg.train_only == "flow" and (mc.flow_mode != "learned" or mc.frames < 2):
+        raise UsageError('train_only="flow" needs the learned flow (flow_mode "learned", frames > 1)')
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -96,13 +96,10 @@ class FeaturePropagation(nn.Module):
         if cfg.temporal_residual:
             # no bias: it must map "no neighbour contribution" (a zero difference) to zero
             h = cfg.temporal_hidden
-            if h:
-                self.temporal = nn.Sequential(nn.Conv2d(c, h, 3, padding=1, bias=False), act(),
-                                              nn.Conv2d(h, c, 3, padding=1, bias=False))
-                nn.init.zeros_(self.temporal[-1].weight)
-            else:
-                self.temporal = nn.Conv2d(c, c, 3, padding=1, bias=False)
-                nn.init.zeros_(self.temporal.weight)
+            layers = ([nn.Conv2d(c, h, 3, padding=1, bias=False), act(), nn.Conv2d(h, c, 3, padding=1, bias=False)]
+                      if h else [nn.Conv2d(c, c, 3, padding=1, bias=False)])
+            self.temporal = nn.Sequential(*layers)
+            nn.init.zeros_(self.temporal[-1].weight)
 
     def detail(self, feats: torch.Tensor) -> torch.Tensor:
         return feats - gaussian_blur3(feats) if self.cfg.hf_split else feats
@@ -138,7 +135,9 @@ class FeaturePropagation(nn.Module):
                 logit = logit + self.brightness_gain * (flow_warp(logb, flow) - center_logb)
             # Samples from outside the neighbour carry nothing: push their weight to ~0.
             logits.append(logit - 20.0 * (1.0 - valid))
-            details.append(flow_warp(self.detail(feats), flow))
+            if self.cfg.feature_fusion:
+                # whole features are the ones already warped for the confidence net
+                details.append(flow_warp(self.detail(feats), flow) if self.cfg.hf_split else warped_feats)
         weights = torch.softmax(torch.cat(logits, dim=1), dim=1)
         if self.cfg.feature_fusion:
             fused = (torch.stack(details, dim=1) * weights.unsqueeze(2)).sum(dim=1)

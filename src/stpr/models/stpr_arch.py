@@ -99,6 +99,8 @@ class STPRConfig:
             raise ValueError("flow_channels needs one entry per flow level")
         if self.recurrent and not self.pixel_fusion:
             raise ValueError("recurrent needs pixel_fusion")
+        if self.temporal_residual and not self.feature_fusion:
+            raise ValueError("temporal_residual needs feature_fusion (without it the neighbours change no feature)")
         if self.flow_corr_radius < 0:
             raise ValueError(f"flow_corr_radius must be >= 0, got {self.flow_corr_radius}")
         if self.recurrent_cap < 1:
