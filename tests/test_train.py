@@ -425,3 +425,44 @@ def test_train_only_temporal_changes_the_temporal_parts_alone(tmp_path, lol_root
 def test_train_only_needs_a_learned_flow(overrides):
     with pytest.raises(UsageError, match="train_only"):
         load_config(None, overrides)
+
+
+# ------------------------------------------------------------------------------------- stills
+
+
+@pytest.mark.parametrize("overrides", [
+    ["stills=[\"x.png\"]"],  # no fourth weight for them
+    ["weights=[1, 0]"],
+    ["weights=[1, 0, 0, 0, 1]"],
+    ["weights=[1, -1, 0]"],
+    ["stills_scale_range=[0.5]"],
+    ["stills_scale_range=[0.8, 0.4]"],
+])
+def test_stills_config_errors_are_usage_errors(overrides):
+    with pytest.raises(UsageError):
+        load_config(None, overrides)
+
+
+def test_training_on_stills_alone(tmp_path, capsys):
+    """A photograph folder is a training source by itself: the run trains and is seeded (two runs,
+    same weights), and an undecodable file is an input error (exit 3) that names it."""
+    from helpers import write_rgb
+    from stpr.errors import InputError
+
+    for i in range(2):
+        write_rgb(tmp_path / "stills" / f"{i}.png", texture(90, 100, seed=i))
+    runs = []
+    for name in ("a", "b"):
+        cfg = TrainConfig(out_dir=str(tmp_path / name), stills=[str(tmp_path / "stills")], weights=[0, 0, 0, 1],
+                          crop=32, batch=2, steps=2, val_every=100, ckpt_every=1, log_every=1, workers=0,
+                          model=dict(TINY), stills_scale_range=[0.5, 1.0])
+        train(cfg, quiet=True)
+        runs.append(weights(tmp_path / name))
+    assert_same_weights(*runs)
+    assert [r["step"] for r in read_log(tmp_path / "a")] == ["1", "2"]
+    (tmp_path / "stills" / "2.jpg").write_bytes(b"not a jpeg")
+    rc = main(["train", "--set", f"out_dir={tmp_path / 'c'}", "--set", f"stills=[\"{tmp_path / 'stills'}\"]",
+               "--set", "weights=[0,0,0,1]", "--set", "workers=0", "--set", "crop=32", "--set", "steps=1",
+               "--quiet"])
+    assert rc == InputError.exit_code
+    assert "2.jpg" in capsys.readouterr().err

@@ -34,9 +34,9 @@ from tqdm import tqdm
 
 from stpr import distributed as D
 from stpr.checkpoint import save_model
-from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticVideoClips, lol_split, \
-    read_video_frames
-from stpr.errors import UsageError
+from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticStillClips, \
+    SyntheticVideoClips, lol_split, read_stills, read_video_frames
+from stpr.errors import InputError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.losses import charbonnier, flow_loss, ssim_loss, temporal_loss
 from stpr.models.common import frame_stats
@@ -52,11 +52,16 @@ class TrainConfig:
         videos: normal-light videos to darken synthetically.
         video_scale: downscale factor applied when decoding those videos.
         lol_max_shift: largest drift per frame (px, each axis) of the synthetic motion that turns
-            LOL pairs into clips; with exact flow, these clips are what teaches the flow large motion.
+            LOL pairs (and ``stills``) into clips; with exact flow, these clips are what teaches the
+            flow large motion.
         paired_root / paired_layout: optional SDSD/SMID/DID-style dataset (see PairedVideoFolders).
         val_video: held-out normal-light video for synthetic-dark validation ("" to skip).
         val_video_frames: frames of it to use.
-        weights: sampling weights of (LOL, synthetic video, paired) sources.
+        stills: normal-light photographs (files, or folders of them) to make into moving clips and
+            darken synthetically (``SyntheticStillClips``; the same synthesis as ``videos``).
+        stills_scale_range: (smallest, largest) rescaling of a photograph before it is cropped.
+        weights: sampling weights of (LOL, synthetic video, paired[, stills]) sources; the fourth
+            is needed only with ``stills``.
         exposure_jump_prob: share of synthetic-video clips whose frames get independent exposures
             (within 3x either way; see SyntheticVideoClips).
         video_exposure_range: (lowest, highest) linear exposure of the synthetic dark video
@@ -100,6 +105,8 @@ class TrainConfig:
     paired_layout: str = "sdsd"
     val_video: str = ""
     val_video_frames: int = 30
+    stills: list[str] = field(default_factory=list)
+    stills_scale_range: list[float] = field(default_factory=lambda: [0.4, 1.0])
     weights: list[float] = field(default_factory=lambda: [0.6, 0.4, 0.0])
     exposure_jump_prob: float = 0.0
     video_exposure_range: list[float] = field(default_factory=lambda: [0.01, 0.3])
@@ -191,6 +198,14 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         raise UsageError(f"lol_max_shift must be >= 0, got {cfg.lol_max_shift}")
     if not cfg.video_noise_scale >= 0:
         raise UsageError(f"video_noise_scale must be >= 0, got {cfg.video_noise_scale}")
+    if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
+        raise UsageError(f"weights must be 3 or 4 non-negative numbers (LOL, video, paired[, stills]), "
+                         f"got {cfg.weights}")
+    if cfg.stills and len(cfg.weights) < 4:
+        raise UsageError(f"stills need a fourth entry in weights (LOL, video, paired, stills), got {cfg.weights}")
+    sr = cfg.stills_scale_range
+    if len(sr) != 2 or not 0 < sr[0] <= sr[1]:
+        raise UsageError(f"stills_scale_range must be [smallest, largest] with 0 < smallest <= largest, got {sr}")
     check_train_only(cfg)
     return cfg
 
@@ -322,8 +337,19 @@ def build_datasets(cfg: TrainConfig, frames: int):
     if cfg.paired_root:
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))
         weights.append(cfg.weights[2])
+    if cfg.stills:
+        try:
+            stills = read_stills(cfg.stills)
+        except ValueError as e:  # an undecodable file
+            raise InputError(str(e)) from None
+        srcs.append(SyntheticStillClips(stills, frames, cfg.crop, seed=cfg.seed,
+                                        exposure_range=tuple(cfg.video_exposure_range),
+                                        h264_prob=cfg.video_h264_prob, noise_scale=cfg.video_noise_scale,
+                                        max_shift=cfg.lol_max_shift,
+                                        scale_range=tuple(cfg.stills_scale_range)))
+        weights.append(cfg.weights[3])
     if not srcs:
-        raise UsageError("no training data: set lol_root, videos or paired_root")
+        raise UsageError("no training data: set lol_root, videos, paired_root or stills")
     if cfg.val_video:
         clean = read_video_frames(Path(cfg.val_video), max_frames=cfg.val_video_frames)
         val["video"] = (clean, synthetic_eval_clip(clean))

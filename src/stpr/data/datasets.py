@@ -10,11 +10,15 @@ Sources:
 * ``LOLClips``: real LOL low/normal pairs made into clips with synthetic motion (exact flow).
 * ``SyntheticVideoClips``: normal-light video darkened by ``stpr.data.synthesis`` (DIS teacher
   flow computed on the clean frames).
+* ``SyntheticStillClips``: normal-light photographs made into clips with synthetic motion (exact
+  flow) and darkened by the same synthesis: scene variety that the few training videos lack.
 * ``PairedVideoFolders``: per-scene folders of low and normal frames (SDSD / SMID / DID layouts).
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +309,80 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         dark = darken_clip(clean, params, rng, scales)
         fw, bw, valid = _dis_teacher(clean, s // 4)
         sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
+        return _finish(_flip(sample, rng))
+
+
+# --------------------------------------------------------------------------- synthetic dark stills
+def read_stills(paths: list[str]) -> list[np.ndarray]:
+    """Decode image files, and every image directly inside each folder, as (H, W, 3) uint8 RGB."""
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS), key=natural_key)
+            if not found:
+                raise FileNotFoundError(errno.ENOENT, "no images in this folder", str(p))
+            files += found
+        elif not p.is_file():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(p))
+        else:
+            files.append(p)
+    return [read_rgb(f) for f in files]
+
+
+class SyntheticStillClips(torch.utils.data.Dataset):
+    """Normal-light photographs as N-frame clips with synthetic motion, darkened on the fly.
+
+    The motion is ``LOLClips``' (so the flow teacher is exact); the darkening is
+    ``SyntheticVideoClips``' (one camera per clip, fresh noise per frame). Each clip first rescales
+    its image by a log-uniform factor in ``scale_range``, so the same photograph is seen as a
+    close-up and as a wide shot.
+
+    Args:
+        images: list of (H, W, 3) uint8 arrays.
+        frames: N, frames per clip.
+        crop: square crop size (multiple of 4).
+        length: nominal epoch length.
+        seed: base seed.
+        exposure_range, h264_prob, noise_scale: as in ``SyntheticVideoClips``.
+        max_shift: largest drift per frame along each axis, in px (``random_trajectory``).
+        scale_range: (smallest, largest) rescaling of the image before cropping; never below what
+            the clip's trajectory spans.
+    """
+
+    def __init__(self, images: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
+                 seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, noise_scale: float = 1.0,
+                 max_shift: float = 6.0, scale_range=(0.4, 1.0)):
+        if not images:
+            raise ValueError("no still images")
+        self.images = SharedArrays(images)
+        self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
+        self.exposure_range, self.h264_prob, self.noise_scale = exposure_range, h264_prob, noise_scale
+        self.max_shift, self.scale_range = max_shift, scale_range
+        self.epoch = 0
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, i, 4))
+        img = self.images[rng.integers(len(self.images))]
+        n, s = self.frames, self.crop
+        lo, hi = np.log(self.scale_range[0]), np.log(self.scale_range[1])
+        # No smaller than the trajectory's span, so no frame reaches past the image's border.
+        span = s + 2 * (n * self.max_shift + 8)
+        scale = max(float(np.exp(rng.uniform(lo, hi))), span / min(img.shape[:2]))
+        if abs(scale - 1.0) > 1e-3:
+            img = cv2.resize(img, None, fx=scale, fy=scale,
+                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        mats = random_trajectory(n, s, img.shape[:2], rng, max_shift=self.max_shift)
+        clean = np.stack([warp_crop(img, m, s) for m in mats])
+        params = scale_noise(sample_params(rng, self.exposure_range, self.h264_prob), self.noise_scale)
+        dark = darken_clip(clean, params, rng)
+        q = s // 4
+        fw = np.stack([affine_flow(mats[t], mats[t + 1], s, 0.25) for t in range(n - 1)])
+        bw = np.stack([affine_flow(mats[t + 1], mats[t], s, 0.25) for t in range(n - 1)])
+        sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw,
+                  "flow_valid": np.ones((n - 1, 1, q, q), np.float32)}
         return _finish(_flip(sample, rng))
 
 
