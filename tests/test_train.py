@@ -73,6 +73,10 @@ def test_two_steps_then_resume(tmp_path, lol_root):
     assert rows[-1]["val_lol_psnr"] and float(rows[-1]["val_lol_psnr"]) > 5
     assert 0 < float(rows[-1]["val_lol_ssim"]) <= 1
     assert not rows[0]["val_lol_psnr"]  # no validation at step 1
+    # the last checkpoint was validated: it carries the figures, as best.safetensors does
+    meta = read_metadata(run / "last.safetensors")
+    assert json.loads(meta["step"]) == 2
+    assert json.loads(meta["val_lol_psnr"]) == pytest.approx(float(rows[-1]["val_lol_psnr"]), abs=1e-4)
     assert all(float(r["loss"]) > 0 for r in rows)
     state = torch.load(run / "last_state.pt", weights_only=False)
     assert state["step"] == 2

@@ -655,8 +655,9 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
         if new_log:
             writer.writerow(cols)
 
-    def checkpoint(step: int):
-        save_model(model, out / "last.safetensors", extra={"step": step})
+    def checkpoint(step: int, figures: dict | None = None):
+        # A step that was also validated records its figures, so a last checkpoint can ship as is.
+        save_model(model, out / "last.safetensors", extra={"step": step, **(figures or {})})
         tmp = out / ".last_state.pt.tmp"
         torch.save({"optim": opt.state_dict(), "step": step, "best": best, "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, state_path)
@@ -696,7 +697,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
             is_log = done % cfg.log_every == 0 or done == cfg.steps
             is_val = done % cfg.val_every == 0 or done == cfg.steps
             is_ckpt = done % cfg.ckpt_every == 0 or done == cfg.steps
-            row = None
+            row, res = None, None
             if is_log:
                 row = {k: v / avg["n"] for k, v in avg.items() if k != "n"}
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
@@ -715,7 +716,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
                                 + [f"{row[c]:.5f}" if c in row else "" for c in cols[3:]])
                 log_f.flush()
             if main and is_ckpt:
-                checkpoint(done)
+                checkpoint(done, res)
             if is_val or is_ckpt:
                 D.barrier(ctx)  # the other ranks wait while rank 0 validates / saves
     finally:
