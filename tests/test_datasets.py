@@ -33,6 +33,19 @@ def check_sample(s: dict, n: int, crop: int) -> None:
         assert s[k].min() >= 0 and s[k].max() <= 1, k
 
 
+def assert_teacher_flow_aligns(s: dict, crop: int, t_max: int) -> None:
+    """Warping each clean frame with the sample's teacher flow (both directions) lands on its
+    neighbour: far closer than not warping at all."""
+    high, m = s["high"], 8
+    for t in range(t_max):
+        fw = resize_flow(s["flow_fw"][t:t + 1], (crop, crop))
+        bw = resize_flow(s["flow_bw"][t:t + 1], (crop, crop))
+        err_fw = (flow_warp(high[t + 1:t + 2], fw) - high[t:t + 1])[..., m:-m, m:-m].abs().mean()
+        err_bw = (flow_warp(high[t:t + 1], bw) - high[t + 1:t + 2])[..., m:-m, m:-m].abs().mean()
+        none = (high[t + 1] - high[t])[..., m:-m, m:-m].abs().mean()
+        assert err_fw < 0.15 * none and err_bw < 0.15 * none, (t, err_fw, err_bw, none)
+
+
 # ------------------------------------------------------------------------------------- motion
 
 
@@ -142,16 +155,7 @@ def test_lol_clips_max_shift_sets_the_drift(lol_root, monkeypatch):
 def test_lol_clips_teacher_flow_aligns_frames(lol_root):
     ds = LOLClips(lol_root, ["1", "2", "3"], frames=3, crop=32, length=8, seed=2)
     for i in range(6):  # several samples: both flipped and unflipped clips
-        s = ds[i]
-        high = s["high"]
-        for t in range(2):
-            fw = resize_flow(s["flow_fw"][t:t + 1], (32, 32))
-            bw = resize_flow(s["flow_bw"][t:t + 1], (32, 32))
-            m = 8
-            err_fw = (flow_warp(high[t + 1:t + 2], fw) - high[t:t + 1])[..., m:-m, m:-m].abs().mean()
-            err_bw = (flow_warp(high[t:t + 1], bw) - high[t + 1:t + 2])[..., m:-m, m:-m].abs().mean()
-            none = (high[t + 1] - high[t])[..., m:-m, m:-m].abs().mean()
-            assert err_fw < 0.15 * none and err_bw < 0.15 * none, (i, t, err_fw, err_bw, none)
+        assert_teacher_flow_aligns(ds[i], 32, 2)
 
 
 def test_lol_clips_noise_differs_between_frames(lol_root, monkeypatch):
@@ -251,14 +255,7 @@ def test_synthetic_still_clips_are_moving_dark_crops_with_exact_flow():
         high, low = s["high"], s["low"]
         assert low.mean() < 0.6 * high.mean()
         assert not torch.equal(high[0], high[1])  # the camera moves
-        for t in range(2):
-            fw = resize_flow(s["flow_fw"][t:t + 1], (40, 40))
-            bw = resize_flow(s["flow_bw"][t:t + 1], (40, 40))
-            m = 8
-            err_fw = (flow_warp(high[t + 1:t + 2], fw) - high[t:t + 1])[..., m:-m, m:-m].abs().mean()
-            err_bw = (flow_warp(high[t:t + 1], bw) - high[t + 1:t + 2])[..., m:-m, m:-m].abs().mean()
-            none = (high[t + 1] - high[t])[..., m:-m, m:-m].abs().mean()
-            assert err_fw < 0.15 * none and err_bw < 0.15 * none, (i, t, err_fw, err_bw, none)
+        assert_teacher_flow_aligns(s, 40, 2)
         assert (s["flow_valid"] == 1).all()
     a, b = ds[2], SyntheticStillClips([img], frames=3, crop=40, length=8, seed=4, h264_prob=0.0,
                                       scale_range=(0.8, 1.0))[2]

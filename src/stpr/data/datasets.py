@@ -132,6 +132,15 @@ def _dis_teacher(clean: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, 
     return np.stack(fw), np.stack(bw), np.stack(valid)
 
 
+def _trajectory_teacher(mats: list[np.ndarray], crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact flows between consecutive crops of a synthetic trajectory at 1/4 resolution (fw, bw)
+    and their validity (everywhere 1)."""
+    n, q = len(mats), crop // 4
+    fw = np.stack([affine_flow(mats[t], mats[t + 1], crop, 0.25) for t in range(n - 1)])
+    bw = np.stack([affine_flow(mats[t + 1], mats[t], crop, 0.25) for t in range(n - 1)])
+    return fw, bw, np.ones((n - 1, 1, q, q), np.float32)
+
+
 def _flip(sample: dict, rng: np.random.Generator) -> dict:
     """Random horizontal flip of a whole clip (flows negate their x component)."""
     if rng.random() < 0.5:
@@ -246,11 +255,9 @@ class LOLClips(torch.utils.data.Dataset):
                 base = warp_crop(den, m, s).astype(np.float32)
                 std = np.sqrt(nm.a * base + nm.b)
                 lows.append(np.clip(np.round(base + rng.normal(size=base.shape) * std), 0, 255).astype(np.uint8))
-        q = s // 4
-        fw = np.stack([affine_flow(mats[t], mats[t + 1], s, 0.25) for t in range(n - 1)])
-        bw = np.stack([affine_flow(mats[t + 1], mats[t], s, 0.25) for t in range(n - 1)])
+        fw, bw, valid = _trajectory_teacher(mats, s)
         sample = {"low": np.stack(lows), "high": np.stack(highs), "flow_fw": fw, "flow_bw": bw,
-                  "flow_valid": np.ones((n - 1, 1, q, q), np.float32), "stats": stats.expand(n, -1).clone()}
+                  "flow_valid": valid, "stats": stats.expand(n, -1).clone()}
         return _finish(_flip(sample, rng))
 
 
@@ -378,11 +385,8 @@ class SyntheticStillClips(torch.utils.data.Dataset):
         clean = np.stack([warp_crop(img, m, s) for m in mats])
         params = scale_noise(sample_params(rng, self.exposure_range, self.h264_prob), self.noise_scale)
         dark = darken_clip(clean, params, rng)
-        q = s // 4
-        fw = np.stack([affine_flow(mats[t], mats[t + 1], s, 0.25) for t in range(n - 1)])
-        bw = np.stack([affine_flow(mats[t + 1], mats[t], s, 0.25) for t in range(n - 1)])
-        sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw,
-                  "flow_valid": np.ones((n - 1, 1, q, q), np.float32)}
+        fw, bw, valid = _trajectory_teacher(mats, s)
+        sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
         return _finish(_flip(sample, rng))
 
 
