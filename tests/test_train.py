@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 import stpr.train as train_mod
 from stpr.checkpoint import load_model, read_metadata
 from stpr.cli import main
-from stpr.errors import UsageError
+from stpr.errors import ModelError, UsageError
 from stpr.io import write_test_video
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train import TrainConfig, load_config, lr_at, train
@@ -123,6 +123,23 @@ def test_resume_without_checkpoint_is_a_usage_error(tmp_path, lol_root):
 def test_no_data_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError):
         train(TrainConfig(out_dir=str(tmp_path / "r"), steps=1, workers=0, model=dict(TINY)), quiet=True)
+    assert not (tmp_path / "r").exists()  # a run that never started leaves nothing behind
+
+
+def test_failed_start_keeps_what_was_there(tmp_path, lol_root):
+    """A failed start in an existing folder removes only the config.json it wrote itself."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    bad = tiny_cfg(out, lol_root, 1, init=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ModelError):
+        train(bad, quiet=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    (out / "config.json").write_text('{"mine": 1}')
+    with pytest.raises(ModelError):
+        train(bad, quiet=True)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes.txt"]
+    assert (out / "config.json").read_text() == '{"mine": 1}'
 
 
 def test_resume_is_deterministic(tmp_path, lol_root):

@@ -565,11 +565,33 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    had_dir = out.is_dir()
+    had_config = (out / "config.json").read_bytes() if (out / "config.json").is_file() else None
     ctx = D.setup(cfg.device)
     try:
         return _train(cfg, ctx, resume, quiet)
+    except BaseException:
+        if ctx.is_main and not resume:
+            _undo_failed_start(out, had_dir, had_config)
+        raise
     finally:
         D.teardown(ctx)
+
+
+def _undo_failed_start(out: Path, had_dir: bool, had_config: bytes | None) -> None:
+    """A run that failed before it logged or saved anything (bad data, a bad init file) leaves no
+    trace: the config.json it wrote goes (or the one that was there comes back), and so does
+    out_dir if this run created it and it is empty. Anything a run has logged or saved stays (it
+    can be resumed or inspected)."""
+    if any((out / n).exists() for n in ("log.csv", "last.safetensors", "last_state.pt")):
+        return
+    if had_config is not None:
+        (out / "config.json").write_bytes(had_config)
+    else:
+        (out / "config.json").unlink(missing_ok=True)
+    if not had_dir and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
 
 
 def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> Path:
