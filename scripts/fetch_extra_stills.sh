@@ -4,7 +4,8 @@
 # (their PyPI wheels; public domain / CC0) and the "nature" set of Debian's mate-backgrounds
 # (GPL-2+). Those wider than 1024 px are scaled down to 1024 and every file is written as PNG, so
 # scaling adds no second round of JPEG artefacts. Needs a Python with OpenCV (the project's .venv).
-# Used by configs/v8_stills.json, an experiment that did not pay (README, "More varied scenes").
+# Used by an experiment that did not pay (README, "Doubling the photographs did not add more"):
+#   stpr train --config configs/v7_stills.json --set 'stills=["data_cache/stills","data_cache/stills_extra"]'
 #   PYTHON=.venv/bin/python bash scripts/fetch_extra_stills.sh [data_cache/stills_extra]
 set -euo pipefail
 extra="${1:-data_cache/stills_extra}"
