@@ -112,3 +112,21 @@ def test_bench_bad_options(args, weights):
 def test_format_table_reports_errors():
     table = format_table([{"size": "64x48", "method": "stpr", "error": "boom"}], 10.0)
     assert "error: boom" in table and "10.0 GFLOP/s" in table
+
+
+def test_side_by_side_bench(tmp_path, weights, capsys):
+    out = tmp_path / "shared.json"
+    assert main(["bench", "--side-by-side", "2", "--sizes", "64x48", "--frames", "3", "--repeat", "1",
+                 "--model", str(weights), "--threads", "1", "--json", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "| size | OpenMP wait |" in printed and "spinning (GOMP_SPINCOUNT=300000)" in printed
+    rows = json.loads(out.read_text())
+    assert [r["policy"].split()[0] for r in rows] == ["stpr", "spinning"]
+    for r in rows:
+        assert "error" not in r, r
+        assert r["jobs"] == 2 and r["solo_seconds"] > 0 and r["shared_cpu"] > 0
+        assert r["slowdown"] == pytest.approx(r["shared_seconds"] / r["solo_seconds"])
+
+
+def test_side_by_side_needs_two_jobs(weights):
+    assert main(["bench", "--side-by-side", "1", "--sizes", "64x48", "--model", str(weights), "--quiet"]) == 2

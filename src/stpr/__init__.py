@@ -9,8 +9,13 @@ Quick use::
         ...
 """
 
-from stpr.enhance import Enhancer
-from stpr.models.stpr_arch import STPR, STPRConfig
+# Before torch is first imported: OpenMP threads must not spin on a shared machine (see _threads).
+from stpr._threads import set_passive_openmp
+
+set_passive_openmp()
+
+from stpr.enhance import Enhancer  # noqa: E402
+from stpr.models.stpr_arch import STPR, STPRConfig  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Enhancer", "STPR", "STPRConfig", "__version__"]

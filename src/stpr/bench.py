@@ -168,6 +168,12 @@ def _rss_mb() -> float:
     return r / (2 ** 20 if sys.platform == "darwin" else 1024)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _worker(spec: dict) -> dict:
     """Enhance ``spec["clip"]`` end to end with one method; runs in its own process."""
     method, clip, dst = spec["method"], spec["clip"], spec["output"]
@@ -227,7 +233,7 @@ def _worker(spec: dict) -> dict:
         n, total, decode_s, model_s = len(src), t3 - t0, t1 - t0, t2 - t1
     return {"frames": n, "seconds": total, "decode_seconds": decode_s, "model_seconds": model_s,
             "encode_seconds": total - decode_s - model_s, "load_seconds": load_s,
-            "rss_start_mb": rss_start, "peak_rss_mb": _rss_mb()}
+            "rss_start_mb": rss_start, "peak_rss_mb": _rss_mb(), "cpu_seconds": _cpu_seconds()}
 
 
 def _worker_main(argv: list[str]) -> int:
@@ -243,27 +249,44 @@ def _worker_main(argv: list[str]) -> int:
     return 0
 
 
-def run_case(clip: Path, method: str, out_dir: Path, model: str | None = None, flow: str | None = None,
-             threads: int | None = None, engine: str = "torch", io_threads: bool = True,
-             bf16: bool = False) -> dict:
-    """Run one (clip, method) case in a fresh Python process; returns its timing/memory dict."""
-    spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}.mp4"),
+def _start_case(clip: Path, method: str, out_dir: Path, model: str | None = None, flow: str | None = None,
+                threads: int | None = None, engine: str = "torch", io_threads: bool = True,
+                bf16: bool = False, env: dict | None = None, tag: str = "") -> tuple[subprocess.Popen, Path]:
+    """Start one (clip, method) case in a fresh Python process (``env``: extra environment)."""
+    spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}{tag}.mp4"),
             "model": str(model) if model else None, "flow": flow, "threads": threads, "engine": engine,
             "io_threads": io_threads, "bf16": bf16}
-    proc = subprocess.run([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
-                          capture_output=True, text=True)
-    for line in reversed(proc.stdout.splitlines()):
+    proc = subprocess.Popen([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    return proc, Path(spec["output"])
+
+
+def _finish_case(proc: subprocess.Popen, output: Path) -> dict:
+    """Wait for a case started by ``_start_case``; returns its timing/memory dict."""
+    stdout, stderr = proc.communicate()
+    for line in reversed(stdout.splitlines()):
         if line.startswith("STPR_BENCH_RESULT "):
             res = json.loads(line[len("STPR_BENCH_RESULT "):])
             break
     else:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
         res = {"error": f"worker exited with {proc.returncode}: {tail[0]}"}
-    try:
-        Path(spec["output"]).unlink()
-    except OSError:
-        pass
+    output.unlink(missing_ok=True)
     return res
+
+
+def run_case(clip: Path, method: str, out_dir: Path, **kwargs) -> dict:
+    """Run one (clip, method) case in a fresh Python process; returns its timing/memory dict.
+    Keyword arguments as ``_start_case``."""
+    return _finish_case(*_start_case(clip, method, out_dir, **kwargs))
+
+
+def run_side_by_side(jobs: int, clip: Path, out_dir: Path, env: dict | None = None, **kwargs) -> list[dict]:
+    """``jobs`` copies of the stpr case at once, as two users or a batch sharing the machine would.
+    Returns each job's dict (``cpu_seconds`` tells spinning from working)."""
+    started = [_start_case(clip, "stpr", out_dir, env=env, tag=f"_{i}", **kwargs) for i in range(jobs)]
+    return [_finish_case(*s) for s in started]
 
 
 def run_repeated(repeat: int, *args, **kwargs) -> dict:
@@ -446,6 +469,65 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
     if json_path:
         Path(json_path).write_text(json.dumps(data, indent=2), encoding="utf-8")
     return data
+
+
+# ----------------------------------------------------------------------------- sharing the machine
+# libgomp's own default (no OMP_WAIT_POLICY): spin ~300,000 iterations before sleeping. GOMP_SPINCOUNT
+# overrides the passive policy stpr sets, so this row shows what stpr did before it set one.
+SPIN_ENV = {"GOMP_SPINCOUNT": "300000", "KMP_BLOCKTIME": "200"}
+
+
+def run_shared(jobs: int, sizes: list[tuple[int, int]], frames: int = 60, repeat: int = 1,
+               model: str | None = None, threads: int | None = None,
+               log: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """Solo against ``jobs`` stpr jobs side by side, under stpr's OpenMP wait policy and under
+    libgomp's spinning default. One row per (size, policy): median wall and CPU seconds per job,
+    and ``slowdown`` = side-by-side wall / solo wall (``jobs`` = each job gets exactly its share)."""
+    if jobs < 2:
+        raise UsageError("--side-by-side needs at least 2 jobs")
+    if frames < 1 or repeat < 1:
+        raise UsageError("--frames and --repeat must be >= 1")
+    policies = [("stpr (OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "unset") + ")", {}),
+                ("spinning (GOMP_SPINCOUNT=300000)", SPIN_ENV)]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="stpr_bench_") as tmp:
+        tmp = Path(tmp)
+        for w, h in sizes:
+            clip = tmp / f"clip_{w}x{h}.mp4"
+            make_clip(clip, w, h, frames)
+            for label, env in policies:
+                log(f"{w}x{h}, {label}: solo x{repeat}, then {jobs} side by side x{repeat}")
+                solo = [run_case(clip, "stpr", tmp, model=model, threads=threads, env=env) for _ in range(repeat)]
+                shared = [r for _ in range(repeat)
+                          for r in run_side_by_side(jobs, clip, tmp, env=env, model=model, threads=threads)]
+                errors = [r["error"] for r in solo + shared if r.get("error")]
+                row = {"size": f"{w}x{h}", "policy": label, "jobs": jobs, "frames": frames}
+                if errors:
+                    row["error"] = errors[0]
+                else:
+                    row.update(solo_seconds=float(np.median([r["seconds"] for r in solo])),
+                               solo_cpu=float(np.median([r["cpu_seconds"] for r in solo])),
+                               shared_seconds=float(np.median([r["seconds"] for r in shared])),
+                               shared_cpu=float(np.median([r["cpu_seconds"] for r in shared])))
+                    row["slowdown"] = row["shared_seconds"] / row["solo_seconds"]
+                rows.append(row)
+    return rows
+
+
+def format_shared(rows: list[dict]) -> str:
+    """Markdown table of ``run_shared``'s rows."""
+    lines = ["seconds: enhancement of the clip (decode + enhance + encode, after start-up), median per job; "
+             "CPU: user + system seconds of the whole process; slowdown: side by side / solo "
+             "(N jobs on a machine each would use alone: N = exactly its share).", "",
+             "| size | OpenMP wait | frames | solo s | solo CPU s | jobs | side by side s per job | CPU s per job | "
+             "slowdown |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"| {r['size']} | {r['policy']} | {r['frames']} | error: {r['error']} | | | | | |")
+            continue
+        lines.append(f"| {r['size']} | {r['policy']} | {r['frames']} | {r['solo_seconds']:.2f} | {r['solo_cpu']:.1f} | "
+                     f"{r['jobs']} | {r['shared_seconds']:.2f} | {r['shared_cpu']:.1f} | {r['slowdown']:.2f}x |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

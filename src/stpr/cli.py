@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import sys
 from pathlib import Path
@@ -199,6 +200,9 @@ def _add_bench(sub):
                         "to show peak memory does not grow with length")
     p.add_argument("--duration-size", default="640x360", metavar="WxH", help="frame size for --durations")
     p.add_argument("--bf16", action="store_true", help="bfloat16 convolutions in the torch-engine cases")
+    p.add_argument("--side-by-side", type=int, default=None, metavar="N",
+                   help="instead: time stpr alone and N jobs at once, with stpr's OpenMP wait policy and with "
+                        "libgomp's spinning default (sizes default 640x360; use --frames 60 or more)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="only print the table")
 
@@ -217,6 +221,15 @@ def _run_bench(args) -> int:
         if not durations or min(durations) <= 0:
             raise UsageError("--durations must be positive numbers of seconds")
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    if args.side_by_side is not None:
+        from stpr.bench import format_shared, run_shared
+
+        rows = run_shared(args.side_by_side, parse_sizes(args.sizes or "640x360"), frames=args.frames,
+                          repeat=args.repeat, model=args.model, threads=args.threads, log=log)
+        print(format_shared(rows))
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
+        return 1 if any(r.get("error") for r in rows) else 0
     data = run_bench(parse_sizes(args.sizes), frames=args.frames, methods=methods, model=args.model,
                      flow=args.flow, threads=args.threads, json_path=args.json, log=log, engines=engines,
                      repeat=args.repeat, io_threads=not args.no_io_threads, durations=durations,

@@ -201,6 +201,8 @@ class OnnxSTPR:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        # onnxruntime's own pool spins like OpenMP's (see stpr._threads): not on a shared machine.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.enc = ort.InferenceSession(str(folder / "encode.onnx"), opts, providers=["CPUExecutionProvider"])
