@@ -22,6 +22,7 @@ for split in train:train test:eval15; do
   cp -r "$from/low" "$to/low"
   cp -r "$from/normal" "$to/high"
 done
+find "$tmp/out" -name '.*' -type f -delete   # macOS .DS_Store files ride along in the source
 n_train=$(ls "$tmp/out/train/low" | wc -l); n_test=$(ls "$tmp/out/eval15/low" | wc -l)
 # The test split must not leak into training: no file name in both.
 overlap=$(comm -12 <(ls "$tmp/out/train/low" | sort) <(ls "$tmp/out/eval15/low" | sort) | wc -l)
