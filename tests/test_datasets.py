@@ -235,6 +235,32 @@ def test_synthetic_video_clips_noise_scale():
     assert clean[0]["low"][0].std(dim=(1, 2)).max() < 1e-6
 
 
+@pytest.mark.parametrize("cls", ["video", "still"])
+def test_camera_degradation(cls):
+    """degradation="camera" darkens through the phone pipeline: dark, noisy, seeded, with the same
+    keys and shapes as the white synthesis, and the noise scale still reaches the sensor."""
+    if cls == "video":
+        video = np.stack([texture(64, 64, seed=7)] * 6)
+        make = lambda **kw: SyntheticVideoClips([video], frames=3, crop=48, length=4, seed=2, **kw)  # noqa: E731
+    else:
+        img = texture(150, 170, seed=11, sigma=3.0)
+        make = lambda **kw: SyntheticStillClips([img], frames=3, crop=48, length=4, seed=2, **kw)  # noqa: E731
+    cam, white = make(degradation="camera"), make()
+    s = cam[0]
+    check_sample(s, 3, 48)
+    assert s["low"].mean() < 0.7 * s["high"].mean()
+    assert torch.equal(s["low"], cam[0]["low"]) and not torch.equal(s["low"], white[0]["low"])
+    flat = np.full((6, 64, 64, 3), 170, np.uint8)
+    if cls == "video":
+        quiet = SyntheticVideoClips([flat], frames=2, crop=48, length=2, seed=5, h264_prob=0.0,
+                                    degradation="camera", noise_scale=0.0)[0]["low"][0]
+        noisy = SyntheticVideoClips([flat], frames=2, crop=48, length=2, seed=5, h264_prob=0.0,
+                                    degradation="camera")[0]["low"][0]
+        assert quiet.std(dim=(1, 2)).max() < noisy.std(dim=(1, 2)).min()
+    with pytest.raises(ValueError, match="degradation"):
+        make(degradation="raw")
+
+
 def test_synthetic_video_clips_rejects_small_videos():
     small = np.zeros((3, 64, 64, 3), np.uint8)
     with pytest.raises(ValueError):

@@ -20,7 +20,7 @@ spectra and luma/chroma ratios of flat patches).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -101,6 +101,18 @@ def sample_camera(rng: np.random.Generator, exposure_range: tuple[float, float] 
         flicker=float(rng.uniform(0.0, 0.04)),
         crf=int(rng.integers(crf_range[0], crf_range[1] + 1)) if rng.random() < h264_prob else None,
     )
+
+
+def scale_camera_noise(p: CameraParams, scale: float) -> CameraParams:
+    """The same camera with its sensor noise std multiplied by ``scale`` (as ``synthesis.scale_noise``)."""
+    if not scale >= 0:
+        raise ValueError(f"noise scale must be >= 0, got {scale}")
+    if scale == 1:
+        return p
+    if scale == 0:
+        return replace(p, full_well=1e12, read_noise=0.0, row_noise=0.0)
+    return replace(p, full_well=p.full_well / scale ** 2, read_noise=p.read_noise * scale,
+                   row_noise=p.row_noise * scale)
 
 
 def mosaic(rgb: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
+from stpr.data.camera import camera_clip, sample_camera, scale_camera_noise
 from stpr.data.synthesis import darken_clip, sample_params, scale_noise
 from stpr.models.common import frame_stats
 from stpr.models.flow_arch import dis_flow, fb_consistent
@@ -262,6 +263,24 @@ class LOLClips(torch.utils.data.Dataset):
 
 
 # --------------------------------------------------------------------------- synthetic dark video
+DEGRADATIONS = ("white", "camera")
+
+
+def darken(clean: np.ndarray, rng: np.random.Generator, degradation: str, exposure_range, h264_prob: float,
+           noise_scale: float, scales: np.ndarray | None = None, draw_scales=None) -> np.ndarray:
+    """Darken a clean clip (T, H, W, 3) with one sampled camera: "white" is ``synthesis.py``'s
+    Poisson-Gaussian noise on sRGB pixels, "camera" the phone pipeline of ``camera.py``.
+    ``draw_scales(rng)``, if given, draws per-frame exposure scales after the camera (so a
+    dataset's random stream stays what it was)."""
+    if degradation == "camera":
+        params = scale_camera_noise(sample_camera(rng, exposure_range, h264_prob), noise_scale)
+        return camera_clip(clean, params, rng, draw_scales(rng) if draw_scales else scales)
+    if degradation != "white":
+        raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
+    params = scale_noise(sample_params(rng, exposure_range, h264_prob), noise_scale)
+    return darken_clip(clean, params, rng, draw_scales(rng) if draw_scales else scales)
+
+
 class SyntheticVideoClips(torch.utils.data.Dataset):
     """Normal-light videos darkened on the fly.
 
@@ -278,11 +297,15 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
             better-exposed neighbours.
         noise_scale: multiplies the sensor noise std of every sampled camera (``scale_noise``);
             1 is the synthesis as is, 0 noise-free (for measuring what denoising is worth).
+        degradation: "white" (``synthesis.py``) or "camera" (``camera.py``), see ``darken``.
     """
 
     def __init__(self, videos: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, jump_prob: float = 0.0,
-                 jump_range: float = 3.0, noise_scale: float = 1.0):
+                 jump_range: float = 3.0, noise_scale: float = 1.0, degradation: str = "white"):
+        if degradation not in DEGRADATIONS:
+            raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
+        self.degradation = degradation
         self.videos = SharedArrays([v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop])
         if not len(self.videos):
             raise ValueError("no video is long and large enough for the requested clips")
@@ -307,13 +330,15 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         if rng.random() < 0.5:  # play backwards: motion in both directions
             clean = clean[::-1]
         clean = np.ascontiguousarray(clean)
-        params = scale_noise(sample_params(rng, self.exposure_range, self.h264_prob), self.noise_scale)
-        scales = None
-        # Drawn only when jumps are on, so clips without them keep their old random stream.
-        if self.jump_prob > 0 and rng.random() < self.jump_prob:
-            lim = np.log(self.jump_range)
-            scales = np.exp(rng.uniform(-lim, lim, size=len(clean)))
-        dark = darken_clip(clean, params, rng, scales)
+        def jumps(rng):
+            # Drawn only when jumps are on, so clips without them keep their old random stream.
+            if self.jump_prob > 0 and rng.random() < self.jump_prob:
+                lim = np.log(self.jump_range)
+                return np.exp(rng.uniform(-lim, lim, size=len(clean)))
+            return None
+
+        dark = darken(clean, rng, self.degradation, self.exposure_range, self.h264_prob, self.noise_scale,
+                      draw_scales=jumps)
         fw, bw, valid = _dis_teacher(clean, s // 4)
         sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
         return _finish(_flip(sample, rng))
@@ -350,7 +375,7 @@ class SyntheticStillClips(torch.utils.data.Dataset):
         crop: square crop size (multiple of 4).
         length: nominal epoch length.
         seed: base seed.
-        exposure_range, h264_prob, noise_scale: as in ``SyntheticVideoClips``.
+        exposure_range, h264_prob, noise_scale, degradation: as in ``SyntheticVideoClips``.
         max_shift: largest drift per frame along each axis, in px (``random_trajectory``).
         scale_range: (smallest, largest) rescaling of the image before cropping; never below what
             the clip's trajectory spans.
@@ -358,7 +383,10 @@ class SyntheticStillClips(torch.utils.data.Dataset):
 
     def __init__(self, images: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, noise_scale: float = 1.0,
-                 max_shift: float = 6.0, scale_range=(0.4, 1.0)):
+                 max_shift: float = 6.0, scale_range=(0.4, 1.0), degradation: str = "white"):
+        if degradation not in DEGRADATIONS:
+            raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
+        self.degradation = degradation
         if not images:
             raise ValueError("no still images")
         self.images = SharedArrays(images)
@@ -383,8 +411,7 @@ class SyntheticStillClips(torch.utils.data.Dataset):
                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         mats = random_trajectory(n, s, img.shape[:2], rng, max_shift=self.max_shift)
         clean = np.stack([warp_crop(img, m, s) for m in mats])
-        params = scale_noise(sample_params(rng, self.exposure_range, self.h264_prob), self.noise_scale)
-        dark = darken_clip(clean, params, rng)
+        dark = darken(clean, rng, self.degradation, self.exposure_range, self.h264_prob, self.noise_scale)
         fw, bw, valid = _trajectory_teacher(mats, s)
         sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
         return _finish(_flip(sample, rng))
