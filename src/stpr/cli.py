@@ -85,6 +85,11 @@ def _add_enhance(sub):
                         "the output (.NAME.stpr-resume/); if interrupted, run the same command again to continue")
     p.add_argument("--segment-frames", type=int, default=None, metavar="N",
                    help="frames per segment with --resume (default 300)")
+    p.add_argument("--exposure", type=float, default=0.0, metavar="EV",
+                   help="stops added to the model's exposure guess, e.g. 0.5 or -1 (default 0)")
+    p.add_argument("--brightness", type=float, default=None, metavar="Y",
+                   help="hold the output at this mean brightness (luma 0-255, e.g. 110), smoothed over "
+                        "time so it does not pump (default: the model's guess)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show full tracebacks (same as stpr --debug enhance ...)")
@@ -113,6 +118,9 @@ def _check_enhance_numbers(args) -> None:
             raise UsageError("--segment-frames only applies to resumable runs: add --resume")
     if args.bf16 and args.engine != "torch":
         raise UsageError("--bf16 applies to --engine torch only")
+    from stpr.exposure import ExposureControl
+
+    ExposureControl(ev=args.exposure, target=args.brightness)  # checks the ranges
 
 
 def _run_enhance(args) -> int:
@@ -128,7 +136,7 @@ def _run_enhance(args) -> int:
         check_leftover(dst, args.overwrite)
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
-                                        bf16=args.bf16)
+                                        bf16=args.bf16, exposure=args.exposure, brightness=args.brightness)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
                                  segment_frames=args.segment_frames)

@@ -25,6 +25,7 @@ import torch
 
 from stpr.checkpoint import load_model
 from stpr.errors import InputError, ModelError, UsageError
+from stpr.exposure import ExposureControl
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, follows_previous, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
@@ -199,10 +200,15 @@ class Enhancer:
             where those states, spanning the whole frame, dominate memory.
         bf16: run convolutions in bfloat16 (CPU autocast; fast on CPUs with AVX512-BF16/AMX,
             slow elsewhere). Changes outputs by a fraction of a level on average.
+        exposure: stops added to the model's exposure guess (``ExposureControl.ev``).
+        brightness: mean output brightness (luma 0-255) to hold, smoothed over time, or None for
+            the model's guess (``ExposureControl.target``).
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int = 1000,
-                 threads: int | None = None, half_states: bool | None = None, bf16: bool = False):
+                 threads: int | None = None, half_states: bool | None = None, bf16: bool = False,
+                 exposure: float = 0.0, brightness: float | None = None):
+        self.exposure = ExposureControl(ev=exposure, target=brightness)
         self.model = model.eval()
         if bf16 and not isinstance(model, STPR):
             raise UsageError("--bf16 applies to the PyTorch engine only")
@@ -291,7 +297,10 @@ class Enhancer:
         # most one full-frame accumulator per pending frame is alive, not every tile's output.
         acc: dict[int, torch.Tensor] = {}
 
+        self.exposure.reset()
+
         def to_uint8(img: torch.Tensor) -> np.ndarray:
+            img = self.exposure(img)  # the user's exposure choice, if any (a no-op otherwise)
             img = img.clamp_(0, 1).mul_(255.0).add_(0.5)  # in place: at 4K a float frame is 100 MB
             return img.permute(1, 2, 0).to(torch.uint8).numpy()
 

@@ -1,0 +1,82 @@
+"""Exposure as the user's choice: an EV offset on the model's guess, or a target brightness.
+
+The network guesses an exposure for every frame ("normal" brightness is not knowable from a dark
+frame). ``ExposureControl`` changes it after the network, in linear light, where exposure is a
+plain scale: ``ev`` multiplies by 2**ev; ``target`` (mean BT.601 luma, 0-255) solves for the gain
+that brings each frame there and smooths that gain over time (in log units), so the picture does
+not pump when the scene's content changes for a frame or two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from stpr.errors import UsageError
+from stpr.models.common import linear_to_srgb, srgb_to_linear
+
+_Y = torch.tensor([0.299, 0.587, 0.114])
+
+
+def _mean_luma(srgb: torch.Tensor) -> float:
+    """Mean BT.601 luma (0-255) of a (3, H, W) sRGB image in [0, 1]."""
+    return float((srgb * _Y.to(srgb.dtype)[:, None, None]).sum(0).mean()) * 255.0
+
+
+@dataclass
+class ExposureControl:
+    """Args:
+        ev: stops added to the model's exposure (+1 doubles the light, -1 halves it).
+        target: mean brightness (BT.601 luma, 0-255) to hold each output frame at, or None.
+        smoothing: per-frame weight of the previous gain when following ``target`` (0: each
+            frame on its own; 0.9: a time constant of about 10 frames).
+    """
+
+    ev: float = 0.0
+    target: float | None = None
+    smoothing: float = 0.9
+    _log_gain: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if not math.isfinite(self.ev) or abs(self.ev) > 8:
+            raise UsageError(f"--exposure must be between -8 and 8 stops, got {self.ev}")
+        if self.target is not None and not 1 <= self.target <= 254:
+            raise UsageError(f"--brightness must be between 1 and 254 (mean luma, 0-255), got {self.target}")
+        if not 0 <= self.smoothing < 1:
+            raise UsageError(f"exposure smoothing must be in [0, 1), got {self.smoothing}")
+
+    @property
+    def active(self) -> bool:
+        return self.ev != 0 or self.target is not None
+
+    def reset(self) -> None:
+        """Forget the smoothed gain (a new video starts)."""
+        self._log_gain = None
+
+    def _gain_for(self, lin: torch.Tensor) -> float:
+        """Linear gain that brings a (3, H, W) linear image to ``target`` mean luma (bisection on a
+        subsample; clipping makes brightness sub-linear in the gain)."""
+        sub = lin[:, ::4, ::4]
+        lo, hi = -8.0, 8.0  # log2 gain
+        for _ in range(18):
+            mid = 0.5 * (lo + hi)
+            if _mean_luma(linear_to_srgb((sub * 2.0 ** mid).clamp_(0, 1))) < self.target:
+                lo = mid
+            else:
+                hi = mid
+        return 0.5 * (lo + hi)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        """Re-expose one (3, H, W) sRGB output frame in [0, 1]; returns a new tensor."""
+        if not self.active:
+            return img
+        lin = srgb_to_linear(img.clamp(0, 1))
+        log_gain = self.ev
+        if self.target is not None:
+            g = self._gain_for(lin)
+            self._log_gain = g if self._log_gain is None else (
+                self.smoothing * self._log_gain + (1 - self.smoothing) * g)
+            log_gain += self._log_gain
+        return linear_to_srgb((lin * 2.0 ** log_gain).clamp_(0, 1))

@@ -1,0 +1,65 @@
+"""--exposure / --brightness: the user's exposure choice on top of the model's guess."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stpr.cli import main
+from stpr.enhance import Enhancer
+from stpr.errors import UsageError
+from stpr.exposure import ExposureControl
+from stpr.metrics.video import frame_brightness
+from stpr.models.common import srgb_to_linear
+
+from helpers import tiny
+
+
+def _img(level=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(3, 32, 40, generator=g) * level + 0.05).clamp(0, 1)
+
+
+def test_ev_scales_linear_light():
+    img = _img()
+    up = ExposureControl(ev=1.0)(img)
+    ratio = srgb_to_linear(up).sum() / srgb_to_linear(img).sum()
+    assert ratio == pytest.approx(2.0, rel=1e-3)  # nothing clips at this level
+    assert torch.equal(ExposureControl()(img), img)
+
+
+def test_target_brightness_is_reached_and_smoothed():
+    ctl = ExposureControl(target=120.0, smoothing=0.0)
+    out = ctl(_img())
+    assert float((out * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0).mean()) * 255 == pytest.approx(120, abs=3)
+    # smoothed: a sudden bright frame moves the gain only partly, so the output jumps less than the input
+    ctl = ExposureControl(target=120.0, smoothing=0.9)
+    steady = [ctl(_img(0.3, s)) for s in range(5)]
+    jump = ctl(_img(0.6, 9))
+    b = [float(x.mean()) for x in steady + [jump]]
+    assert b[-1] > b[-2] * 1.2  # the brighter frame still shows, not flattened at once
+
+
+@pytest.mark.parametrize("kw", [dict(ev=9), dict(ev=float("nan")), dict(target=0), dict(target=300)])
+def test_bad_values_are_usage_errors(kw):
+    with pytest.raises(UsageError):
+        ExposureControl(**kw)
+
+
+def test_enhancer_applies_it():
+    model = tiny()
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 40, (32, 40, 3), dtype=np.uint8) for _ in range(4)]
+    plain = list(Enhancer(model).enhance_frames(frames))
+    held = list(Enhancer(model, brightness=90.0).enhance_frames(frames))
+    assert np.abs(frame_brightness(held) - 90.0).max() < 3
+    darker = list(Enhancer(model, exposure=-1.0).enhance_frames(frames))
+    assert frame_brightness(darker).mean() < frame_brightness(plain).mean()
+
+
+def test_cli_rejects_out_of_range_before_loading(tmp_path):
+    src = tmp_path / "x.png"
+    src.write_bytes(b"not read: the option check comes first")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "y.png"), "--brightness", "400"]) == 2
+    assert main(["enhance", str(src), "-o", str(tmp_path / "y.png"), "--exposure", "12"]) == 2
