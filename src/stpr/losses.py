@@ -40,3 +40,38 @@ def flow_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> 
     """Masked end-point error between predicted and teacher flow (same resolution)."""
     epe = (pred - target).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()
     return (epe * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+# ----------------------------------------------------------------------------- what people see
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, H*W) BT.601 luma."""
+    return (x[:, 0] * _LUMA[0] + x[:, 1] * _LUMA[1] + x[:, 2] * _LUMA[2]).flatten(1)
+
+
+def tone_loss(x: torch.Tensor, y: torch.Tensor,
+              quantiles: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)) -> torch.Tensor:
+    """Tone and contrast: mean |difference| of the luma quantiles of each output and its ground
+    truth, the darkest ones included, so lifted blacks (haze) and a compressed range cost even
+    where the per-pixel losses average them away. (B, 3, H, W) each; differentiable through the
+    sort that ``torch.quantile`` does."""
+    q = torch.tensor(quantiles, device=x.device, dtype=x.dtype)
+    return (torch.quantile(_luma(x), q, dim=1) - torch.quantile(_luma(y), q, dim=1)).abs().mean()
+
+
+def colour_loss(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Colour: 1 - cosine between the RGB vectors of output and ground truth per pixel, weighted by
+    the ground truth's brightness (hue is meaningless in black pixels). Blind to exposure, so it
+    asks for the right hue and saturation whatever the brightness guess."""
+    cos = F.cosine_similarity(x + eps, y + eps, dim=1)
+    w = y.mean(1)
+    return ((1 - cos) * w).sum() / w.sum().clamp_min(1e-6)
+
+
+def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Edges: L1 of the difference of horizontal and vertical image gradients (against smearing)."""
+    dx = (x[..., :, 1:] - x[..., :, :-1]) - (y[..., :, 1:] - y[..., :, :-1])
+    dy = (x[..., 1:, :] - x[..., :-1, :]) - (y[..., 1:, :] - y[..., :-1, :])
+    return 0.5 * (dx.abs().mean() + dy.abs().mean())
