@@ -33,9 +33,9 @@ import numpy as np
 
 from stpr.errors import InputError, OutputError, StprError, UsageError
 
-# Input video extensions considered when INPUT is a folder (as `stpr enhance` recognises them).
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv",
-                            ".mpg", ".mpeg"})
+# Video extensions taken without probing when INPUT is a folder; other files are probed (is_video_file).
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv",
+                            ".wmv", ".mpg", ".mpeg", ".3gp", ".gif"})
 SUMMARY_NAME = "batch_summary.csv"
 OUTPUT_SUFFIX = "_stpr.mp4"
 # Object store of a Ray instance started here: only file names, statuses and the weights pass through.
@@ -65,6 +65,30 @@ class Result:
 # ----------------------------------------------------------------------------------------- planning
 
 
+# Files a folder may hold beside its videos that are never probed (cheap to rule out, and FFmpeg
+# would decode some of them, e.g. a PNG, as a one-frame "video").
+_NOT_VIDEO = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".txt", ".csv", ".json", ".md",
+                        ".srt", ".vtt", ".ass", ".xml", ".html", ".log", ".pdf", ".wav", ".mp3", ".aac", ".m4a",
+                        ".flac", ".ogg", ".opus", ".zip", ".tar", ".gz", ".safetensors", ".partial"})
+
+
+def is_video_file(path: Path) -> bool:
+    """Whether ``stpr enhance`` would read ``path`` as a video: a known video extension, or any
+    other non-image file in which FFmpeg (PyAV) finds a video stream (.gif, .m2ts, .3gp, ...)."""
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return True
+    if suffix in _NOT_VIDEO:
+        return False
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            return len(c.streams.video) > 0
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return False
+
+
 def output_for(src: Path, out_dir: Path) -> Path:
     return out_dir / (src.stem + OUTPUT_SUFFIX)
 
@@ -81,13 +105,14 @@ def find_inputs(spec: str | Path, out_dir: str | Path | None = None) -> list[Pat
             entries = sorted(spec.iterdir(), key=lambda p: p.name)
         except OSError as e:
             raise InputError(f"cannot list folder {spec}: {e}") from None
-        vids = [p for p in entries if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
-                and p.is_file()
-                and not (out_res is not None and p.name.endswith(OUTPUT_SUFFIX) and p.parent.resolve() == out_res)]
+        vids = [p for p in entries if not p.name.startswith(".") and p.is_file()
+                and not (out_res is not None and p.name.endswith(OUTPUT_SUFFIX) and p.parent.resolve() == out_res)
+                and is_video_file(p)]
         if not vids:
-            raise InputError(f"{spec}: no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) in this folder")
+            raise InputError(f"{spec}: no videos in this folder (files FFmpeg decodes as video, e.g. "
+                             f"{', '.join(sorted(VIDEO_SUFFIXES))})")
         return vids
-    if spec.suffix.lower() in VIDEO_SUFFIXES:
+    if is_video_file(spec):
         return [spec]
     try:
         text = spec.read_text()

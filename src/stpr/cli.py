@@ -43,16 +43,18 @@ def _run_train(args) -> int:
     return 0
 
 
-VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg"}
-
-
 def default_output(src: Path) -> Path:
-    """``clip.mp4`` -> ``clip_stpr.mp4``; ``frames/`` -> ``frames_stpr/``; ``a.jpg`` -> ``a_stpr.png``."""
+    """``clip.mp4`` -> ``clip_stpr.mp4``; ``frames/`` -> ``frames_stpr/``; ``a.jpg`` -> ``a_stpr.png``.
+
+    The rule is ``open_input``'s: a folder is frames, a still-image extension an image, anything
+    else a video (also .gif, .ts, .m2ts, .3gp ...), and a video gets an MP4."""
+    from stpr.io import IMAGE_EXTENSIONS
+
     if src.is_dir():
         return src.with_name(src.name.rstrip("/") + "_stpr")
-    if src.suffix.lower() in VIDEO_EXTS:
-        return src.with_name(src.stem + "_stpr.mp4")
-    return src.with_name(src.stem + "_stpr.png")
+    if src.suffix.lower() in IMAGE_EXTENSIONS:
+        return src.with_name(src.stem + "_stpr.png")
+    return src.with_name(src.stem + "_stpr.mp4")
 
 
 def _add_enhance(sub):

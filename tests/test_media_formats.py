@@ -1,0 +1,61 @@
+"""Inputs of the less common kinds that FFmpeg decodes as video (GIF, MPEG-TS/.m2ts, 3GP): the
+default output name is a video, and ``stpr batch`` takes them from a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from stpr.batch import find_inputs
+from stpr.cli import default_output, main
+from stpr.io import open_input
+
+from helpers import dark_clip
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# suffix -> (container format, video codec, pixel format)
+KINDS = {".gif": ("gif", "gif", "rgb8"), ".m2ts": ("mpegts", "libx264", "yuv420p"),
+         ".3gp": ("3gp", "libx264", "yuv420p")}
+
+
+def write_kind(path: Path, frames: list[np.ndarray]) -> Path:
+    fmt, codec, pix = KINDS[path.suffix]
+    with av.open(str(path), "w", format=fmt) as out:
+        s = out.add_stream(codec, rate=10)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix
+        for f in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".m2ts", ".3gp", ".mts", ".m4v", ".ts"])
+def test_default_output_of_a_video_is_a_video(tmp_path, suffix):
+    assert default_output(tmp_path / f"anim{suffix}").name == "anim_stpr.mp4"
+
+
+@pytest.mark.parametrize("suffix", list(KINDS))
+def test_enhance_without_o_writes_a_video_with_every_frame(tmp_path, weights, suffix):
+    src = write_kind(tmp_path / f"anim{suffix}", dark_clip(n=5, h=32, w=48))
+    assert main(["enhance", str(src), "--model", str(weights), "--quiet"]) == 0
+    dst = tmp_path / "anim_stpr.mp4"
+    with open_input(dst) as r:
+        assert len(list(r)) == 5
+
+
+def test_batch_takes_every_video_in_a_folder(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for suffix in KINDS:
+        write_kind(folder / f"v{suffix}", dark_clip(n=3, h=32, w=48))
+    write_kind(folder / "noext.m2ts", dark_clip(n=3, h=32, w=48)).rename(folder / "camera_dump")
+    (folder / "notes.txt").write_text("not a video")
+    (folder / "frame.png").write_bytes(b"\x89PNG")
+    (folder / "garbage.bin").write_bytes(b"\x00" * 100)
+    assert sorted(p.name for p in find_inputs(folder)) == ["camera_dump", "v.3gp", "v.gif", "v.m2ts"]
