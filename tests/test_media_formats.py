@@ -59,3 +59,17 @@ def test_batch_takes_every_video_in_a_folder(tmp_path):
     (folder / "frame.png").write_bytes(b"\x89PNG")
     (folder / "garbage.bin").write_bytes(b"\x00" * 100)
     assert sorted(p.name for p in find_inputs(folder)) == ["camera_dump", "v.3gp", "v.gif", "v.m2ts"]
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("stpr ")
+
+
+def test_output_without_extension_says_the_audio_is_dropped(tmp_path, weights, capsys):
+    src = write_kind(tmp_path / "clip.m2ts", dark_clip(n=3, h=32, w=48))
+    assert main(["enhance", str(src), "-o", str(tmp_path / "clip_out"), "--model", str(weights), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "no extension" in err and "clip_out.mp4" in err
+    assert len(list((tmp_path / "clip_out").glob("*.png"))) == 3

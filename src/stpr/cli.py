@@ -62,19 +62,23 @@ def _add_enhance(sub):
                        description="Enhance a dark video (anything FFmpeg decodes), a folder of frames or an "
                                    "image. Audio and other streams are copied unchanged.")
     p.add_argument("input", help="video file, folder of frames, or image")
-    p.add_argument("-o", "--output", help="output video (.mp4/.mkv/.mov), folder for PNG frames, or image "
-                                          "(default: INPUT_stpr.mp4 / INPUT_stpr/ / INPUT_stpr.png)")
+    p.add_argument("-o", "--output", help="output video (.mp4, .mkv, .mov, .avi, .webm), folder for PNG frames "
+                                          "(a name without extension), or image (.png, .jpg, ...); default: "
+                                          "INPUT_stpr.mp4 / INPUT_stpr/ / INPUT_stpr.png")
     _add_model_options(p)
     p.add_argument("--frames", type=int, default=None, metavar="T",
                    help="temporal window (odd; 1 = per-frame). Default: the model's")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=int, default=18, help="constant rate factor for x264/x265 (default 18)")
-    p.add_argument("--preset", default="medium", help="encoder preset (default medium)")
+    p.add_argument("--preset", default="medium",
+                   help="encoder speed preset (x264/x265: ultrafast, superfast, veryfast, faster, fast, medium, "
+                        "slow, slower, veryslow; default medium)")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in pixels for large frames (0 = never tile; default: automatic)")
     p.add_argument("--memory-mb", type=int, default=1000,
                    help="working-memory budget of the network for automatic tiling (MB, default 1000)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the network (default: torch's, one per core)")
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch",
                    help="run the network in PyTorch (default) or onnxruntime (needs stpr[onnx]; --model may then "
                         "be a folder made by stpr export --onnx)")
@@ -134,6 +138,11 @@ def _run_enhance(args) -> int:
     if not src.exists():
         raise InputError(f"input not found: {src}")
     dst = Path(args.output) if args.output else default_output(src)
+    if args.output and not dst.suffix and not dst.is_file() and default_output(src).suffix == ".mp4":
+        import warnings
+
+        warnings.warn(f"{dst} has no extension, so the frames go into the folder {dst}/ as PNGs and the audio "
+                      f"and timing are not kept (name it {dst.name}.mp4 for a video)", stacklevel=1)
     if not args.resume:
         check_leftover(dst, args.overwrite)
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
@@ -348,9 +357,16 @@ def _run_batch(args) -> int:
     return 1 if any(r.failed for r in results) else 0
 
 
+def _version() -> str:
+    from stpr import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stpr", description="Low-light video enhancement with STPR.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--version", action="version", version=f"stpr {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_enhance(sub)
     _add_train(sub)
