@@ -97,6 +97,8 @@ def _add_enhance(sub):
                    help="hold the output at this mean brightness (luma 0-255, e.g. 110), smoothed over "
                         "time so it does not pump (default: the model's guess)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--compare", action="store_true",
+                   help="also write OUTPUT_compare.html, a before/after viewer for the browser (see stpr compare)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show full tracebacks (same as stpr --debug enhance ...)")
 
@@ -145,6 +147,10 @@ def _run_enhance(args) -> int:
                       f"and timing are not kept (name it {dst.name}.mp4 for a video)", stacklevel=1)
     if not args.resume:
         check_leftover(dst, args.overwrite)
+    if args.compare:
+        from stpr.compare import check_compare_target, default_compare_output
+
+        check_compare_target(default_compare_output(dst), [src], args.overwrite)  # fail before enhancing
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
                                         bf16=args.bf16, exposure=args.exposure, brightness=args.brightness)
@@ -153,6 +159,12 @@ def _run_enhance(args) -> int:
                                  segment_frames=args.segment_frames)
     if not args.quiet:
         print(f"wrote {dst} ({res['frames']} frames, {res['fps']:.2f} frames/s)")
+    if args.compare:
+        from stpr.compare import compare, default_compare_output
+
+        page = compare(src, dst, default_compare_output(dst), overwrite=args.overwrite)
+        if not args.quiet:
+            print(f"wrote {page}: open it in a browser to compare the input and the output")
     return 0
 
 
@@ -357,6 +369,36 @@ def _run_batch(args) -> int:
     return 1 if any(r.failed for r in results) else 0
 
 
+def _add_compare(sub):
+    p = sub.add_parser("compare", help="write a before/after viewer page for the browser",
+                       description="Write a page that shows INPUT and OUTPUT (videos, frame folders or images) "
+                                   "under a wipe, side by side or toggled, playing in sync, with frame stepping, "
+                                   "shared zoom/pan and the mean luma of every frame of both. Both are re-encoded "
+                                   "to H.264 MP4 (frames wider than --max-width become a smaller proxy). Works "
+                                   "offline: nothing is loaded from the network.")
+    p.add_argument("input", help="the original (video, folder of frames, or image)")
+    p.add_argument("output", help="the enhanced version (same kinds)")
+    p.add_argument("-o", "--out", metavar="PAGE",
+                   help="NAME.html: one self-contained page (videos embedded); a name without extension: a "
+                        "folder with index.html, input.mp4 and output.mp4. Default: OUTPUT_compare.html")
+    p.add_argument("--max-width", type=int, default=1280, metavar="PX",
+                   help="wider frames are shown as a proxy this wide (default 1280)")
+    p.add_argument("--crf", type=int, default=18, help="x264 quality of the page's videos (default 18)")
+    p.add_argument("--title", help="page title (default: INPUT vs OUTPUT)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing page")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+
+
+def _run_compare(args) -> int:
+    from stpr.compare import compare
+
+    page = compare(args.input, args.output, args.out, overwrite=args.overwrite, max_width=args.max_width,
+                   crf=args.crf, title=args.title, log=(lambda s: None) if args.quiet else print)
+    if not args.quiet:
+        print(f"wrote {page}: open it in a browser")
+    return 0
+
+
 def _version() -> str:
     from stpr import __version__
 
@@ -374,11 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_batch(sub)
     _add_export(sub)
+    _add_compare(sub)
     return parser
 
 
 COMMANDS = {"enhance": _run_enhance, "train": _run_train, "eval": _run_eval, "bench": _run_bench,
-            "batch": _run_batch, "export": _run_export}
+            "batch": _run_batch, "export": _run_export, "compare": _run_compare}
 
 
 class _Terminated(KeyboardInterrupt):

@@ -10,7 +10,8 @@ frame, plus per-sequence rows with ``frame = mean`` and overall rows with ``sequ
 ``results.json`` (everything, NaN as null) and pictures: ``strips/<seq>.png`` (middle frame:
 input / each method / ground truth), ``profiles/<seq>.png`` (the middle pixel row of every frame
 stacked over time, per method: flicker shows up as horizontal banding) and ``metrics.png`` (bar
-charts of the mean metrics).
+charts of the mean metrics), and ``compare/<seq>.html``: the input and the first method's output in
+the browser (``stpr compare``: wipe, side by side, synced playback), linked from ``results.md``.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class _SeqResult:
     size: tuple[int, int]
     per_method: dict[str, dict] = field(default_factory=dict)
     keep: dict[str, _Keep] = field(default_factory=dict)
+    compare: str | None = None  # page (stpr compare) of the input vs the first method, relative to the report
 
 
 # ----------------------------------------------------------------------------- loading
@@ -272,10 +274,14 @@ def _against_plain(outputs: list[np.ndarray], inputs: list[np.ndarray]) -> dict:
 
 
 def evaluate_sequences(sequences: list[EvalSequence], methods: dict[str, Callable], *,
-                       use_lpips: bool = True, log: Callable[[str], None] = lambda s: None) -> list[_SeqResult]:
+                       use_lpips: bool = True, log: Callable[[str], None] = lambda s: None,
+                       compare_dir: Path | None = None) -> list[_SeqResult]:
     """Run every method on every sequence and score it (plus the input and ground truth as
-    references). Outputs are scored and dropped; only what the pictures need is kept."""
+    references). Outputs are scored and dropped; only what the pictures need is kept. With
+    ``compare_dir``, the input and the first method's output of each sequence also go into a
+    before/after page there (``stpr compare``), linked from the report."""
     results = []
+    pages: set[str] = set()
     for k, seq in enumerate(sequences):
         h, w = seq.frames[0].shape[:2]
         res = _SeqResult(seq.name, len(seq.frames), (h, w))
@@ -299,11 +305,30 @@ def evaluate_sequences(sequences: list[EvalSequence], methods: dict[str, Callabl
             r["sequence"]["fps"] = len(outputs) / secs if secs > 0 else None
             res.per_method[name] = r
             res.keep[name] = _Keep(outputs[len(outputs) // 2], _middle_row_profile(outputs))
+            if compare_dir is not None and res.compare is None:
+                res.compare = _compare_page(compare_dir, seq, name, outputs, pages)
             log(f"    {name}: " + ", ".join(
                 f"{METRICS[m][0]} {METRICS[m][1].format(v)}" for m, v in r["sequence"].items()
                 if m in METRICS and v is not None and not (isinstance(v, float) and math.isnan(v))))
         results.append(res)
     return results
+
+
+def _compare_page(folder: Path, seq: EvalSequence, method: str, outputs: list[np.ndarray], used: set[str]) -> str:
+    import tempfile
+
+    from stpr.compare import prepare_frames, write_compare
+
+    base = _safe_name(seq.name)
+    while base in used:
+        base += "_"
+    used.add(base)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="stpr-compare-") as tmp:
+        a = prepare_frames(seq.frames, "input", f"{seq.name} (input)", Path(tmp) / "a.mp4")
+        b = prepare_frames(outputs, method, f"{seq.name} ({method})", Path(tmp) / "b.mp4")
+        write_compare(a, b, folder / f"{base}.html", overwrite=True, title=f"{seq.name}: input vs {method}")
+    return f"{folder.name}/{base}.html"
 
 
 def summarize(results: list[_SeqResult], rows: list[str]) -> dict[str, dict[str, float | None]]:
@@ -399,6 +424,9 @@ def write_markdown(path: Path, info: dict, summary: dict, results: list[_SeqResu
             p = images.get("sequences", {}).get(r.name, {}).get(kind)
             if p:
                 lines += [f"{kind} of {r.name}: ![{r.name} {kind}]({p})", ""]
+        page = images.get("sequences", {}).get(r.name, {}).get("compare")
+        if page:
+            lines += [f"compare {r.name} in the browser (wipe, side by side, synced play): [{page}]({page})", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -522,6 +550,8 @@ def write_report(out_dir: Path, info: dict, results: list[_SeqResult], methods: 
             entry["profile"] = f"profiles/{base}.png"
             write_profile(out_dir / entry["profile"], [(n, r.keep[n].profile) for n in order],
                           f"{r.name}: middle row over time")
+        if r.compare:
+            entry["compare"] = r.compare
         images["sequences"][r.name] = entry
     if write_bar_charts(out_dir / "metrics.png", summary, list(methods)):
         images["metrics"] = "metrics.png"
@@ -640,8 +670,8 @@ def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, out, ma
         log(f"note: {note}")
     if info["lpips_skipped"]:
         log(f"LPIPS skipped: {reason}")
-    results = evaluate_sequences(seqs, meths, use_lpips=use_lpips, log=log)
     out_dir = Path(out)
+    results = evaluate_sequences(seqs, meths, use_lpips=use_lpips, log=log, compare_dir=out_dir / "compare")
     data = write_report(out_dir, info, results, list(meths))
     rows = data["rows"]
     cols = _columns(data["summary"], rows)
