@@ -212,13 +212,15 @@ def test_stills_and_frame_folders(tmp_path):
     page = tmp_path / "fv.html"
     assert main(["compare", str(tmp_path / "v.mp4"), str(frames), "-o", str(page), "--quiet"]) == 0
     data = page_data(page)
-    assert (data["b"]["kind"], data["b"]["sourceKind"], data["b"]["fps"], data["b"]["frames"]) == ("video", "folder", 25, 5)
+    b_side = data["b"]
+    assert (b_side["kind"], b_side["sourceKind"], b_side["fps"], b_side["frames"]) == ("video", "folder", 25, 5)
 
 
 def test_enhance_compare_flag(clips, weights, tmp_path):
     a, _ = clips
     dst = tmp_path / "out.mp4"
-    assert main(["enhance", str(a), "-o", str(dst), "--model", str(weights), "--quiet", "--compare", "--frames", "1"]) == 0
+    assert main(["enhance", str(a), "-o", str(dst), "--model", str(weights), "--quiet", "--compare",
+                 "--frames", "1"]) == 0
     data = page_data(tmp_path / "out_compare.html")
     assert (data["a"]["name"], data["b"]["name"], data["b"]["frames"]) == ("dark.mp4", "out.mp4", N)
     # an existing page stops the run before any enhancing

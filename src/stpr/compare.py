@@ -37,6 +37,7 @@ import numpy as np
 from stpr.errors import InputError, OutputError, UsageError
 
 PROXY_MAX_WIDTH = 1280
+FOLDER_FPS = Fraction(25)
 DEFAULT_CRF = 18
 EMBED_WARN_BYTES = 200 * 1024 * 1024
 _ASSETS = ("compare.html", "compare.css", "compare.js")
@@ -132,7 +133,7 @@ def prepare_path(path: str | os.PathLike[str], label: str, mp4: Path, *, max_wid
                  crf: int = DEFAULT_CRF) -> Side:
     """Read a video, frame folder or image with :func:`stpr.io.open_input`; a video or folder is
     encoded to ``mp4`` (its bytes are also kept in ``Side.media``), an image becomes a PNG."""
-    from stpr.io import DEFAULT_FPS, open_input
+    from stpr.io import open_input
 
     path = Path(path)
     with open_input(path) as reader:
@@ -143,7 +144,7 @@ def prepare_path(path: str | os.PathLike[str], label: str, mp4: Path, *, max_wid
         name = path.name or str(path)
         if info.kind == "image":
             return _still_side(_upright(next(iter(reader)).rgb, rot), label, name, max_width)
-        fps = Fraction(info.fps) if info.fps else DEFAULT_FPS
+        fps = Fraction(info.fps) if info.fps else FOLDER_FPS  # open_input gives folders 25/s
         luma: list[float] = []
         n = _encode_frames((_upright(f.rgb, rot) for f in reader), fps, size, mp4, crf=crf, source=path, luma=luma)
     if n == 0:
@@ -255,8 +256,11 @@ def check_compare_target(out: Path, inputs: Sequence[Path], overwrite: bool) -> 
 
 
 def _replace(temp: Path, final: Path) -> None:
+    """Rename ``temp`` over ``final`` (existence and --overwrite were checked before)."""
     if final.is_dir() and not final.is_symlink():
         shutil.rmtree(final)
+    elif temp.is_dir() and (final.is_file() or final.is_symlink()):
+        final.unlink()
     os.replace(temp, final)
 
 
