@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -666,3 +668,34 @@ def test_without_feature_fusion_neighbours_reach_the_output_through_the_pixel_fu
         one = off.forward_clip(x, [2])[0][0]
         assert torch.equal(one, model.forward_clip(x, [2])[0][0])
     assert (three - one).abs().max() > 1e-4  # the pixel fusion still blends the neighbours
+
+
+# ------------------------------------------------------------------------- shipped model, pinned
+
+REFERENCE = Path(__file__).parent / "data" / "shipped_reference.npz"
+
+
+def shipped_reference_outputs() -> dict[str, np.ndarray]:
+    """The shipped model (float32, one thread) on a seeded dark clip: ``model(x)`` of a T = 3
+    window, and ``Enhancer.enhance_frames`` on four uint8 frames. ``tests/data/shipped_reference.npz``
+    holds what this gave before the retired options left the code."""
+    from stpr.checkpoint import load_model
+    from stpr.enhance import Enhancer
+
+    model = load_model()
+    g = torch.Generator().manual_seed(2026)
+    x = torch.rand(1, 3, 3, 48, 64, generator=g) * 0.2
+    with torch.no_grad():
+        forward = model(x)
+    frames = (torch.rand(4, 48, 64, 3, generator=g) * 50).to(torch.uint8).numpy()
+    stream = np.stack(list(Enhancer(model, tile=0).enhance_frames(iter(frames))))
+    return {"x": x.numpy(), "forward": forward.numpy(), "frames": frames, "stream": stream}
+
+
+def test_shipped_model_outputs_are_bit_identical_to_the_pinned_reference():
+    """Removing code the shipped model does not use must not change a single output bit."""
+    ref = np.load(REFERENCE)
+    now = shipped_reference_outputs()
+    assert np.array_equal(now["x"], ref["x"]) and np.array_equal(now["frames"], ref["frames"])
+    assert np.array_equal(now["forward"], ref["forward"])
+    assert np.array_equal(now["stream"], ref["stream"])
