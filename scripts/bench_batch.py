@@ -28,7 +28,7 @@ import numpy as np
 
 
 def make_clips(folder: Path, n: int, frames: int, width: int, height: int) -> None:
-    from stpr.io import write_test_video
+    from stpr.bench import write_clip
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -40,7 +40,7 @@ def make_clips(folder: Path, n: int, frames: int, width: int, height: int) -> No
             pattern = 0.5 + 0.5 * np.sin((xx + 2 * t + 17 * k) / 13.0) * np.cos((yy - t) / 11.0)
             img = 30 * pattern[..., None] * base + rng.normal(0, 3, size=(height, width, 3))
             clip.append(np.clip(img, 0, 255).astype(np.uint8))
-        write_test_video(folder / f"clip{k}.mp4", np.stack(clip), fps=25)
+        write_clip(folder / f"clip{k}.mp4", clip, fps=25)
 
 
 def weights_file(tmp: Path) -> tuple[Path, str]:

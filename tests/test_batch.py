@@ -11,9 +11,9 @@ import pytest
 from stpr.batch import find_inputs, format_table, run_batch
 from stpr.cli import main
 from stpr.errors import InputError, UsageError
-from stpr.io import write_test_video
 
 from helpers import save_weights, tiny
+from media import write_test_video
 
 # Ray Data itself touches deprecated DataContext fields.
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.usefixtures("one_thread")]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stpr.cli import default_output, main
-from stpr.io import write_test_video
 
 from helpers import dark_clip
+from media import write_test_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

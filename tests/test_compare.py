@@ -26,8 +26,9 @@ import numpy as np
 import pytest
 
 from helpers import write_rgb
+from media import write_test_video
 from stpr.cli import main
-from stpr.io import open_input, write_test_video
+from stpr.io import open_input
 from stpr.metrics.video import frame_brightness
 
 N, FPS, H, W = 20, 10, 48, 64

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from stpr.enhance import Enhancer, _tile_starts
-from stpr.io import write_test_video
 
 from helpers import dark_clip, texture, tiny_model
+from media import write_test_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from stpr.errors import InputError, OutputError
-from stpr.io import Frame, MediaInfo, open_input, open_output, write_test_video
+from stpr.io import Frame, MediaInfo, open_input, open_output
+
+from media import write_test_video
 
 
 # ---------------------------------------------------------------------- helpers

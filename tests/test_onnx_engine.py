@@ -13,10 +13,11 @@ pytest.importorskip("onnx")
 from stpr.cli import main  # noqa: E402
 from stpr.enhance import Enhancer  # noqa: E402
 from stpr.errors import ModelError, UsageError  # noqa: E402
-from stpr.io import open_input, write_test_video  # noqa: E402
+from stpr.io import open_input  # noqa: E402
 from stpr.onnx_engine import MANIFEST, OnnxSTPR, export_onnx, is_onnx_export  # noqa: E402
 
 from helpers import dark_clip, tiny_model  # noqa: E402
+from media import write_test_video  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from stpr.cli import main
-from stpr.io import write_test_video
 
 from helpers import save_weights, tiny_model
+from media import write_test_video
 
 ALL = ["stpr", "stpr-perframe", "gamma-clahe", "gamma-clahe-temporal", "lime"]
 

@@ -29,16 +29,17 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import stpr.io as sio
+import stpr.io.writing as sio_writing
 import stpr.resume as sresume
 from stpr.checkpoint import save_model
 from stpr.cli import main
 from stpr.enhance import Enhancer
-from stpr.io import open_input, write_test_video
+from stpr.io import open_input
 from stpr.models.stpr_arch import STPR
 from stpr.resume import work_dir_for
 
 from helpers import dark_clip, tiny_model
+from media import sine_packets, write_test_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -171,7 +172,7 @@ def test_container_with_zero_video_frames(tmp_path, weights, capsys):
         v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
         a = c.add_stream("aac", rate=48000)
         a.layout = "stereo"
-        for p in sio._sine_packets(a, 0.2):
+        for p in sine_packets(a, 0.2):
             c.mux(p)
     snap = Refusal(tmp_path, src)
     rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
@@ -183,7 +184,7 @@ def test_audio_only_file(tmp_path, weights, capsys):
     with av.open(str(src), "w", format="mp4") as c:
         a = c.add_stream("aac", rate=48000)
         a.layout = "stereo"
-        for p in sio._sine_packets(a, 0.2):
+        for p in sine_packets(a, 0.2):
             c.mux(p)
     snap = Refusal(tmp_path, src)
     rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
@@ -511,12 +512,12 @@ class _FullDisk:
 
 
 def fill_disk_after(monkeypatch, room: int) -> None:
-    class Full(sio._OutputFile):
+    class Full(sio_writing._OutputFile):
         def __init__(self, path):
             super().__init__(path)
             self._fh = _FullDisk(self._fh, room)
 
-    monkeypatch.setattr(sio, "_open_output_file", Full)
+    monkeypatch.setattr(sio_writing, "_open_output_file", Full)
 
 
 @pytest.mark.parametrize("out", ["out.mp4", "out.mkv", "frames_out"])
@@ -571,7 +572,7 @@ def test_os_error_during_enhance_is_one_line(tmp_path, weights, capsys, monkeypa
 @pytest.mark.parametrize("out", ["out.mp4", "frames_out"])
 def test_ctrl_c_mid_run_leaves_nothing(tmp_path, weights, capsys, monkeypatch, clip, out):
     calls = []
-    orig = sio.FrameWriter.write
+    orig = sio_writing.FrameWriter.write
 
     def write(self, frame):
         calls.append(1)
@@ -579,7 +580,7 @@ def test_ctrl_c_mid_run_leaves_nothing(tmp_path, weights, capsys, monkeypatch, c
             raise KeyboardInterrupt
         return orig(self, frame)
 
-    monkeypatch.setattr(sio.FrameWriter, "write", write)
+    monkeypatch.setattr(sio_writing.FrameWriter, "write", write)
     snap = Refusal(tmp_path, clip)
     rc, err = cli(capsys, clip, tmp_path / out, weights)
     snap.check(rc, err, 130, "interrupted", "nothing was written")

@@ -16,11 +16,11 @@ import stpr.train as train_mod
 from stpr.checkpoint import load_model, read_metadata
 from stpr.cli import main
 from stpr.errors import ModelError, UsageError
-from stpr.io import write_test_video
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train import TrainConfig, load_config, lr_at, train
 
 from helpers import TINY, assert_close, read_log, texture
+from media import write_test_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

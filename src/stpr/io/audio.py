@@ -1,0 +1,168 @@
+"""Audio and subtitles: carrying the source's other streams into a video output.
+
+``_SourceStreams`` is the part of the video writer (``writing._VideoWriter`` and the segment
+join ``segments._ConcatWriter``) that reopens the source file and copies its audio and
+subtitle packets into the output, interleaved with the video by timestamp. A stream the output
+container can hold is copied as is; audio it cannot hold is re-encoded by
+:class:`_AudioReencoder` (to AAC, or the container's default audio codec); anything else is
+dropped with a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+
+from stpr.io.common import _one_line
+
+
+class _SourceStreams:
+    """Copies (or re-encodes) the source's audio/subtitle streams; a mixin for the video writers.
+
+    The writer provides ``_out`` (the output container), ``_src`` (set here to the reopened
+    source, closed by the writer's ``_release``), ``_final`` (the output path, for messages) and
+    ``_mux(packets)``; it calls :meth:`_setup_carry` once its video stream exists,
+    :meth:`_copy_until` after each video packet and :meth:`_finish_carry` before closing.
+    """
+
+    _out: av.container.OutputContainer | None
+    _src: av.container.InputContainer | None
+    _final: Path
+
+    def _setup_carry(self, source: Path | None) -> None:
+        # Source streams we carry over: input index -> (output stream, re-encoder or None).
+        self._carry: dict[int, tuple[av.stream.Stream, _AudioReencoder | None]] = {}
+        self._pending: av.Packet | None = None
+        self._src_packets: Iterator[av.Packet] | None = None
+        if source is not None and source.is_file():
+            self._open_source(source)
+
+    def _open_source(self, source: Path) -> None:
+        try:
+            self._src = av.open(str(source), metadata_errors="ignore")
+        except (av.FFmpegError, OSError) as exc:
+            warnings.warn(
+                f"cannot reopen {source} to copy its audio ({_one_line(exc)}); output has none", stacklevel=4
+            )
+            return
+        supported = self._out.supported_codecs
+        for stream in self._src.streams:
+            name = stream.codec_context.name if stream.codec_context else None
+            if stream.type == "audio" and name:
+                if name in supported:
+                    self._carry[stream.index] = (self._out.add_stream_from_template(stream), None)
+                else:
+                    target = "aac" if "aac" in supported else self._out.default_audio_codec
+                    warnings.warn(
+                        f"{self._final.suffix} cannot hold {name} audio; re-encoding it to {target}", stacklevel=4
+                    )
+                    reencoder = _AudioReencoder(self._out, stream, target)
+                    self._carry[stream.index] = (reencoder.stream, reencoder)
+            elif stream.type == "subtitle" and name and name in supported:
+                self._carry[stream.index] = (self._out.add_stream_from_template(stream), None)
+            elif stream.type in ("audio", "subtitle", "data"):
+                # Data tracks (timecode, GPS...) rarely survive a container change.
+                warnings.warn(
+                    f"dropping {stream.type} stream #{stream.index} ({name or 'unknown codec'}): "
+                    f"not supported in {self._final.suffix}",
+                    stacklevel=4,
+                )
+        if self._carry:
+            streams = [s for s in self._src.streams if s.index in self._carry]
+            self._src_packets = iter(self._src.demux(streams))
+        else:
+            self._src.close()
+            self._src = None
+
+    def _copy_until(self, limit: float | None) -> None:
+        """Mux source packets up to ``limit`` seconds (all if None) to interleave them."""
+        if self._src_packets is None:
+            return
+        while True:
+            packet = self._pending
+            if packet is None:
+                try:
+                    packet = next(self._src_packets, None)
+                except av.FFmpegError as exc:
+                    warnings.warn(f"stopped copying audio early: {_one_line(exc)}", stacklevel=3)
+                    packet = None
+                if packet is None:
+                    self._src_packets = None
+                    return
+            ts = packet.dts if packet.dts is not None else packet.pts
+            if ts is None:  # demuxer flush packet: nothing to write
+                self._pending = None
+                continue
+            if limit is not None and float(ts * packet.time_base) > limit:
+                self._pending = packet
+                return
+            self._pending = None
+            out_stream, reencoder = self._carry[packet.stream.index]
+            if reencoder is not None:
+                self._mux(reencoder.encode(packet))
+            else:
+                packet.stream = out_stream
+                self._mux(packet)
+
+    def _finish_carry(self) -> None:
+        self._copy_until(None)
+        for out_stream, reencoder in self._carry.values():
+            if reencoder is not None:
+                self._mux(reencoder.flush())
+
+
+class _AudioReencoder:
+    """Decodes one source audio stream and encodes it for a container that cannot hold it."""
+
+    def __init__(self, out: av.container.OutputContainer, src: av.audio.AudioStream, codec: str) -> None:
+        self._decoder = src.codec_context
+        enc = av.Codec(codec, "w")
+        rate = src.codec_context.sample_rate or 48000
+        if enc.audio_rates and rate not in enc.audio_rates:
+            rate = 48000 if 48000 in enc.audio_rates else max(enc.audio_rates)
+        self.stream = out.add_stream(codec, rate=rate)
+        layout = src.codec_context.layout
+        if layout is not None and layout.nb_channels <= 2:
+            self.stream.layout = layout
+        else:  # keep it simple for exotic layouts
+            self.stream.layout = "stereo"
+        fmt = enc.audio_formats[0].name if enc.audio_formats else "fltp"
+        self.stream.format = fmt
+        self._resampler: av.AudioResampler | None = None
+        self._rate, self._fmt = rate, fmt
+
+    def _resample(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+        if self._resampler is None:
+            # frame_size makes the resampler hand out exactly what the encoder wants.
+            self._resampler = av.AudioResampler(
+                format=self._fmt,
+                layout=self.stream.layout,
+                rate=self._rate,
+                frame_size=self.stream.codec_context.frame_size or None,
+            )
+        return self._resampler.resample(frame)
+
+    def encode(self, packet: av.Packet) -> list[av.Packet]:
+        packets: list[av.Packet] = []
+        try:
+            frames = self._decoder.decode(packet)
+        except av.FFmpegError:
+            return packets  # a damaged audio packet: skip it
+        for frame in frames:
+            for out_frame in self._resample(frame):
+                packets += self.stream.encode(out_frame)
+        return packets
+
+    def flush(self) -> list[av.Packet]:
+        packets: list[av.Packet] = []
+        for frame in self._decoder.decode(None):
+            for out_frame in self._resample(frame):
+                packets += self.stream.encode(out_frame)
+        if self._resampler is not None:
+            for out_frame in self._resampler.resample(None):
+                packets += self.stream.encode(out_frame)
+        packets += self.stream.encode(None)
+        return packets

@@ -1,0 +1,149 @@
+"""Encoding: which video encoder an output gets and how its stream is set up.
+
+:func:`resolve_video_codec` / ``_choose_encoder`` pick the encoder a container can hold (the
+default H.264 falls back to the container's own codec, e.g. VP9 for .webm); ``_add_video_stream``
+sets the encoder options (crf, preset, low-memory x264 for large frames), the pixel format
+(``_pick_pix_fmt``: 4:2:0, or 4:4:4 for odd sizes) and the colour tags (matrix, primaries,
+transfer, range); ``_rgb_to_video_frame`` converts RGB back to YUV with the input's matrix and
+range, so a pass-through round trip does not shift colours.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from stpr.errors import OutputError
+from stpr.io.common import (
+    _AVCOL_BT709,
+    _AVCOL_RANGE_JPEG,
+    _AVCOL_RANGE_MPEG,
+    _AVCOL_SMPTE170M,
+    _LARGE_FRAME_PIXELS,
+    _SWS_COLORSPACE,
+    _SWS_FLAGS,
+    _SWS_RANGE,
+    VIDEO_EXTENSIONS,
+)
+
+# Codecs whose quality is set with a "crf" option, and those taking a "preset" name.
+_CRF_CODECS = {"libx264", "libx265", "libvpx", "libvpx-vp9", "libsvtav1", "libaom-av1"}
+_PRESET_CODECS = {"libx264", "libx265"}
+
+
+def _pick_pix_fmt(codec: str, width: int, height: int) -> str:
+    formats = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+    if width % 2 == 0 and height % 2 == 0 and (not formats or "yuv420p" in formats):
+        return "yuv420p"
+    if "yuv444p" in formats:
+        return "yuv444p"  # 4:2:0 needs even dimensions; 4:4:4 keeps every pixel
+    if width % 2 or height % 2:
+        raise OutputError(f"codec {codec} cannot encode odd frame size {width}x{height}; use libx264")
+    raise OutputError(f"codec {codec} supports none of yuv420p/yuv444p")
+
+
+def _add_video_stream(
+    container: av.container.OutputContainer,
+    codec: str,
+    *,
+    width: int,
+    height: int,
+    fps: Fraction,
+    time_base: Fraction,
+    colorspace: str,
+    color_range: str,
+    rotation: int,
+    crf: int,
+    preset: str,
+) -> tuple[av.VideoStream, str]:
+    """Add and configure an encoder stream; returns it and its pixel format."""
+    options: dict[str, str] = {}
+    if codec in _CRF_CODECS:
+        options["crf"] = str(crf)
+        if codec.startswith("libvpx"):
+            options["b"] = "0"  # constant-quality mode
+    if codec in _PRESET_CODECS:
+        options["preset"] = preset
+    if codec == "libx264" and width * height > _LARGE_FRAME_PIXELS:
+        # x264 keeps rc-lookahead (40 with preset medium) frames plus some per frame thread in
+        # memory: ~1.7 GB at 4K. Without lookahead/B-frames (tune zerolatency) and with one thread
+        # it needs ~0.3 GB (measured, 60 4K frames); encoding (~0.5 s per 4K frame) stays far
+        # faster than enhancing at these sizes and runs beside it in the writer thread.
+        options["tune"] = "zerolatency"
+        options["threads"] = "1"
+    stream = container.add_stream(codec, rate=fps, options=options)
+    pix_fmt = _pick_pix_fmt(codec, width, height)
+    stream.width = width
+    stream.height = height
+    stream.pix_fmt = pix_fmt
+    stream.time_base = time_base
+    stream.thread_type = "AUTO"
+    cc = stream.codec_context
+    cc.time_base = time_base
+    tag = _AVCOL_BT709 if colorspace == "bt709" else _AVCOL_SMPTE170M
+    cc.colorspace = tag
+    cc.color_primaries = tag
+    cc.color_trc = tag
+    cc.color_range = _AVCOL_RANGE_JPEG if color_range == "pc" else _AVCOL_RANGE_MPEG
+    if rotation:
+        stream.set_display_rotation(rotation)
+    return stream, pix_fmt
+
+
+def _rgb_to_video_frame(
+    reformatter: VideoReformatter, rgb: np.ndarray, pix_fmt: str, colorspace: str, color_range: str
+) -> av.VideoFrame:
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return reformatter.reformat(
+        frame,
+        format=pix_fmt,
+        src_colorspace=_SWS_COLORSPACE[colorspace],  # ignored for RGB input, keeps sws happy
+        dst_colorspace=_SWS_COLORSPACE[colorspace],
+        src_color_range="JPEG",
+        dst_color_range=_SWS_RANGE[color_range],
+        interpolation=_SWS_FLAGS,
+    )
+
+
+# FFmpeg muxer for each video output extension.
+_FORMAT_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi", ".webm": "webm"}
+# Muxers that take H.264/HEVC as an Annex B byte stream rather than MP4-style length prefixes.
+_ANNEXB_FORMATS = {"avi", "mpegts", "h264", "hevc"}
+
+
+def _choose_encoder(codec: str, out: av.container.OutputContainer, final: Path) -> str:
+    """The encoder to use for ``codec`` in ``out``: the default H.264 falls back to the
+    container's own codec (e.g. VP9 for .webm); any other codec it cannot hold is an error."""
+    try:
+        encoder_name = av.Codec(codec, "w").name
+    except ValueError as exc:  # av.codec.codec.UnknownCodecError
+        raise OutputError(f"no video encoder named {codec!r} in this FFmpeg build") from exc
+    supported = out.supported_codecs
+    if codec not in supported and encoder_name not in supported:
+        if codec == "libx264":  # the default: let e.g. .webm use its own codec
+            fallback = out.default_video_codec
+            warnings.warn(f"{final.suffix} cannot hold H.264; encoding video as {fallback}", stacklevel=4)
+            return av.Codec(fallback, "w").name  # encoder name, e.g. libvpx-vp9, so crf applies
+        raise OutputError(f"{final}: a {final.suffix} file cannot hold {codec} video")
+    return codec
+
+
+def resolve_video_codec(path: str | os.PathLike[str], codec: str) -> str:
+    """The encoder a video output at ``path`` will use when asked for ``codec`` (see
+    :func:`_choose_encoder`), decided without creating the file."""
+    path = Path(path)
+    fmt = _FORMAT_OF_SUFFIX.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(f"{path} is not a video output ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+    out = av.open(io.BytesIO(), "w", format=fmt)
+    try:
+        return _choose_encoder(codec, out, path)
+    finally:
+        out.close()
