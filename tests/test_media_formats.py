@@ -68,8 +68,15 @@ def test_version(capsys):
 
 
 def test_output_without_extension_says_the_audio_is_dropped(tmp_path, weights, capsys):
-    src = write_kind(tmp_path / "clip.m2ts", dark_clip(n=3, h=32, w=48))
+    from media import write_test_video
+
+    src = tmp_path / "clip.mp4"
+    write_test_video(src, dark_clip(n=3, h=32, w=48), fps=25, audio_seconds=0.2)
     assert main(["enhance", str(src), "-o", str(tmp_path / "clip_out"), "--model", str(weights), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "no extension" in err and "clip_out.mp4" in err
     assert len(list((tmp_path / "clip_out").glob("*.png"))) == 3
+    # no audio, nothing dropped, nothing said
+    silent = write_kind(tmp_path / "mute.m2ts", dark_clip(n=3, h=32, w=48))
+    assert main(["enhance", str(silent), "-o", str(tmp_path / "mute_out"), "--model", str(weights), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -140,11 +140,7 @@ def _run_enhance(args) -> int:
     if not src.exists():
         raise InputError(f"input not found: {src}")
     dst = Path(args.output) if args.output else default_output(src)
-    if args.output and not dst.suffix and not dst.is_file() and default_output(src).suffix == ".mp4":
-        import warnings
-
-        warnings.warn(f"{dst} has no extension, so the frames go into the folder {dst}/ as PNGs and the audio "
-                      f"and timing are not kept (name it {dst.name}.mp4 for a video)", stacklevel=1)
+    drops_audio = bool(args.output) and not dst.suffix and not dst.is_file() and _has_audio(src)
     if not args.resume:
         check_leftover(dst, args.overwrite)
     if args.compare:
@@ -165,7 +161,25 @@ def _run_enhance(args) -> int:
         page = compare(src, dst, default_compare_output(dst), overwrite=args.overwrite)
         if not args.quiet:
             print(f"wrote {page}: open it in a browser to compare the input and the output")
+    if drops_audio:  # said once the run succeeded, so a failure still gets its one line
+        import warnings
+
+        warnings.warn(f"{dst} has no extension, so the frames went into the folder {dst}/ as PNGs and the audio "
+                      f"was not kept (name it {dst.name}.mp4 for a video)", stacklevel=1)
     return 0
+
+
+def _has_audio(src: Path) -> bool:
+    """Whether a video file has an audio stream (False for folders, images and unreadable files)."""
+    if src.is_dir():
+        return False
+    import av
+
+    try:
+        with av.open(str(src)) as c:
+            return len(c.streams.audio) > 0
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return False
 
 
 def _add_eval(sub):
