@@ -36,8 +36,6 @@ def tiny_model(seed: int = 0, flow_heads: bool = True, **kw) -> STPR:
     with torch.no_grad():
         rec = m.reconstruction
         heads = [rec.residual, rec.local_gain, rec.global_gain[-1]] + ([rec.blend[-1]] if rec.blend is not None else [])
-        heads += [m.memory] if m.memory is not None else []
-        heads += [m.propagation.temporal[-1]] if m.propagation.temporal is not None else []
         for layer in heads:
             layer.weight.normal_(0, 0.05)
         if flow_heads:

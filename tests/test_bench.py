@@ -44,28 +44,6 @@ def test_model_gflops_scales_with_pixels(weights):
     assert g_single < g1  # no neighbours to propagate
 
 
-def test_model_gflops_counts_the_feature_state_merge(tmp_path_factory):
-    """A feature-recurrent model's merge runs only when a state is carried: its steady-state cost,
-    counted with the previous frame's state, is the plain model's plus one 3x3 conv (2C -> C) at
-    1/4 resolution."""
-    plain, _ = model_gflops(save_weights(tmp_path_factory, tiny()), 64, 64)
-    rec, _ = model_gflops(save_weights(tmp_path_factory, tiny(feature_recurrent=True)), 64, 64)
-    c = tiny().cfg.channels
-    assert rec - plain == pytest.approx(2 * 9 * (2 * c) * c * 16 * 16 / 1e9, rel=1e-6)
-
-
-def test_model_gflops_counts_the_flow_cost_volume(tmp_path_factory):
-    """A cost volume adds, per neighbour (T - 1 of them), one 3x3 conv ((2r + 1)^2 -> hidden) per
-    flow level and the volume's own products (2 (2r + 1)^2 C_k per pixel, added by hand since the
-    FLOP counter does not see elementwise products)."""
-    plain, _ = model_gflops(save_weights(tmp_path_factory, tiny()), 64, 64)
-    corr, _ = model_gflops(save_weights(tmp_path_factory, tiny(flow_corr_radius=1)), 64, 64)
-    cfg = tiny().cfg
-    per_pair = sum((2 * 9 * 9 * cfg.flow_hidden + 2 * 9 * c) * (64 // (4 * 2 ** k)) ** 2
-                   for k, c in enumerate(cfg.flow_channels))
-    assert corr - plain == pytest.approx(2 * per_pair / 1e9, rel=1e-6)
-
-
 def test_matmul_peak_positive():
     assert matmul_peak_gflops(n=256, reps=2) > 0
 

@@ -181,39 +181,54 @@ def test_shipped_weights_are_the_default_architecture():
     assert out.mean() > 4 * clip.mean()
 
 
-def save_without_keys(model: STPR, tmp_path: Path, keys: tuple[str, ...]) -> Path:
-    """Save ``model`` with ``keys`` missing from its stored config, as an older stpr wrote it."""
+def save_with_config(model: STPR, tmp_path: Path, drop: tuple[str, ...] = (), add: dict | None = None) -> Path:
+    """Save ``model`` with ``drop`` missing from its stored config and ``add`` added, as an older
+    stpr wrote it."""
     path = tmp_path / "m.safetensors"
     save_model(model, path)
     meta = read_metadata(path)
     cfg = json.loads(meta["stpr_config"])
-    for key in keys:
+    for key in drop:
         del cfg[key]
+    cfg.update(add or {})
     meta["stpr_config"] = json.dumps(cfg)
     old = tmp_path / "old.safetensors"
     save_file(load_file(str(path)), str(old), metadata=meta)
     return old
 
 
-def test_v2_weights_load_as_v2(tmp_path):
-    """Weights written before linear light and the refine head (v2) load with sRGB gains and no
-    refine head, and give the output they gave then."""
-    model = trained_like(frames=3, linear_light=False, refine_channels=0)
-    loaded = load_model(save_without_keys(model, tmp_path, ("linear_light", "refine_channels")))
-    assert loaded.cfg.pixel_fusion is True
-    assert loaded.cfg.linear_light is False and loaded.cfg.refine_channels == 0
+# the retired options as weights written before their removal store them (all off)
+RETIRED_OFF = {"flow_corr_radius": 0, "temporal_residual": False, "temporal_hidden": 0, "linear_light": False,
+               "refine_channels": 0, "recurrent": False, "recurrent_cap": 8.0, "feature_recurrent": False}
+
+
+def test_weights_naming_retired_options_switched_off_still_load(tmp_path):
+    """Weights written before the options were retired (v3 to v7) name them all, switched off: they
+    load as the same model and give the same output."""
+    model = trained_like(frames=3)
+    loaded = load_model(save_with_config(model, tmp_path, add=RETIRED_OFF))
+    assert loaded.cfg == model.cfg
     x = clip(1)
     with torch.no_grad():
-        assert torch.allclose(loaded(x), model(x), atol=1e-6)
+        assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("on", [{"recurrent": True}, {"feature_recurrent": True}, {"linear_light": True},
+                                {"refine_channels": 12}, {"temporal_residual": True}, {"flow_corr_radius": 1}])
+def test_weights_made_with_a_retired_option_are_refused_in_one_line(tmp_path, on):
+    (name, _), = on.items()
+    path = save_with_config(trained_like(frames=3), tmp_path, add={**RETIRED_OFF, **on})
+    with pytest.raises(ModelError, match=f"{name} = .*retired.*50d3f5c") as e:
+        load_model(path)
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
 
 
 def test_weights_saved_before_pixel_fusion_still_load(tmp_path):
     """Weights files written before the pixel_fusion option have no such key in their config: they
     must load as the architecture they were trained with (no pixel fusion), not the new default."""
-    model = trained_like(frames=3, pixel_fusion=False, linear_light=False, refine_channels=0)
-    loaded = load_model(save_without_keys(model, tmp_path, ("pixel_fusion", "linear_light", "refine_channels")))
+    model = trained_like(frames=3, pixel_fusion=False)
+    loaded = load_model(save_with_config(model, tmp_path, drop=("pixel_fusion",)))
     assert loaded.cfg.pixel_fusion is False
-    assert loaded.cfg.linear_light is False and loaded.cfg.refine_channels == 0
     x = clip(1)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x), atol=1e-6)

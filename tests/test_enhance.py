@@ -17,9 +17,8 @@ from media import write_test_video
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("kw", [{"pixel_fusion": False}, {"pixel_fusion": True}, {"recurrent": True},
-                                {"feature_recurrent": True}],
-                         ids=["features", "pixel_fusion", "recurrent", "feature_recurrent"])
+@pytest.mark.parametrize("kw", [{"pixel_fusion": False}, {"pixel_fusion": True}],
+                         ids=["features", "pixel_fusion"])
 def test_streaming_matches_clip_reference(kw):
     model = tiny_model(**kw)
     clip = dark_clip()
@@ -47,9 +46,8 @@ def _textured_dark_clip(n: int, h: int, w: int) -> np.ndarray:
     return np.stack([np.clip(base + rng.normal(0, 2, base.shape), 0, 255) for _ in range(n)]).astype(np.uint8)
 
 
-@pytest.mark.parametrize("kw", [{"pixel_fusion": False}, {"pixel_fusion": True}, {"recurrent": True},
-                                {"feature_recurrent": True}],
-                         ids=["features", "pixel_fusion", "recurrent", "feature_recurrent"])
+@pytest.mark.parametrize("kw", [{"pixel_fusion": False}, {"pixel_fusion": True}],
+                         ids=["features", "pixel_fusion"])
 def test_tiled_output_close_to_whole_frame(kw):
     model = tiny_model(**kw)
     clip = _textured_dark_clip(n=3, h=150, w=200)

@@ -11,7 +11,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stpr.models.common import frame_stats
-from stpr.models.flow_arch import local_correlation
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
 from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
@@ -29,8 +28,6 @@ def wake(model: STPR, std: float = 0.05, seed: int = 0) -> STPR:
     layers = [h[-1] for h in model.flow_net.heads] + [rec.residual, rec.local_gain, rec.global_gain[-1]]
     if rec.blend is not None:
         layers.append(rec.blend[-1])
-    if model.memory is not None:
-        layers.append(model.memory)
     with torch.no_grad():
         for layer in layers:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
@@ -96,37 +93,6 @@ def test_flow_features_are_the_pyramid_encode_frame_makes():
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert torch.equal(g, w)
-
-
-@pytest.mark.parametrize("radius", [1, 2])
-def test_local_correlation_is_the_channel_mean_of_shifted_products(radius):
-    g = torch.Generator().manual_seed(3)
-    a, b = torch.randn(2, 5, 6, 7, generator=g), torch.randn(2, 5, 6, 7, generator=g)
-    corr = local_correlation(a, b, radius)
-    k = 2 * radius + 1
-    assert corr.shape == (2, k * k, 6, 7)
-    padded = torch.nn.functional.pad(b, (radius,) * 4)  # offsets outside b read zeros
-    for i, (dy, dx) in enumerate((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)):
-        shifted = padded[..., radius + dy:radius + dy + 6, radius + dx:radius + dx + 7]
-        torch.testing.assert_close(corr[:, i], (a * shifted).mean(1))
-
-
-def test_cost_volume_starts_as_the_net_without_it_and_then_moves_the_flow():
-    """A flow net given a cost volume loads a plain net's weights (only the cost-volume convs are
-    new, zero-initialised), gives the same output until they train, and its flow then depends on them."""
-    plain = wake(tiny(flow_mode="learned")).eval()
-    corr = STPR(dataclasses.replace(plain.cfg, flow_corr_radius=1)).eval()
-    missing, unexpected = corr.load_state_dict(plain.state_dict(), strict=False)
-    assert not unexpected and missing and all(n.startswith("flow_net.corr_convs.") for n in missing)
-    x = textured(1, 3, 32, 48, seed=1)
-    with torch.no_grad():
-        torch.testing.assert_close(corr(x), plain(x))
-        ref, nbr = (corr.flow_features(f, frame_stats(f)) for f in (x[:, 1], x[:, 0]))
-        f0 = corr.flow_net(ref, nbr)
-        for conv in corr.flow_net.corr_convs:
-            conv.weight.normal_(0, 1.0)
-        f1 = corr.flow_net(ref, nbr)
-    assert (f1 - f0).abs().mean() > 1e-3
 
 
 def test_train_mode_output_is_not_clamped():
@@ -405,12 +371,32 @@ def test_config_round_trip():
 
 
 @pytest.mark.parametrize("bad", [{"frames": 2}, {"frames": 4}, {"frames": 0}, {"flow_mode": "magic"},
-                                 {"flow_levels": 3}, {"flow_corr_radius": -1},
-                                 {"temporal_residual": True, "feature_fusion": False},
-                                 {"no_such_key": 1}])
+                                 {"flow_levels": 3}, {"no_such_key": 1}])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         STPRConfig.from_dict({**STPRConfig().to_dict(), **bad})
+
+
+# the retired options as weights written before their removal store them (all off)
+RETIRED_OFF = {"flow_corr_radius": 0, "temporal_residual": False, "temporal_hidden": 0, "linear_light": False,
+               "refine_channels": 0, "recurrent": False, "recurrent_cap": 8.0, "feature_recurrent": False}
+
+
+def test_config_drops_retired_options_at_their_off_values():
+    assert STPRConfig.from_dict({**STPRConfig().to_dict(), **RETIRED_OFF}) == STPRConfig()
+    assert STPRConfig.from_dict({"recurrent_cap": 4.0}) == STPRConfig()  # only a setting of recurrent
+
+
+@pytest.mark.parametrize("on", [{"recurrent": True}, {"feature_recurrent": True}, {"linear_light": True},
+                                {"refine_channels": 12}, {"temporal_residual": True}, {"temporal_hidden": 32},
+                                {"flow_corr_radius": 2}])
+def test_config_refuses_a_retired_option_turned_on(on):
+    from stpr.models.stpr_arch import RetiredOptionError
+
+    (name, value), = on.items()
+    with pytest.raises(RetiredOptionError, match=f"^{name} = .*retired.*50d3f5c") as e:
+        STPRConfig.from_dict({**STPRConfig().to_dict(), **RETIRED_OFF, **on})
+    assert "\n" not in str(e.value)
 
 
 # ------------------------------------------------------------------------------------- budget
@@ -435,7 +421,7 @@ def test_default_model_budget():
     assert 1e8 < flops <= 10e9, flops / 1e9
 
 
-# ------------------------------------------------------------------------------------- linear light
+# ------------------------------------------------------------------------------------- sRGB and statistics
 
 
 def test_srgb_transfer_matches_numpy_and_round_trips():
@@ -465,181 +451,6 @@ def test_frame_stats_linear_mean():
     big = torch.rand(1, 3, 256, 320) * 0.3
     expect = torch.log(luma(srgb_to_linear(big)).mean() + 1e-5)
     assert abs(float(frame_stats(big)[0, 5] - expect)) < 0.01
-
-
-@pytest.mark.parametrize("pixel", [False, True])
-def test_untrained_linear_light_model_undoes_any_exposure(pixel):
-    """A scene darkened by a pure exposure change (a scale in linear light, as a camera does) comes
-    out the same whatever the exposure: the untrained linear-light model scales the linear-light
-    image to its target mean. The sRGB-gain model cannot, because the sRGB curve is not a power law
-    near black (its linear toe), so its output depends on the exposure."""
-    from stpr.models.common import linear_to_srgb, srgb_to_linear
-
-    scene = textured(1, 1, 32, 32, seed=8, scale=1.0).clamp(0, 1).repeat(1, 3, 1, 1, 1)
-    lin = srgb_to_linear(scene)
-    outs = {}
-    for linear in (True, False):
-        model = tiny(frames=3, flow_mode="zero", pixel_fusion=pixel, linear_light=linear).eval()
-        with torch.no_grad():
-            outs[linear] = [model(linear_to_srgb(lin * k)) for k in (0.01, 0.1)]
-    a, b = outs[True]
-    assert (a - b).abs().max() < 2e-3
-    target = torch.exp(model.reconstruction.target_log.detach()) ** 2.2
-    ref = linear_to_srgb(lin[:, 0] * target / luma_mean(lin[:, 0])).clamp(0, 1)
-    assert (a - ref).abs().max() < 2e-3
-    a, b = outs[False]
-    assert (a - b).abs().max() > 2e-2
-
-
-def luma_mean(x: torch.Tensor) -> torch.Tensor:
-    from stpr.models.common import luma
-
-    return luma(x).mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
-
-
-def test_refine_head_starts_as_identity_and_then_adds_full_resolution_detail():
-    x = textured(1, 3, 32, 32, seed=9)
-    plain = tiny(frames=3, refine_channels=0, seed=3).eval()
-    refined = tiny(frames=3, refine_channels=6, seed=3).eval()
-    refined.load_state_dict(plain.state_dict(), strict=False)  # same weights, fresh refine head
-    with torch.no_grad():
-        assert torch.equal(plain(x), refined(x))  # zero-initialised last layer
-        refined.reconstruction.refine[-1].weight.normal_(0, 0.1)
-        base = refined(x)
-        y = x.clone()
-        y[:, :, :, 17, 13] += 0.2  # one full-resolution pixel in every frame
-        # what the refine head adds to the response to that pixel
-        diff = ((refined(y) - base) - (plain(y) - plain(x))).abs()[0].sum(0)
-    assert diff[17, 13] > 1e-3
-    # and it stays near the pixel (the 3-layer head reaches 3 pixels, the residual a 4x4 block)
-    assert diff[17, 13] > 5 * diff[:8, :8].max() and diff[17, 13] > 5 * diff[26:, 26:].max()
-
-
-# ------------------------------------------------------------------------------------- recurrence
-
-
-def test_recurrent_state_stands_in_for_the_previous_frame():
-    """The state replaces exactly the previous raw frame: a state holding that frame's own pixels
-    with a count of 1 changes nothing; a different state changes the output; without the state the
-    recurrent model is the plain model with the same weights."""
-    from stpr.models.stpr_arch import RecurrentState
-
-    x = textured(1, 3, 32, 32, seed=11)
-    plain = wake(tiny(frames=3, seed=4)).eval()
-    rec = tiny(frames=3, seed=4, recurrent=True).eval()
-    rec.load_state_dict(plain.state_dict(), strict=False)
-    with torch.no_grad():
-        states = [rec.encode_frame(x[:, i]) for i in range(3)]
-        out_plain, _ = plain.decode(states)
-        out_none, aux = rec.decode(states)
-        same = RecurrentState(states[0].x.clone(), torch.zeros(1, 1, 8, 8))
-        out_same, _ = rec.decode(states, state=same)
-        other = RecurrentState(states[0].x * 0.5 + 0.1, torch.zeros(1, 1, 8, 8))
-        out_other, _ = rec.decode(states, state=other)
-    assert torch.equal(out_none, out_plain)
-    assert torch.allclose(out_same, out_plain, atol=1e-6)
-    assert (out_other - out_plain).abs().max() > 1e-3
-    assert aux["state"].base.shape == (1, 3, 32, 32) and aux["state"].log_count.shape == (1, 1, 8, 8)
-
-
-def test_recurrent_frame_count_grows_on_a_static_scene_and_is_capped():
-    """A static scene: every frame's blend averages the history, so its effective frame count
-    (1 / sum b^2 / n) grows from at most T towards ``recurrent_cap``, and never beyond it."""
-    import math
-
-    model = tiny(frames=3, flow_mode="zero", recurrent=True).eval()
-    cap = model.cfg.recurrent_cap
-    clip = textured(1, 1, 32, 32, seed=12).repeat(1, 12, 1, 1, 1)
-    with torch.no_grad():
-        _, auxes = model.forward_clip(clip, list(range(12)))
-    counts = [a["state"].log_count.exp().mean().item() for a in auxes]
-    assert 1.0 < counts[0] <= 3.0 + 1e-4
-    assert all(b >= a - 1e-4 for a, b in zip(counts[1:], counts[2:]))  # after the first frame: growing
-    assert counts[-1] > 5.0 and max(counts) <= cap + 1e-3
-    assert math.isclose(max(counts), cap, rel_tol=0.05)
-
-
-def test_recurrent_forward_clip_hands_state_only_between_consecutive_frames():
-    """``forward_clip`` carries the state from c to c + 1 and nowhere else: enhancing frame 3 alone
-    (no history) differs from enhancing it after 0, 1, 2, and equals the plain window result."""
-    model = wake(tiny(frames=3, seed=5, recurrent=True)).eval()
-    clip = textured(1, 5, 32, 32, seed=13)
-    with torch.no_grad():
-        seq, _ = model.forward_clip(clip, [0, 1, 2, 3])
-        alone, _ = model.forward_clip(clip, [3])
-        gap, _ = model.forward_clip(clip, [1, 3])
-    assert (seq[3] - alone[0]).abs().max() > 1e-4
-    assert torch.equal(gap[1], alone[0])
-
-
-def test_feature_recurrent_starts_as_the_plain_model_and_merges_the_state_into_the_previous_frame():
-    """The hidden state enters only through the previous frame's features: zero-initialised, the
-    model is the plain one; woken, a state changes the output, only when that slot holds the
-    previous frame, and every output frame hands on its propagated features."""
-    from stpr.models.stpr_arch import RecurrentState
-
-    clip = textured(1, 5, 32, 32, seed=14)
-    plain = wake(tiny(frames=3, seed=6)).eval()
-    rec = tiny(frames=3, seed=6, feature_recurrent=True).eval()
-    rec.load_state_dict(plain.state_dict(), strict=False)
-    with torch.no_grad():
-        ref, _ = plain.forward_clip(clip, [0, 1, 2, 3])
-        seq, auxes = rec.forward_clip(clip, [0, 1, 2, 3])
-        assert all(torch.equal(a, b) for a, b in zip(ref, seq))  # zero-initialised merge
-        assert all(a["state"].feats.shape == (1, 8, 8, 8) and a["state"].base is None for a in auxes)
-        wake(rec, seed=3)
-        seq, _ = rec.forward_clip(clip, [0, 1, 2, 3])
-        alone, _ = rec.forward_clip(clip, [3])
-        states = [rec.encode_frame(rec.pad(clip[:, i])[0]) for i in (2, 3, 4)]
-        out_none, _ = rec.decode(states)
-        junk = RecurrentState(None, None, torch.randn(1, 8, 8, 8))
-        out_junk, _ = rec.decode(states, state=junk)
-    assert torch.allclose(out_none, alone[0]) and (out_junk - out_none).abs().max() > 1e-3
-    assert (seq[3] - alone[0]).abs().max() > 1e-4  # frame 3 after 0, 1, 2 used their history
-
-
-def test_feature_recurrent_with_pixel_recurrence_hands_both_states():
-    model = wake(tiny(frames=3, seed=7, recurrent=True, feature_recurrent=True)).eval()
-    with torch.no_grad():
-        _, auxes = model.forward_clip(textured(1, 4, 32, 32, seed=15), [0, 1, 2, 3])
-    st = auxes[-1]["state"]
-    assert st.base.shape == (1, 3, 32, 32) and st.log_count.shape == (1, 1, 8, 8) and st.feats.shape == (1, 8, 8, 8)
-
-
-def test_recurrent_needs_pixel_fusion():
-    with pytest.raises(ValueError, match="pixel_fusion"):
-        STPRConfig(recurrent=True, pixel_fusion=False)
-
-
-@pytest.mark.parametrize("hidden", [0, 6])
-def test_temporal_residual_starts_at_zero_and_leaves_a_per_frame_run_alone(hidden):
-    """The temporal residual (zero-initialised) changes nothing at first; trained, it and the other
-    ``TEMPORAL_ONLY`` parts change T = 3 outputs but not a single value of a T = 1 run."""
-    from stpr.train import TEMPORAL_ONLY
-
-    plain = tiny(3, pixel_fusion=True).eval()
-    model = tiny(4, pixel_fusion=True, temporal_residual=True, temporal_hidden=hidden).eval()
-    missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
-    new = [n for n, _ in model.named_parameters() if n.startswith("propagation.temporal")]
-    assert sorted(missing) == new and len(new) == (2 if hidden else 1) and not unexpected
-    assert all(m.bias is None for m in model.propagation.temporal.modules() if isinstance(m, torch.nn.Conv2d))
-    x = torch.rand(1, 5, 3, 32, 48) * 0.2
-    with torch.no_grad():
-        before3 = model.forward_clip(x, [1, 2])[0]
-        assert all(torch.equal(a, b) for a, b in zip(before3, plain.forward_clip(x, [1, 2])[0]))
-        model.cfg.frames = 1
-        before1 = model.forward_clip(x, [1, 2])[0]
-        model.cfg.frames = 3
-        touched = [n for n, p in model.named_parameters() if n.startswith(TEMPORAL_ONLY)]
-        assert {n.split(".")[1] for n in touched} == {"confidence", "brightness_gain", "temporal", "blend"}
-        for n, p in model.named_parameters():
-            if n.startswith(TEMPORAL_ONLY):
-                p.add_(torch.randn_like(p) * 0.2)
-        after3 = model.forward_clip(x, [1, 2])[0]
-        model.cfg.frames = 1
-        after1 = model.forward_clip(x, [1, 2])[0]
-    assert all((a - b).abs().max() > 1e-3 for a, b in zip(before3, after3))
-    assert all(torch.equal(a, b) for a, b in zip(before1, after1))
 
 
 def test_without_feature_fusion_neighbours_reach_the_output_through_the_pixel_fusion_alone():

@@ -27,10 +27,7 @@ def _max_diff(a, b) -> int:
 
 
 @pytest.mark.parametrize("overrides", [{}, {"flow_mode": "zero"}, {"frames": 1}, {"frames": 5},
-                                       {"pixel_fusion": True, "hf_split": False},
-                                       {"flow_corr_radius": 1},
-                                       {"pixel_fusion": True, "temporal_residual": True},
-                                       {"pixel_fusion": True, "temporal_residual": True, "temporal_hidden": 8}])
+                                       {"pixel_fusion": True, "hf_split": False}])
 def test_onnx_matches_pytorch_streaming(tmp_path, overrides):
     model = tiny_model(**overrides)
     export_onnx(model, tmp_path / "onnx")
@@ -65,14 +62,6 @@ def test_dis_flow_cannot_be_exported(tmp_path):
     with pytest.raises(UsageError, match="DIS"):
         export_onnx(tiny_model(flow_mode="dis"), tmp_path / "x")
     assert not (tmp_path / "x" / MANIFEST).exists()
-
-
-def test_recurrent_model_cannot_be_exported(tmp_path):
-    """The ONNX graphs are stateless per window; a recurrent model's state is refused, not dropped."""
-    for kw in ({"recurrent": True}, {"feature_recurrent": True}):
-        with pytest.raises(UsageError, match="recurrent"):
-            export_onnx(tiny_model(**kw), tmp_path / "x")
-        assert not (tmp_path / "x").exists() or not (tmp_path / "x" / MANIFEST).exists()
 
 
 def test_broken_export_is_a_model_error(tmp_path):

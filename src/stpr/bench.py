@@ -151,18 +151,11 @@ def model_gflops(weights: str | Path | None, width: int, height: int, frames: in
     total = 0
     for (th, tw), count in shapes.items():
         x, _ = model.pad(torch.zeros(1, 3, th, tw, device="meta"))
-        with torch.inference_mode():
-            state = model.encode_frame(x, frame_stats(x))
-            # a recurrent model's steady state decodes with the previous frame's state
-            carried = model.decode([state] * model.cfg.frames)[1].get("state")
         counter = FlopCounterMode(display=False)
         with torch.inference_mode(), counter:
             state = model.encode_frame(x, frame_stats(x))
-            model.decode([state] * model.cfg.frames, state=carried)
-        flops = counter.get_total_flops()
-        if model.cfg.flow_mode == "learned" and model.cfg.frames > 1:
-            flops += model.flow_net.corr_flops(*x.shape[-2:]) * (model.cfg.frames - 1)
-        total += flops * count
+            model.decode([state] * model.cfg.frames)
+        total += counter.get_total_flops() * count
     if len(tiles) > 1:
         note = (note + "; " if note else "") + f"{len(tiles)} tiles"
     return total / 1e9, note

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from stpr.errors import ModelError
-from stpr.models.stpr_arch import STPR, STPRConfig
+from stpr.models.stpr_arch import STPR, RetiredOptionError, STPRConfig
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "stpr_default.safetensors"
 
@@ -42,8 +42,11 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
     """Build an STPR from a weights file. ``overrides`` change inference-only config fields
     (e.g. ``flow_mode="dis"``, ``frames=1``); None values leave the stored setting.
 
+    Files written before options were retired name them in their config: at their off values
+    they are ignored, a file with one on cannot be loaded (``STPRConfig.from_dict``).
+
     Raises:
-        ModelError: missing, unreadable, or not matching the architecture.
+        ModelError: missing, unreadable, not matching the architecture, or made with a retired option.
     """
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not path.is_file():
@@ -61,10 +64,10 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
             raise ValueError("stpr_config is not a JSON object")
         # Weights saved before pixel fusion existed store every other field but not this one.
         cfg_dict.setdefault("pixel_fusion", False)
-        cfg_dict.setdefault("linear_light", False)  # likewise for linear-light gains
-        cfg_dict.setdefault("refine_channels", 0)  # and for the full-resolution refinement head
         cfg_dict.update({k: v for k, v in overrides.items() if v is not None})
         model = STPR(STPRConfig.from_dict(cfg_dict))
+    except RetiredOptionError as e:
+        raise ModelError(f"cannot load {path}: model option {e}") from None
     except (ValueError, TypeError, RuntimeError) as e:
         raise ModelError(f"bad model config in {path}: {e}") from None
     try:

@@ -27,7 +27,7 @@ from stpr.checkpoint import load_model
 from stpr.errors import InputError, ModelError, UsageError
 from stpr.exposure import ExposureControl
 from stpr.models.common import frame_stats
-from stpr.models.stpr_arch import STPR, FrameState, follows_previous, window_indices
+from stpr.models.stpr_arch import STPR, FrameState, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
 
 # Peak working memory of the default network per input pixel (bytes): measured 275-380 B/px as the
@@ -91,7 +91,6 @@ class _WindowStream:
         self.states: dict[int, FrameState] = {}
         self.count = 0
         self.next = 0
-        self.carried = None  # a recurrent model's RecurrentState from the last emitted frame
 
     def push(self, x: torch.Tensor, stats: torch.Tensor) -> list[torch.Tensor]:
         with self._autocast():
@@ -124,13 +123,7 @@ class _WindowStream:
             for i in pixels:
                 window[i] = replace(window[i], x=window[i].x.float().div_(255.0))
             with self._autocast():
-                if self.model.is_recurrent:
-                    # frames are emitted in order, so the carried state is frame c - 1's
-                    prev = self.carried if follows_previous(idx, c) else None
-                    out, aux = self.model.decode(window, state=prev)
-                    self.carried = aux["state"]
-                else:
-                    out, _ = self.model.decode(window)
+                out, _ = self.model.decode(window)
             outs.append(out.float())
             self.next += 1
             keep_from = max(0, self.next - self.half)

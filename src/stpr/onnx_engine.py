@@ -104,8 +104,6 @@ def export_onnx(model: STPR, out_dir: str | Path, weights: str | Path | None = N
     Returns:
         the export folder.
     """
-    if model.is_recurrent:
-        raise UsageError("recurrent models (their state goes from frame to frame) cannot be exported to ONNX yet")
     if model.cfg.flow_mode == "dis":
         raise UsageError("DIS flow runs in OpenCV and cannot be exported to ONNX; "
                          "export with --flow learned or --flow zero")
@@ -174,9 +172,6 @@ class OnnxSTPR:
         folder: an export made by :func:`export_onnx`.
         threads: onnxruntime intra-op threads (None: onnxruntime's default, all cores).
     """
-
-    # export_onnx refuses models that hand a state from frame to frame
-    is_recurrent = False
 
     def __init__(self, folder: str | Path, threads: int | None = None):
         try:

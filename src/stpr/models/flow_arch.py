@@ -29,35 +29,11 @@ class FlowConfig:
         levels: pyramid levels; level 0 is 1/4 resolution, level k is 1/(4*2^k).
         channels: feature channels at each level (len == levels).
         hidden: hidden channels of each per-level refinement head.
-        corr_radius: r > 0 adds a local cost volume to every head: the correlation of the
-            reference features with the warped neighbour's at the (2r + 1)^2 integer offsets
-            around the current flow (PWC-Net style), so a head sees matching costs instead of
-            having to infer them from the two feature maps. 0: no cost volume.
     """
 
     levels: int = 4
     channels: tuple[int, ...] = (16, 24, 32, 32)
     hidden: int = 32
-    corr_radius: int = 0
-
-
-def local_correlation(a: torch.Tensor, b: torch.Tensor, radius: int) -> torch.Tensor:
-    """Cost volume: channel-mean products of ``a`` with ``b`` shifted by every integer offset.
-
-    Args:
-        a, b: (B, C, H, W) feature maps (b already warped towards a).
-        radius: r; offsets (dx, dy) in [-r, r]^2, row-major in dy then dx.
-
-    Returns:
-        (B, (2r + 1)^2, H, W); offsets that fall outside ``b`` read zeros.
-    """
-    h, w = a.shape[-2:]
-    r = radius
-    padded = F.pad(b, (r, r, r, r))
-    # A loop of shifted products: 3x faster on CPU, forward and backward, than unfold + einsum.
-    # The FLOP counter does not see these elementwise products: see ``PyramidFlowNet.corr_flops``.
-    return torch.stack([(a * padded[..., r + dy:r + dy + h, r + dx:r + dx + w]).mean(1)
-                        for dy in range(-r, r + 1) for dx in range(-r, r + 1)], dim=1)
 
 
 class FlowFeaturePyramid(nn.Module):
@@ -107,28 +83,11 @@ class PyramidFlowNet(nn.Module):
             nn.init.zeros_(head[-1].weight)
             nn.init.zeros_(head[-1].bias)
             self.heads.append(head)
-        # The cost volume enters each head's first layer through its own conv, zero at the start,
-        # so a net given a cost volume starts out as the same net without one (its weights load
-        # unchanged; only these tensors start fresh).
-        k2 = (2 * cfg.corr_radius + 1) ** 2
-        self.corr_convs = nn.ModuleList(conv3x3(k2, cfg.hidden) for _ in cfg.channels) if cfg.corr_radius else None
-        if self.corr_convs is not None:
-            for conv in self.corr_convs:
-                nn.init.zeros_(conv.weight)
-                nn.init.zeros_(conv.bias)
 
     @property
     def multiple(self) -> int:
         """Input H and W must be divisible by this."""
         return 4 * 2 ** (self.cfg.levels - 1)
-
-    def corr_flops(self, h: int, w: int) -> int:
-        """FLOPs of the cost volumes of one ``forward`` on an (h, w) input: elementwise products
-        that ``torch.utils.flop_counter`` does not count (``stpr.bench.model_gflops`` adds them)."""
-        if not self.cfg.corr_radius:
-            return 0
-        k2 = (2 * self.cfg.corr_radius + 1) ** 2
-        return sum(2 * k2 * c * (h // (4 * 2 ** k)) * (w // (4 * 2 ** k)) for k, c in enumerate(self.cfg.channels))
 
     def features(self, x_norm: torch.Tensor) -> list[torch.Tensor]:
         """Per-frame pyramid. (B, 3, H, W) -> list of (B, C_k, H_k, W_k)."""
@@ -153,10 +112,7 @@ class PyramidFlowNet(nn.Module):
                 flow = upsample2(flow, fr.shape[-2:]) * 2.0
             warped = flow_warp(fn, flow)
             head = self.heads[k]
-            h = head[0](torch.cat([fr, warped, flow], dim=1))
-            if self.corr_convs is not None:
-                h = h + self.corr_convs[k](local_correlation(fr, warped, self.cfg.corr_radius))
-            flow = flow + head[1:](h)
+            flow = flow + head(torch.cat([fr, warped, flow], dim=1))
         return flow
 
 

@@ -10,11 +10,6 @@ warped to the centre along the flow and fused with a per-pixel softmax whose log
 
 The centre frame takes part in the softmax too, so with no useful neighbour the subnet falls back to
 the centre's own detail.
-
-Optionally (``temporal_residual``) a zero-initialised, bias-free conv adds a correction computed
-from what the neighbours changed, ``fused - centre detail``. That difference is exactly zero without
-neighbours (T = 1: the softmax over the centre alone is 1), so the correction acts only where
-neighbours contribute and a per-frame run of the same weights is unaffected by it.
 """
 
 from __future__ import annotations
@@ -35,10 +30,6 @@ class PropagationConfig:
         channels: feature channels at 1/4 resolution.
         hf_split: propagate only the high-frequency part of neighbour features (False: all of it).
         brightness_weight: add the brightness term to the fusion logits.
-        temporal_residual: add ``temporal(fused - centre detail)``, a zero-initialised 3x3 conv
-            without bias (zero for T = 1, see above).
-        temporal_hidden: 0, or the width of a hidden layer in ``temporal`` (two bias-free convs
-            with an activation that keeps 0 at 0, so the correction stays zero for T = 1).
         feature_fusion: fuse the warped neighbour features into the propagated features (False:
             the fusion weights are still computed, for the pixel fusion, but the propagated
             features are the centre's own, as for T = 1).
@@ -47,8 +38,6 @@ class PropagationConfig:
     channels: int = 32
     hf_split: bool = True
     brightness_weight: bool = True
-    temporal_residual: bool = False
-    temporal_hidden: int = 0
     feature_fusion: bool = True
 
 
@@ -92,14 +81,6 @@ class FeaturePropagation(nn.Module):
         self.confidence = nn.Sequential(conv3x3(2 * c + 2, 16), act(), conv3x3(16, 1))
         self.brightness_gain = nn.Parameter(torch.tensor(1.0))
         self.fuse = nn.Sequential(conv3x3(2 * c, c), act())
-        self.temporal = None
-        if cfg.temporal_residual:
-            # no bias: it must map "no neighbour contribution" (a zero difference) to zero
-            h = cfg.temporal_hidden
-            layers = ([nn.Conv2d(c, h, 3, padding=1, bias=False), act(), nn.Conv2d(h, c, 3, padding=1, bias=False)]
-                      if h else [nn.Conv2d(c, c, 3, padding=1, bias=False)])
-            self.temporal = nn.Sequential(*layers)
-            nn.init.zeros_(self.temporal[-1].weight)
 
     def detail(self, feats: torch.Tensor) -> torch.Tensor:
         return feats - gaussian_blur3(feats) if self.cfg.hf_split else feats
@@ -143,7 +124,4 @@ class FeaturePropagation(nn.Module):
             fused = (torch.stack(details, dim=1) * weights.unsqueeze(2)).sum(dim=1)
         else:
             fused = details[0]
-        out = self.fuse(torch.cat([fused, center_feats], dim=1))
-        if self.temporal is not None:
-            out = out + self.temporal(fused - details[0])
-        return out, weights, errors
+        return self.fuse(torch.cat([fused, center_feats], dim=1)), weights, errors

@@ -12,14 +12,15 @@ Pipeline for one output frame (centre of a T-frame window)::
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import conv3x3, frame_stats, normalize_brightness, srgb_to_linear
+from stpr.models.common import frame_stats, normalize_brightness
 from stpr.models.flow_arch import FlowConfig, PyramidFlowNet, dis_flow_torch
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.propagation_arch import FeaturePropagation, FrameEncoder, PropagationConfig, log_brightness
@@ -27,6 +28,34 @@ from stpr.models.reconstruction_arch import STReconstruction
 from stpr.models.warp import flow_warp, resize_flow
 
 FLOW_MODES = ("learned", "dis", "zero")
+
+# Options that measurements retired and no shipped model used, each with the value that turned it
+# off (None: any value, a setting of another retired option). Configs written before their removal
+# name them; at these values they are dropped, at any other they are refused.
+RETIRED_AT = "50d3f5c"
+RETIRED = {"flow_corr_radius": 0, "temporal_residual": False, "temporal_hidden": 0, "linear_light": False,
+           "refine_channels": 0, "recurrent": False, "recurrent_cap": None, "feature_recurrent": False}
+
+
+class RetiredOptionError(ValueError):
+    """A config turns on an option that has been removed from the code."""
+
+
+def drop_retired(d: dict, prefix: str = "") -> dict:
+    """``d`` without the retired options it names at their off values.
+
+    Raises:
+        RetiredOptionError: one is on (the message names it, and the last commit that had it).
+    """
+    out = dict(d)
+    for name, off in RETIRED.items():
+        if name in out:
+            value = out.pop(name)
+            if off is not None and value != off:
+                raise RetiredOptionError(
+                    f"{prefix}{name} = {json.dumps(value)}: this option was retired (it stayed off in every "
+                    f"shipped model); the last commit that has it is {RETIRED_AT}")
+    return out
 
 
 @dataclass
@@ -38,12 +67,8 @@ class STPRConfig:
         flow_levels: levels of the learned flow pyramid.
         flow_channels: flow feature channels per level.
         flow_hidden: hidden width of the flow refinement heads.
-        flow_corr_radius: radius of the flow heads' local cost volume (0: none; see ``FlowConfig``).
         hf_split: propagate only high-frequency neighbour features.
         brightness_weight: brightness term in the propagation fusion weights.
-        temporal_residual: a zero-initialised correction of the propagated features from what the
-            neighbours changed (``PropagationConfig.temporal_residual``; zero for T = 1).
-        temporal_hidden: 0, or the hidden width of that correction (two convs instead of one).
         feature_fusion: fuse warped neighbour features in the propagation (False: neighbours reach
             the output only through the pixel fusion, weighted by the propagation's weights).
         prrd_scales: scales of the pyramid recursive residual dense subnet.
@@ -52,18 +77,6 @@ class STPRConfig:
         prrd_layers: dense layers per block.
         pixel_fusion: also blend the aligned full-resolution neighbour frames into the centre frame
             before the gain (temporal denoising of the pixels themselves, not only of features).
-        linear_light: apply the exposure gain, and blend the aligned frames, in linear light.
-        refine_channels: width of the full-resolution refinement head of the reconstruction (0: none).
-        recurrent: hand each output frame's blended base image (and how many frames it averages) to
-            the next frame, where it replaces the previous raw frame in the pixel fusion, so static
-            regions keep averaging their history (up to ``recurrent_cap`` frames) at the cost of
-            a T-frame window (needs ``pixel_fusion`` and T >= 3; frames must come in order, see
-            ``forward_clip``).
-        recurrent_cap: most frames a recurrent blend counts as averaged (inference may change it).
-        feature_recurrent: hand each output frame's propagated features (a hidden state, as in
-            BasicVSR) to the next frame, where a zero-initialised 3x3 conv merges them into the
-            previous frame's features before propagation, so fused detail can build up over more
-            than T frames (frames must come in order, see ``forward_clip``).
     """
 
     frames: int = 3
@@ -72,22 +85,14 @@ class STPRConfig:
     flow_levels: int = 4
     flow_channels: tuple[int, ...] = (16, 24, 32, 32)
     flow_hidden: int = 32
-    flow_corr_radius: int = 0
     hf_split: bool = False
     brightness_weight: bool = True
-    temporal_residual: bool = False
-    temporal_hidden: int = 0
     feature_fusion: bool = True
     prrd_scales: int = 3
     prrd_recursions: int = 1
     prrd_growth: int = 16
     prrd_layers: int = 3
     pixel_fusion: bool = True
-    linear_light: bool = False
-    refine_channels: int = 0
-    recurrent: bool = False
-    recurrent_cap: float = 8.0
-    feature_recurrent: bool = False
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -97,14 +102,6 @@ class STPRConfig:
             raise ValueError(f"flow_mode must be one of {FLOW_MODES}, got {self.flow_mode!r}")
         if len(self.flow_channels) != self.flow_levels:
             raise ValueError("flow_channels needs one entry per flow level")
-        if self.recurrent and not self.pixel_fusion:
-            raise ValueError("recurrent needs pixel_fusion")
-        if self.temporal_residual and not self.feature_fusion:
-            raise ValueError("temporal_residual needs feature_fusion (without it the neighbours change no feature)")
-        if self.flow_corr_radius < 0:
-            raise ValueError(f"flow_corr_radius must be >= 0, got {self.flow_corr_radius}")
-        if self.recurrent_cap < 1:
-            raise ValueError(f"recurrent_cap must be >= 1, got {self.recurrent_cap}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -113,6 +110,13 @@ class STPRConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "STPRConfig":
+        """The config of ``d``; retired options (``RETIRED``) at their off values are dropped.
+
+        Raises:
+            RetiredOptionError: ``d`` turns a retired option on.
+            ValueError: unknown keys or bad values.
+        """
+        d = drop_retired(d)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -136,21 +140,6 @@ class FrameState:
     flow_pyr: list[torch.Tensor] | None
 
 
-@dataclass
-class RecurrentState:
-    """What a recurrent STPR hands from one output frame to the next (padded size).
-
-    Shapes: base (B, 3, H, W) the blended base image in sRGB, at its frame's exposure; log_count
-    (B, 1, H/4, W/4) log of the frames averaged into each pixel of it (both None unless
-    ``recurrent``); feats (B, C, H/4, W/4) the frame's propagated features (None unless
-    ``feature_recurrent``).
-    """
-
-    base: torch.Tensor | None
-    log_count: torch.Tensor | None
-    feats: torch.Tensor | None = None
-
-
 def window_indices(center: int, length: int, frames: int) -> list[int]:
     """Indices of the T-frame window around ``center`` in a sequence of ``length`` frames, edges
     reflected (…, 2, 1, [0], 1, 2, …). Works for any length >= 1."""
@@ -166,30 +155,18 @@ def window_indices(center: int, length: int, frames: int) -> list[int]:
     return out
 
 
-def follows_previous(idx: list[int], center: int) -> bool:
-    """Whether the window ``idx`` (from ``window_indices``) of frame ``center`` has the previous
-    frame in the slot before its centre, the slot a recurrent state stands in for (not so for
-    frame 0, whose reflected window has frame 1 there, nor for T = 1)."""
-    return len(idx) > 1 and idx[len(idx) // 2 - 1] == center - 1
-
-
-def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor, linear: bool = False
-                ) -> torch.Tensor:
+def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor) -> torch.Tensor:
     """Warp a neighbour frame to the centre at full resolution and match its exposure.
 
     Args:
         nbr, center: encoded frames (x (B, 3, H, W)).
         flow: (B, 2, H/4, W/4) flow centre -> neighbour.
-        linear: return linear light (exposure matched with the linear-light means).
 
     Returns:
         (B, 3, H, W) the neighbour's pixels on the centre's grid, scaled by the ratio of the frames'
         mean luma (so exposure flicker does not leak into the blend).
     """
     warped = flow_warp(nbr.x, resize_flow(flow, center.x.shape[-2:]))
-    if linear:
-        ratio = torch.exp(center.stats[:, 5] - nbr.stats[:, 5]).clamp(0.25, 4.0).view(-1, 1, 1, 1)
-        return srgb_to_linear(warped) * ratio
     ratio = torch.exp(center.stats[:, 3] - nbr.stats[:, 3]).clamp(0.5, 2.0).view(-1, 1, 1, 1)
     return warped * ratio
 
@@ -209,28 +186,12 @@ class STPR(nn.Module):
         self.cfg = cfg = cfg or STPRConfig()
         c = cfg.channels
         self.encoder = FrameEncoder(c)
-        self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden,
-                                                  cfg.flow_corr_radius))
+        self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden))
         self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight,
-                                                                cfg.temporal_residual, cfg.temporal_hidden,
                                                                 cfg.feature_fusion))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
-        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, linear_light=cfg.linear_light,
-                                               refine_channels=cfg.refine_channels, recurrent=cfg.recurrent,
-                                               max_count=cfg.recurrent_cap)
-        self.memory = None
-        if cfg.feature_recurrent:
-            # merges the previous frame's hidden state into its features; zero at the start, so a
-            # model initialised from a non-recurrent one starts out as that model
-            self.memory = conv3x3(2 * c, c)
-            nn.init.zeros_(self.memory.weight)
-            nn.init.zeros_(self.memory.bias)
-
-    @property
-    def is_recurrent(self) -> bool:
-        """Whether decode hands a state from each output frame to the next."""
-        return self.cfg.recurrent or self.cfg.feature_recurrent
+        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion)
 
     # ---------------------------------------------------------------- padding
     @property
@@ -285,61 +246,36 @@ class STPR(nn.Module):
             return dis_flow_torch(ref.norm_small, nbr.norm_small)
         return ref.norm_small.new_zeros(ref.norm_small.shape[0], 2, *ref.norm_small.shape[-2:])
 
-    def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None,
-               state: RecurrentState | None = None) -> tuple[torch.Tensor, dict]:
+    def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, dict]:
         """Enhance the centre frame of a window of encoded frames.
 
         Args:
             window: T FrameStates; the centre is ``window[T // 2]``.
             flows: optional precomputed flows centre -> each neighbour (in window order, centre
                 skipped), each (B, 2, H/4, W/4).
-            state: recurrent models (``is_recurrent``) only: the previous frame's ``aux["state"]``, when
-                ``window[T // 2 - 1]`` is that previous frame (None: its raw pixels are used).
 
         Returns:
             out: (B, 3, H, W) enhanced centre frame (padded size; clamped in eval mode).
-            aux: {"flows": list of flows, "weights": (B, T, H/4, W/4) fusion weights} and, for
-                recurrent models (``is_recurrent``), "state": the RecurrentState for the next frame.
+            aux: {"flows": list of flows, "weights": (B, T, H/4, W/4) fusion weights}.
         """
         mid = len(window) // 2
         center = window[mid]
         nbrs = [s for i, s in enumerate(window) if i != mid]
         if flows is None:
             flows = [self.estimate_flow(center, n) for n in nbrs]
-        if self.memory is not None and state is not None and state.feats is not None and mid > 0:
-            # the previous frame's hidden state is on its own grid, like its features: merge them
-            # there, and propagation warps the result to the centre with the same flow
-            prev = nbrs[mid - 1]
-            nbrs[mid - 1] = replace(prev, feats=prev.feats + self.memory(torch.cat([prev.feats, state.feats], dim=1)))
         propagated, weights, errors = self.propagation(
             center.feats, center.norm_small, center.logb,
             [n.feats for n in nbrs], [n.norm_small for n in nbrs], [n.logb for n in nbrs], flows)
         pyramid = self.pyramid(center.feats)
-        aligned = log_counts = None
+        aligned = None
         if self.cfg.pixel_fusion:
-            lin = self.cfg.linear_light
-            if self.cfg.recurrent:
-                log_counts = [errors[0]] * len(window)  # the centre's error map is zeros: count 1 each
-                if state is not None and state.base is not None and mid > 0:
-                    # the previous frame's blend stands in for its raw pixels (same frame, same
-                    # exposure); in aligned / log_counts (centre first) window[mid - 1] is entry mid
-                    nbrs[mid - 1] = replace(nbrs[mid - 1], x=state.base)
-                    log_counts[mid] = flow_warp(state.log_count, flows[mid - 1])
-            frames = [srgb_to_linear(center.x) if lin else center.x]
-            frames += [align_frame(n, center, f, lin) for n, f in zip(nbrs, flows)]
+            frames = [center.x] + [align_frame(n, center, f) for n, f in zip(nbrs, flows)]
             aligned = list(zip(frames, errors))
-        aux = {"flows": flows, "weights": weights}
-        base = log_count = None
-        if self.cfg.recurrent:
-            out, base, log_count = self.reconstruction(center.x, center.stats, propagated, pyramid, weights,
-                                                       aligned, log_counts, return_base=True)
-        else:
-            out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
-        if self.is_recurrent:
-            aux["state"] = RecurrentState(base, log_count, propagated if self.memory is not None else None)
+        out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
         if not self.training:
             out = out.clamp(0.0, 1.0)
-        return out, aux
+        return out, {"flows": flows, "weights": weights}
 
     # ---------------------------------------------------------------- whole clips
     def forward_clip(self, clip: torch.Tensor, centers: list[int], stats: torch.Tensor | None = None
@@ -348,9 +284,7 @@ class STPR(nn.Module):
 
         Args:
             clip: (B, N, 3, H, W) in [0, 1], any H, W.
-            centers: indices of the frames to enhance; windows are reflected at the clip edges. A
-                recurrent model hands its state from each centre to the next when they are
-                consecutive frames (c, c + 1), so give them in order.
+            centers: indices of the frames to enhance; windows are reflected at the clip edges.
             stats: optional (B, N, 6) ``frame_stats`` of the whole frames when ``clip`` is a crop
                 (training), so crops see the exposure statistics a full frame would give.
 
@@ -361,7 +295,6 @@ class STPR(nn.Module):
         padded, (h, w) = self.pad(clip)
         states: dict[int, FrameState] = {}
         outs, auxes = [], []
-        prev_center, carried = None, None
         for c in centers:
             idx = window_indices(c, n, self.cfg.frames)
             for i in idx:
@@ -369,9 +302,7 @@ class STPR(nn.Module):
                     # statistics of the real frame, not of its padding
                     st = stats[:, i] if stats is not None else frame_stats(clip[:, i])
                     states[i] = self.encode_frame(padded[:, i], st)
-            use = carried if prev_center == c - 1 and follows_previous(idx, c) else None
-            out, aux = self.decode([states[i] for i in idx], state=use)
-            prev_center, carried = c, aux.get("state")
+            out, aux = self.decode([states[i] for i in idx])
             outs.append(out[..., :h, :w])
             auxes.append(aux)
         return outs, auxes
