@@ -350,11 +350,7 @@ def test_resume_drops_log_rows_after_the_checkpoint(tmp_path, lol_root):
     assert times == sorted(times) and times[2] >= before
 
 
-@pytest.mark.parametrize("kind", ["recurrent", "feature_recurrent"])
-def test_recurrent_model_trains_on_longer_clips(tmp_path, lol_root, monkeypatch, kind):
-    """``clip_frames`` sets the clip length; a recurrent model enhances frames 1 .. N - 2 in order
-    (handing its state along, so what uses the state gets a gradient: the count weight, the
-    feature merge) and its weights load back as a recurrent model of the same kind."""
+def test_clip_frames_sets_the_clip_length_and_the_two_middle_frames_are_enhanced(tmp_path, lol_root, monkeypatch):
     seen = []
     orig = train_mod.train_step
 
@@ -367,21 +363,46 @@ def test_recurrent_model_trains_on_longer_clips(tmp_path, lol_root, monkeypatch,
             return inner(clip, centers, stats)
 
         model.forward_clip = record
-        loss, parts = orig(model, batch, cfg, *a, **kw)
-        del model.forward_clip
-        loss.backward(retain_graph=True)
-        used = model.reconstruction.count_scale if kind == "recurrent" else model.memory.weight
-        seen.append(used.grad.abs().sum().item())
-        model.zero_grad(set_to_none=True)
-        return loss, parts
+        try:
+            return orig(model, batch, cfg, *a, **kw)
+        finally:
+            del model.forward_clip
 
     monkeypatch.setattr(train_mod, "train_step", spy)
-    run = train(tiny_cfg(tmp_path / "rec", lol_root, 1, clip_frames=6, val_every=100,
-                         model={**TINY, kind: True}), quiet=True)
-    assert seen[0] == 6 and seen[1] == [1, 2, 3, 4] and seen[2] > 0
-    assert getattr(load_model(run / "last.safetensors").cfg, kind)
+    run = train(tiny_cfg(tmp_path / "clip6", lol_root, 1, clip_frames=6, val_every=100, model=TINY), quiet=True)
+    assert seen[:2] == [6, [2, 3]]
     rows = read_log(run)
     assert len(rows) == 1 and math.isfinite(float(rows[0]["loss"]))
+
+
+# ------------------------------------------------------------------------------- retired options
+
+
+def test_config_drops_retired_options_at_their_off_values(tmp_path):
+    """Configs written before the options were retired name them switched off: they load, without them."""
+    off = {"linear_light": False, "refine_channels": 0, "recurrent": False, "recurrent_cap": 8.0,
+           "feature_recurrent": False, "temporal_residual": False, "temporal_hidden": 0, "flow_corr_radius": 0}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"steps": 3, "train_only": "", "model": {"channels": 8, **off}}))
+    cfg = load_config(str(path), ["model.recurrent=false", "model.flow_corr_radius=0"])
+    assert cfg.model == {"channels": 8} and cfg.train_only == "" and cfg.steps == 3
+
+
+@pytest.mark.parametrize("data, overrides, name", [
+    ({"model": {"recurrent": True}}, [], "model.recurrent"),
+    ({"model": {"refine_channels": 12}}, [], "model.refine_channels"),
+    ({}, ["model.linear_light=true"], "model.linear_light"),
+    ({}, ["model.temporal_residual=true"], "model.temporal_residual"),
+    ({}, ["model.flow_corr_radius=2"], "model.flow_corr_radius"),
+    ({"train_only": "temporal"}, [], "train_only"),
+    ({}, ["train_only=temporal"], "train_only"),
+])
+def test_config_refuses_a_retired_option_turned_on(tmp_path, data, overrides, name):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match=f"{name} = .*retired.*50d3f5c") as e:
+        load_config(str(path), overrides)
+    assert "\n" not in str(e.value)
 
 
 # ------------------------------------------------------------------------------- flow-only stage
@@ -423,26 +444,8 @@ def test_train_only_flow_changes_the_flow_net_alone(tmp_path, lol_root):
     assert float(row["loss"]) == pytest.approx(float(row["flow"]), rel=1e-5) and row["rec"] == ""
 
 
-def test_train_only_temporal_changes_the_temporal_parts_alone(tmp_path, lol_root):
-    """``train_only="temporal"``: only the parts a T = 1 run never uses move (the temporal residual,
-    new in this model, starts fresh from zero), on the usual loss."""
-    model = dict(TINY, pixel_fusion=True)
-    train(tiny_cfg(tmp_path / "base", lol_root, 1, val_every=100, model=model), quiet=True)
-    init = weights(tmp_path / "base")
-    run = train(tiny_cfg(tmp_path / "temporal", lol_root, 2, val_every=100, lr=1e-2, warmup=0,
-                         model=dict(model, temporal_residual=True), train_only="temporal",
-                         init=str(tmp_path / "base" / "last.safetensors")), quiet=True)
-    got = weights(run)
-    assert torch.count_nonzero(got["propagation.temporal.0.weight"]) > 0
-    moved = [k for k in init if not torch.equal(init[k], got[k])]
-    assert moved and all(k.startswith(train_mod.TEMPORAL_ONLY) for k in moved)
-    assert {k.split(".")[1] for k in moved} >= {"confidence", "blend"}
-    assert read_log(run)[-1]["rec"] != ""
-
-
 @pytest.mark.parametrize("overrides", [["train_only=prrd"], ["train_only=flow", "model.frames=1"],
-                                       ["train_only=flow", "model.flow_mode=zero"],
-                                       ["train_only=temporal", "model.frames=1"]])
+                                       ["train_only=flow", "model.flow_mode=zero"]])
 def test_train_only_needs_a_learned_flow(overrides):
     with pytest.raises(UsageError, match="train_only"):
         load_config(None, overrides)
@@ -487,3 +490,31 @@ def test_training_on_stills_alone(tmp_path, capsys):
                "--quiet"])
     assert rc == InputError.exit_code
     assert "2.jpg" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- entry point
+
+
+def test_python_m_stpr_train_has_its_own_entry(tmp_path, capsys):
+    """``python -m stpr.train`` (torchrun's entry) parses the ``stpr train`` arguments itself: a usage
+    error is one line and exit status 2, as from ``stpr train``."""
+    assert train_mod.main(["--set", "bogus=1", "--quiet"]) == UsageError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("stpr: error: ") and "bogus" in err and err.count("\n") == 1
+
+
+def test_no_module_imports_the_cli():
+    """stpr.cli sits on top: nothing in the package imports it (train.py used to, for its entry)."""
+    import ast
+
+    import stpr
+
+    root = Path(stpr.__file__).parent
+    for path in root.rglob("*.py"):
+        if path.name == "cli.py" and path.parent == root:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names += [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n == "stpr.cli" or n.startswith("stpr.cli.") for n in names), path

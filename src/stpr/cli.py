@@ -21,26 +21,16 @@ def _add_model_options(p, flow_help: str = "flow estimator: the learned pyramid 
 
 
 def _add_train(sub):
-    p = sub.add_parser("train", help="train an STPR model",
-                       description="Train STPR. Settings come from a JSON config plus key=value overrides. "
-                                   "Started by torchrun (torchrun --nproc-per-node=N -m stpr.train ...), "
-                                   "it trains with DistributedDataParallel, splitting the global batch "
-                                   "across the processes.")
-    p.add_argument("--config", help="JSON training config (see configs/default.json)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set steps=500 --set model.channels=24")
-    p.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    # the config module is light; the training loop (stpr.train) is imported only to run
+    from stpr.train_config import TRAIN_DESCRIPTION, TRAIN_HELP, add_train_arguments
+
+    add_train_arguments(sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_DESCRIPTION))
 
 
 def _run_train(args) -> int:
-    from stpr.train import load_config, train
+    from stpr.train import run
 
-    cfg = load_config(args.config, args.overrides)
-    out = train(cfg, resume=args.resume, quiet=args.quiet)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
-        print(f"run saved in {out}")
-    return 0
+    return run(args)
 
 
 def default_output(src: Path) -> Path:

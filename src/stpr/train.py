@@ -5,6 +5,9 @@ A run directory holds everything needed to continue or reuse the run:
 ``last_state.pt`` (optimiser, scheduler, step), ``best.safetensors`` (best validation PSNR) and
 ``log.csv`` (one row per logged step / validation).
 
+The configuration (``TrainConfig``, ``load_config``) and the command-line arguments live in
+``stpr.train_config``; ``main`` here is ``python -m stpr.train``, which ``stpr train`` runs too.
+
 Distributed training: started by ``torchrun`` (``torchrun --nproc-per-node=N -m stpr.train ...`` or
 ``torchrun --nproc-per-node=N --no-python stpr train ...``), every process runs ``train`` with the
 same config; the model is wrapped in DistributedDataParallel and each step's global batch of
@@ -15,6 +18,7 @@ progress, writes ``log.csv``, validates and saves checkpoints; the others wait f
 
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import json
@@ -23,7 +27,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -36,198 +40,13 @@ from stpr import distributed as D
 from stpr.checkpoint import save_model
 from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticStillClips, \
     SyntheticVideoClips, lol_split, read_stills, read_video_frames
-from stpr.errors import InputError, UsageError
+from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.losses import charbonnier, flow_loss, ssim_loss, temporal_loss
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
-
-
-@dataclass
-class TrainConfig:
-    """Args:
-        out_dir: run directory.
-        lol_root: LOL-style folder with low/ and high/ ("" to skip).
-        lol_val: number of highest-numbered LOL pairs held out for validation.
-        videos: normal-light videos to darken synthetically.
-        video_scale: downscale factor applied when decoding those videos.
-        lol_max_shift: largest drift per frame (px, each axis) of the synthetic motion that turns
-            LOL pairs (and ``stills``) into clips; with exact flow, these clips are what teaches the
-            flow large motion.
-        paired_root / paired_layout: optional SDSD/SMID/DID-style dataset (see PairedVideoFolders).
-        val_video: held-out normal-light video for synthetic-dark validation ("" to skip).
-        val_video_frames: frames of it to use.
-        stills: normal-light photographs (files, or folders of them) to make into moving clips and
-            darken synthetically (``SyntheticStillClips``; the same synthesis as ``videos``).
-        stills_scale_range: (smallest, largest) rescaling of a photograph before it is cropped.
-        weights: sampling weights of (LOL, synthetic video, paired[, stills]) sources; the fourth
-            is needed only with ``stills``.
-        exposure_jump_prob: share of synthetic-video clips whose frames get independent exposures
-            (within 3x either way; see SyntheticVideoClips).
-        video_exposure_range: (lowest, highest) linear exposure of the synthetic dark video
-            (log-uniform; 0.01 is 6.6 stops under).
-        video_h264_prob: share of synthetic clips given an H.264 round trip (block artefacts).
-        video_noise_scale: multiplies the synthetic sensor noise std (1 = as synthesised, 0 =
-            noise-free; ``scripts/fusion_bound.py`` uses it to bound what fusion can add).
-        steps, batch, crop, lr, min_lr, warmup: optimisation.
-        w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
-        val_every, ckpt_every, log_every: in steps.
-        seed: everything random derives from it.
-        workers: DataLoader worker processes (per training process), started by a forkserver (see
-            ``_worker_context``): a script that calls ``train`` with workers > 0 needs the
-            ``if __name__ == "__main__":`` guard. threads: torch intra-op threads (0 = default).
-        device: "auto" (the process's GPU when CUDA is available, else CPU), "cpu" or "cuda".
-        amp: run the network's forward pass under bfloat16 autocast (convolutions in bfloat16; the
-            losses stay float32). Meant for GPUs; on most CPUs it is slower.
-        clip_frames: frames per training clip (0: T + 1). A recurrent model enhances every frame
-            but the first and last in order, handing its state along, so longer clips train
-            longer recursions.
-        model: STPRConfig fields.
-        init: optional weights file to start from.
-        train_only: "" (the whole model) or "flow": only the learned flow net trains, on its
-            end-point error against the teacher flows of every consecutive pair of each clip, both
-            directions; the rest of the model is frozen and not run (a cheap flow stage for a
-            trained model whose flow is weak; one process only).
-            "temporal": only the parts a per-frame run (T = 1) never uses train
-            (``TEMPORAL_ONLY``: the propagation's confidence net, brightness gain and temporal
-            residual, the pixel fusion's blend head), on the usual loss, so the same weights run
-            per frame give exactly what they gave before: a stage that can only change what the
-            neighbours add.
-    """
-
-    out_dir: str = "runs/default"
-    lol_root: str = ""
-    lol_val: int = 30
-    videos: list[str] = field(default_factory=list)
-    video_scale: float = 1.0
-    lol_max_shift: float = 6.0
-    paired_root: str = ""
-    paired_layout: str = "sdsd"
-    val_video: str = ""
-    val_video_frames: int = 30
-    stills: list[str] = field(default_factory=list)
-    stills_scale_range: list[float] = field(default_factory=lambda: [0.4, 1.0])
-    weights: list[float] = field(default_factory=lambda: [0.6, 0.4, 0.0])
-    exposure_jump_prob: float = 0.0
-    video_exposure_range: list[float] = field(default_factory=lambda: [0.01, 0.3])
-    video_h264_prob: float = 0.2
-    video_noise_scale: float = 1.0
-    steps: int = 20000
-    batch: int = 8
-    crop: int = 96
-    lr: float = 2e-3
-    min_lr: float = 2e-5
-    warmup: int = 200
-    w_ssim: float = 0.2
-    w_temporal: float = 0.2
-    w_flow: float = 0.05
-    val_every: int = 1000
-    ckpt_every: int = 250
-    log_every: int = 25
-    seed: int = 0
-    workers: int = 1
-    threads: int = 0
-    device: str = "auto"
-    amp: bool = False
-    clip_frames: int = 0
-    model: dict = field(default_factory=dict)
-    init: str = ""
-    train_only: str = ""
-
-
-def _coerce(value: str, current):
-    """Parse a CLI override string to the type of the current value."""
-    if isinstance(current, bool):
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise UsageError(f"expected true/false, got {value!r}")
-    try:
-        if isinstance(current, (list, tuple, dict)):
-            return json.loads(value)
-        if isinstance(current, int):
-            return int(value)
-        if isinstance(current, float):
-            return float(value)
-    except ValueError:
-        raise UsageError(f"cannot parse {value!r} as {type(current).__name__}") from None
-    return value
-
-
-def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
-    """TrainConfig from an optional JSON file plus ``key=value`` overrides (``model.channels=24``)."""
-    cfg = TrainConfig()
-    data = {}
-    if path:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UsageError(f"cannot read config {path}: {e}") from None
-    known = {f.name for f in fields(TrainConfig)}
-    for k in data:
-        if k not in known:
-            raise UsageError(f"unknown training config key {k!r} in {path}")
-    cfg = TrainConfig(**{**asdict(cfg), **data})
-    model_defaults = STPRConfig().to_dict()
-    for item in overrides:
-        if "=" not in item:
-            raise UsageError(f"override must look like key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        if key.startswith("model."):
-            sub = key[6:]
-            if sub not in model_defaults:
-                raise UsageError(f"unknown model config key {sub!r}")
-            cfg.model[sub] = _coerce(value, cfg.model.get(sub, model_defaults[sub]))
-        elif key in known:
-            setattr(cfg, key, _coerce(value, getattr(cfg, key)))
-        else:
-            raise UsageError(f"unknown training config key {key!r}")
-    try:
-        STPRConfig.from_dict(cfg.model)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"bad model config: {e}") from None
-    lo_hi = cfg.video_exposure_range
-    if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
-        raise UsageError(f"video_exposure_range must be [lowest, highest] with 0 < lowest <= highest, got {lo_hi}")
-    if not 0 <= cfg.video_h264_prob <= 1:
-        raise UsageError(f"video_h264_prob must be in [0, 1], got {cfg.video_h264_prob}")
-    if cfg.clip_frames != 0 and cfg.clip_frames < 2:
-        raise UsageError(f"clip_frames must be 0 (T + 1) or at least 2, got {cfg.clip_frames}")
-    if not cfg.lol_max_shift >= 0:
-        raise UsageError(f"lol_max_shift must be >= 0, got {cfg.lol_max_shift}")
-    if not cfg.video_noise_scale >= 0:
-        raise UsageError(f"video_noise_scale must be >= 0, got {cfg.video_noise_scale}")
-    if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
-        raise UsageError(f"weights must be 3 or 4 non-negative numbers (LOL, video, paired[, stills]), "
-                         f"got {cfg.weights}")
-    if cfg.stills and len(cfg.weights) < 4:
-        raise UsageError(f"stills need a fourth entry in weights (LOL, video, paired, stills), got {cfg.weights}")
-    sr = cfg.stills_scale_range
-    if len(sr) != 2 or not 0 < sr[0] <= sr[1]:
-        raise UsageError(f"stills_scale_range must be [smallest, largest] with 0 < smallest <= largest, got {sr}")
-    check_train_only(cfg)
-    return cfg
-
-
-# Parameters that cannot change a T = 1 output: with the centre alone the propagation softmax is 1
-# whatever the confidence logit, the temporal residual sees a zero difference, and the pixel fusion
-# returns the centre frame without running its blend head (tests/test_models.py checks this).
-TEMPORAL_ONLY = ("propagation.confidence.", "propagation.brightness_gain", "propagation.temporal.",
-                 "reconstruction.blend.")
-
-
-def check_train_only(cfg: TrainConfig) -> None:
-    """``train_only`` must name a part that the model has and that can train on its own."""
-    if cfg.train_only not in ("", "flow", "temporal"):
-        raise UsageError(f'train_only must be "" (the whole model), "flow" or "temporal", got {cfg.train_only!r}')
-    if not cfg.train_only:
-        return
-    mc = STPRConfig.from_dict(cfg.model)
-    if cfg.train_only == "temporal" and mc.frames < 3:
-        raise UsageError('train_only="temporal" needs neighbours (frames >= 3)')
-    if cfg.train_only == "flow" and (mc.flow_mode != "learned" or mc.frames < 2):
-        raise UsageError('train_only="flow" needs the learned flow (flow_mode "learned", frames > 1)')
+from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_arguments, check_retired,  # noqa: F401
+                               check_train_only, load_config)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -403,8 +222,7 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
                reduce: _GlobalMean | None = None) -> tuple[torch.Tensor, dict]:
     """One forward/backward-ready loss on a batch of N-frame clips (N = T + 1 by default).
 
-    The two middle frames are enhanced (sharing per-frame work; a recurrent model enhances frames
-    1 .. N - 2 in order); all get reconstruction losses, the last two the temporal loss, and every
+    The two middle frames are enhanced (sharing per-frame work); both get reconstruction losses, the last two the temporal loss, and every
     learned flow is compared with the teacher flow.
 
     ``forward`` replaces ``model.forward_clip`` (the DDP-wrapped model in distributed training);
@@ -417,10 +235,7 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     reduce = reduce or _GlobalMean()
     low, high = batch["low"], batch["high"]
     n = low.shape[1]
-    if model.is_recurrent and n >= 4:
-        centers = list(range(1, n - 1))  # in order: each hands its state to the next
-    else:
-        centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
+    centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
     with torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
         outs, auxes = forward(low, centers, batch.get("stats"))
     if cfg.amp:  # losses in float32: SSIM's variances and the flow error lose too much in bfloat16
@@ -521,6 +336,7 @@ def _prepare_run(cfg: TrainConfig, out: Path, resume: bool) -> TrainConfig:
         for key in RESUME_OVERRIDABLE:
             saved[key] = getattr(cfg, key)
         cfg = TrainConfig(**saved)
+        check_retired(cfg, str(out / "config.json"))  # a run saved before options were retired
     elif state_path.is_file():
         raise UsageError(f"{out} already holds a run: use --resume or another out_dir")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -634,9 +450,6 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
             raise UsageError('train_only="flow" runs in one process (not under torchrun)')
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("flow_net."))
-    elif cfg.train_only == "temporal":
-        for name, p in model.named_parameters():
-            p.requires_grad_(name.startswith(TEMPORAL_ONLY))
     model.to(dev)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=1e-4)
@@ -749,11 +562,36 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     return out
 
 
+def run(args: argparse.Namespace) -> int:
+    """Train with the arguments of ``add_train_arguments``; returns the exit status."""
+    cfg = load_config(args.config, args.overrides)
+    out = train(cfg, resume=args.resume, quiet=args.quiet)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"run saved in {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stpr.train ARGS`` (the entry for ``torchrun --nproc-per-node=N -m stpr.train
+    --config ...``): the arguments of ``stpr train``; a usage, input or model error prints one
+    line, "stpr: error: ...", and gives its exit status (a traceback with --debug)."""
+    parser = argparse.ArgumentParser(prog="python -m stpr.train", description=TRAIN_DESCRIPTION)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except StprError as e:
+        if args.debug:
+            raise
+        print(f"stpr: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return e.exit_code
+
+
 if __name__ == "__main__":
-    # ``python -m stpr.train ARGS`` == ``stpr train ARGS``; this is the entry point for
-    # ``torchrun --nproc-per-node=N -m stpr.train --config ...``.
-    import sys
+    # ``python -m`` runs this file as a second module, ``__main__``: run the importable
+    # ``stpr.train``'s ``main``, so that the classes data-loader workers unpickle, and anything that
+    # patches ``stpr.train``, are the ones this run uses.
+    from stpr.train import main as _main
 
-    from stpr.cli import main as _cli_main
-
-    sys.exit(_cli_main(["train", *sys.argv[1:]]))
+    sys.exit(_main())

@@ -1,0 +1,224 @@
+"""Training configuration: ``TrainConfig``, loading it from JSON plus ``key=value`` overrides, and
+the ``stpr train`` command-line arguments (shared by ``stpr train`` and ``python -m stpr.train``).
+
+Kept apart from the training loop (``stpr.train``) so the command line can build its parser without
+importing the loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from stpr.errors import UsageError
+from stpr.models.stpr_arch import RETIRED, RETIRED_AT, RetiredOptionError, STPRConfig, drop_retired
+
+
+@dataclass
+class TrainConfig:
+    """Args:
+        out_dir: run directory.
+        lol_root: LOL-style folder with low/ and high/ ("" to skip).
+        lol_val: number of highest-numbered LOL pairs held out for validation.
+        videos: normal-light videos to darken synthetically.
+        video_scale: downscale factor applied when decoding those videos.
+        lol_max_shift: largest drift per frame (px, each axis) of the synthetic motion that turns
+            LOL pairs (and ``stills``) into clips; with exact flow, these clips are what teaches the
+            flow large motion.
+        paired_root / paired_layout: optional SDSD/SMID/DID-style dataset (see PairedVideoFolders).
+        val_video: held-out normal-light video for synthetic-dark validation ("" to skip).
+        val_video_frames: frames of it to use.
+        stills: normal-light photographs (files, or folders of them) to make into moving clips and
+            darken synthetically (``SyntheticStillClips``; the same synthesis as ``videos``).
+        stills_scale_range: (smallest, largest) rescaling of a photograph before it is cropped.
+        weights: sampling weights of (LOL, synthetic video, paired[, stills]) sources; the fourth
+            is needed only with ``stills``.
+        exposure_jump_prob: share of synthetic-video clips whose frames get independent exposures
+            (within 3x either way; see SyntheticVideoClips).
+        video_exposure_range: (lowest, highest) linear exposure of the synthetic dark video
+            (log-uniform; 0.01 is 6.6 stops under).
+        video_h264_prob: share of synthetic clips given an H.264 round trip (block artefacts).
+        video_noise_scale: multiplies the synthetic sensor noise std (1 = as synthesised, 0 =
+            noise-free; ``scripts/fusion_bound.py`` uses it to bound what fusion can add).
+        steps, batch, crop, lr, min_lr, warmup: optimisation.
+        w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
+        val_every, ckpt_every, log_every: in steps.
+        seed: everything random derives from it.
+        workers: DataLoader worker processes (per training process), started by a forkserver (see
+            ``_worker_context``): a script that calls ``train`` with workers > 0 needs the
+            ``if __name__ == "__main__":`` guard. threads: torch intra-op threads (0 = default).
+        device: "auto" (the process's GPU when CUDA is available, else CPU), "cpu" or "cuda".
+        amp: run the network's forward pass under bfloat16 autocast (convolutions in bfloat16; the
+            losses stay float32). Meant for GPUs; on most CPUs it is slower.
+        clip_frames: frames per training clip (0: T + 1); the two middle frames are enhanced.
+        model: STPRConfig fields.
+        init: optional weights file to start from.
+        train_only: "" (the whole model) or "flow": only the learned flow net trains, on its
+            end-point error against the teacher flows of every consecutive pair of each clip, both
+            directions; the rest of the model is frozen and not run (a cheap flow stage for a
+            trained model whose flow is weak; one process only).
+    """
+
+    out_dir: str = "runs/default"
+    lol_root: str = ""
+    lol_val: int = 30
+    videos: list[str] = field(default_factory=list)
+    video_scale: float = 1.0
+    lol_max_shift: float = 6.0
+    paired_root: str = ""
+    paired_layout: str = "sdsd"
+    val_video: str = ""
+    val_video_frames: int = 30
+    stills: list[str] = field(default_factory=list)
+    stills_scale_range: list[float] = field(default_factory=lambda: [0.4, 1.0])
+    weights: list[float] = field(default_factory=lambda: [0.6, 0.4, 0.0])
+    exposure_jump_prob: float = 0.0
+    video_exposure_range: list[float] = field(default_factory=lambda: [0.01, 0.3])
+    video_h264_prob: float = 0.2
+    video_noise_scale: float = 1.0
+    steps: int = 20000
+    batch: int = 8
+    crop: int = 96
+    lr: float = 2e-3
+    min_lr: float = 2e-5
+    warmup: int = 200
+    w_ssim: float = 0.2
+    w_temporal: float = 0.2
+    w_flow: float = 0.05
+    val_every: int = 1000
+    ckpt_every: int = 250
+    log_every: int = 25
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0
+    device: str = "auto"
+    amp: bool = False
+    clip_frames: int = 0
+    model: dict = field(default_factory=dict)
+    init: str = ""
+    train_only: str = ""
+
+
+def _coerce(value: str, current):
+    """Parse a CLI override string to the type of the current value."""
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"expected true/false, got {value!r}")
+    try:
+        if isinstance(current, (list, tuple, dict)):
+            return json.loads(value)
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except ValueError:
+        raise UsageError(f"cannot parse {value!r} as {type(current).__name__}") from None
+    return value
+
+
+def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
+    """TrainConfig from an optional JSON file plus ``key=value`` overrides (``model.channels=24``).
+
+    Retired options (``stpr.models.stpr_arch.RETIRED``, ``train_only="temporal"``) at their off
+    values are dropped; turned on, they are a UsageError that names them."""
+    cfg = TrainConfig()
+    data = {}
+    if path:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UsageError(f"cannot read config {path}: {e}") from None
+    known = {f.name for f in fields(TrainConfig)}
+    for k in data:
+        if k not in known:
+            raise UsageError(f"unknown training config key {k!r} in {path}")
+    cfg = TrainConfig(**{**asdict(cfg), **data})
+    model_defaults = STPRConfig().to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise UsageError(f"override must look like key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        if key.startswith("model."):
+            sub = key[6:]
+            if sub in RETIRED:  # refused (or dropped, when off) below
+                off = RETIRED[sub]
+                cfg.model[sub] = _coerce(value, 8.0 if off is None else off)
+                continue
+            if sub not in model_defaults:
+                raise UsageError(f"unknown model config key {sub!r}")
+            cfg.model[sub] = _coerce(value, cfg.model.get(sub, model_defaults[sub]))
+        elif key in known:
+            setattr(cfg, key, _coerce(value, getattr(cfg, key)))
+        else:
+            raise UsageError(f"unknown training config key {key!r}")
+    check_retired(cfg, path)
+    try:
+        STPRConfig.from_dict(cfg.model)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"bad model config: {e}") from None
+    lo_hi = cfg.video_exposure_range
+    if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+        raise UsageError(f"video_exposure_range must be [lowest, highest] with 0 < lowest <= highest, got {lo_hi}")
+    if not 0 <= cfg.video_h264_prob <= 1:
+        raise UsageError(f"video_h264_prob must be in [0, 1], got {cfg.video_h264_prob}")
+    if cfg.clip_frames != 0 and cfg.clip_frames < 2:
+        raise UsageError(f"clip_frames must be 0 (T + 1) or at least 2, got {cfg.clip_frames}")
+    if not cfg.lol_max_shift >= 0:
+        raise UsageError(f"lol_max_shift must be >= 0, got {cfg.lol_max_shift}")
+    if not cfg.video_noise_scale >= 0:
+        raise UsageError(f"video_noise_scale must be >= 0, got {cfg.video_noise_scale}")
+    if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
+        raise UsageError(f"weights must be 3 or 4 non-negative numbers (LOL, video, paired[, stills]), "
+                         f"got {cfg.weights}")
+    if cfg.stills and len(cfg.weights) < 4:
+        raise UsageError(f"stills need a fourth entry in weights (LOL, video, paired, stills), got {cfg.weights}")
+    sr = cfg.stills_scale_range
+    if len(sr) != 2 or not 0 < sr[0] <= sr[1]:
+        raise UsageError(f"stills_scale_range must be [smallest, largest] with 0 < smallest <= largest, got {sr}")
+    check_train_only(cfg)
+    return cfg
+
+
+def check_retired(cfg: TrainConfig, where: str | None = None) -> None:
+    """Drop the retired options ``cfg`` names at their off values (in place); refuse them turned on."""
+    prefix = f"{where}: " if where else ""
+    if cfg.train_only == "temporal":
+        raise UsageError(f'{prefix}train_only = "temporal": this training stage was retired; the last commit '
+                         f"that has it is {RETIRED_AT}")
+    if not isinstance(cfg.model, dict):
+        return  # load_config's model check reports it
+    try:
+        cfg.model = drop_retired(cfg.model, prefix="model.")
+    except RetiredOptionError as e:
+        raise UsageError(f"{prefix}{e}") from None
+
+
+def check_train_only(cfg: TrainConfig) -> None:
+    """``train_only`` must name a part that the model has and that can train on its own."""
+    if cfg.train_only not in ("", "flow"):
+        raise UsageError(f'train_only must be "" (the whole model) or "flow", got {cfg.train_only!r}')
+    mc = STPRConfig.from_dict(cfg.model)
+    if cfg.train_only == "flow" and (mc.flow_mode != "learned" or mc.frames < 2):
+        raise UsageError('train_only="flow" needs the learned flow (flow_mode "learned", frames > 1)')
+
+
+# ------------------------------------------------------------------------------ command line
+TRAIN_HELP = "train an STPR model"
+TRAIN_DESCRIPTION = ("Train STPR. Settings come from a JSON config plus key=value overrides. "
+                     "Started by torchrun (torchrun --nproc-per-node=N -m stpr.train ...), "
+                     "it trains with DistributedDataParallel, splitting the global batch "
+                     "across the processes.")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The training arguments, for ``stpr train`` and ``python -m stpr.train``."""
+    p.add_argument("--config", help="JSON training config (see configs/default.json)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set steps=500 --set model.channels=24")
+    p.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
