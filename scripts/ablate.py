@@ -22,7 +22,9 @@ written to ``reports/ablation/ablation.md``.
     .venv/bin/python scripts/ablate.py --threads 1 --only full,zero_flow,dis_flow,no_brightness &
     .venv/bin/python scripts/ablate.py --threads 1 --only no_pixel_fusion,hf_split,r2,t1; wait
     .venv/bin/python scripts/ablate.py
-    .venv/bin/python scripts/ablate.py --study additions  # v3's changes on top of v2
+
+(The "additions" study of v3's linear light and refine head on top of v2 used options that were
+retired; run it from commit 50d3f5c: docs/research/ablations.md.)
 """
 
 from __future__ import annotations
@@ -48,17 +50,7 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "t1": ({"frames": 1}, "T = 1: single frame, no propagation"),
 }
 
-# The "additions" study: what the v3 candidate's two changes add to the shipped v2, in the same
-# protocol, starting from the v2 weights (runs/v2/last.safetensors).
-ADDITIONS: dict[str, tuple[dict, str]] = {
-    "v2": ({}, "v2 architecture (shipped): sRGB gain, no refine head"),
-    "linear_light": ({"linear_light": True}, "+ gain and pixel blend in linear light"),
-    "refine": ({"refine_channels": 12}, "+ full-resolution refine head (12 channels)"),
-    "v3": ({"linear_light": True, "refine_channels": 12}, "+ both (the v3 candidate)"),
-}
-STUDIES = {"parts": (VARIANTS, "runs/ablation", "reports/ablation", ""),
-           "additions": (ADDITIONS, "runs/ablation_additions", "reports/ablation_additions",
-                         "runs/v2/last.safetensors")}
+STUDIES = {"parts": (VARIANTS, "runs/ablation", "reports/ablation", "")}
 
 
 def run(cmd: list[str]) -> None:
@@ -80,7 +72,7 @@ def main() -> int:
                     help="second held-out video (normal exposure, so PSNR is not all exposure)")
     ap.add_argument("--clips", default="../shared/data/real-lowlight-clips")
     ap.add_argument("--study", choices=list(STUDIES), default="parts",
-                    help="parts: remove one part of the shipped model; additions: v3's changes added to v2")
+                    help="parts: remove one part of the shipped model")
     ap.add_argument("--runs", default=None, help="run folder (default per study)")
     ap.add_argument("--reports", default=None, help="report folder (default per study)")
     ap.add_argument("--threads", type=int, default=2,

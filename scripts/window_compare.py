@@ -7,10 +7,8 @@ Figures come from ``stpr.evaluate.eval_video`` (float output, before the 8-bit r
 uses the accurate one), so on H.264 clips such as carphone they sit 0.07-0.15 dB below
 ``stpr eval``'s figures; tree.avi decodes identically both ways.
 
-    .venv/bin/python scripts/window_compare.py runs/v3/last.safetensors runs/v3_jumps/last.safetensors
     .venv/bin/python scripts/window_compare.py default       # the shipped model
     .venv/bin/python scripts/window_compare.py runs/exp/t5/last.safetensors --extra-windows 5
-    .venv/bin/python scripts/window_compare.py runs/exp/rec6/last.safetensors --recurrent-cap 4
 """
 
 from __future__ import annotations
@@ -32,8 +30,6 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--extra-windows", default="",
                     help="comma-separated further window sizes to score, e.g. 5 (each model run with T = that)")
-    ap.add_argument("--recurrent-cap", type=float, default=None,
-                    help="recurrent models: score with this cap on the averaged frame count instead of the stored one")
     args = ap.parse_args()
     extra = [int(t) for t in args.extra_windows.split(",") if t]
     torch.set_num_threads(args.threads)
@@ -45,13 +41,12 @@ def main() -> int:
         clips[name] = (clean, synthetic_eval_clip(clean, jumps=jumps), jumps)
     for w in args.models:
         path = None if w == "default" else w
-        cap = {"recurrent_cap": args.recurrent_cap} if args.recurrent_cap is not None else {}
         for name, (clean, dark, jumps) in clips.items():
-            row = [f"T=3 {eval_video(load_model(path, frames=3, **cap), clean, dark)['psnr']:.2f}",
+            row = [f"T=3 {eval_video(load_model(path, frames=3), clean, dark)['psnr']:.2f}",
                    f"T=1 {eval_video(load_model(path, frames=1), clean, dark)['psnr']:.2f}"]
-            row += [f"T={t} {eval_video(load_model(path, frames=t, **cap), clean, dark)['psnr']:.2f}" for t in extra]
+            row += [f"T={t} {eval_video(load_model(path, frames=t), clean, dark)['psnr']:.2f}" for t in extra]
             if jumps:
-                off = load_model(path, brightness_weight=False, **cap)
+                off = load_model(path, brightness_weight=False)
                 row.append(f"T={off.cfg.frames} without brightness term {eval_video(off, clean, dark)['psnr']:.2f}")
             print(f"{w} | {name}: " + ", ".join(row), flush=True)
     return 0
