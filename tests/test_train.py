@@ -518,3 +518,19 @@ def test_no_module_imports_the_cli():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             names += [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else []
             assert not any(n == "stpr.cli" or n.startswith("stpr.cli.") for n in names), path
+
+
+def test_camera_degradation_and_perceptual_losses_train(tmp_path):
+    """degradation="camera" and the tone / colour / edge terms: a tiny run trains, logs the terms
+    it uses (and only those), and bad values are usage errors."""
+    videos = tmp_path / "v.mp4"
+    write_test_video(videos, [texture(64, 64, seed=s) for s in range(6)], fps=25)
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), videos=[str(videos)], weights=[0.0, 1.0, 0.0], steps=2,
+                      batch=2, crop=32, val_every=100, ckpt_every=100, log_every=1, workers=0, threads=1,
+                      degradation="camera", w_tone=0.5, w_colour=0.5, w_edge=0.0, model=dict(TINY))
+    out = train(cfg, quiet=True)
+    rows = read_log(out)
+    assert float(rows[-1]["tone"]) > 0 and float(rows[-1]["colour"]) > 0 and "edge" not in rows[-1]
+    for bad in ("degradation=raw", "w_tone=-1"):
+        with pytest.raises(UsageError):
+            load_config(None, [bad])

@@ -42,7 +42,7 @@ from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, Synthet
     SyntheticVideoClips, lol_split, read_stills, read_video_frames
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
-from stpr.losses import charbonnier, flow_loss, ssim_loss, temporal_loss
+from stpr.losses import charbonnier, colour_loss, edge_loss, flow_loss, ssim_loss, temporal_loss, tone_loss
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_arguments, check_retired,  # noqa: F401
@@ -151,7 +151,7 @@ def build_datasets(cfg: TrainConfig, frames: int):
         srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed, jump_prob=cfg.exposure_jump_prob,
                                         noise_scale=cfg.video_noise_scale,
                                         exposure_range=tuple(cfg.video_exposure_range),
-                                        h264_prob=cfg.video_h264_prob))
+                                        h264_prob=cfg.video_h264_prob, degradation=cfg.degradation))
         weights.append(cfg.weights[1])
     if cfg.paired_root:
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))
@@ -165,7 +165,7 @@ def build_datasets(cfg: TrainConfig, frames: int):
                                         exposure_range=tuple(cfg.video_exposure_range),
                                         h264_prob=cfg.video_h264_prob, noise_scale=cfg.video_noise_scale,
                                         max_shift=cfg.lol_max_shift,
-                                        scale_range=tuple(cfg.stills_scale_range)))
+                                        scale_range=tuple(cfg.stills_scale_range), degradation=cfg.degradation))
         weights.append(cfg.weights[3])
     if not srcs:
         raise UsageError("no training data: set lol_root, videos, paired_root or stills")
@@ -245,6 +245,12 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl
     parts = {"rec": rec.item(), "ssim": sl.item()}
+    for name, weight, fn in (("tone", cfg.w_tone, tone_loss), ("colour", cfg.w_colour, colour_loss),
+                             ("edge", cfg.w_edge, edge_loss)):
+        if weight > 0:  # per-sample statistics averaged like the reconstruction loss
+            term = reduce.mean(sum(fn(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
+            loss = loss + weight * term
+            parts[name] = term.item()
     if len(centers) >= 2 and cfg.w_temporal > 0:
         a = centers[-2]
         tl = temporal_loss(outs[-2], outs[-1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],
@@ -478,6 +484,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
 
     cols = ["step", "time", "lr", "loss", "rec", "ssim", "temporal", "flow", "val_lol_psnr", "val_lol_ssim",
             "val_video_psnr", "val_video_ssim"]
+    # the perceptual terms only when on, so the logs of runs without them keep their columns
+    cols += [n for n, w in (("tone", cfg.w_tone), ("colour", cfg.w_colour), ("edge", cfg.w_edge)) if w > 0]
     log_f = writer = None
     elapsed = 0.0
     if main:

@@ -40,10 +40,17 @@ class TrainConfig:
         video_exposure_range: (lowest, highest) linear exposure of the synthetic dark video
             (log-uniform; 0.01 is 6.6 stops under).
         video_h264_prob: share of synthetic clips given an H.264 round trip (block artefacts).
+        degradation: how the synthetic video and photograph clips are darkened: "white"
+            (``data/synthesis.py``, Poisson-Gaussian noise on sRGB pixels; every model up to v7) or
+            "camera" (``data/camera.py``, a phone pipeline with mosaic, in-camera processing and
+            H.264, calibrated on real dark clips).
         video_noise_scale: multiplies the synthetic sensor noise std (1 = as synthesised, 0 =
             noise-free; ``scripts/fusion_bound.py`` uses it to bound what fusion can add).
         steps, batch, crop, lr, min_lr, warmup: optimisation.
         w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
+        w_tone, w_colour, w_edge: weights of ``losses.tone_loss`` (luma quantiles: blacks and
+            contrast), ``colour_loss`` (hue and saturation) and ``edge_loss`` (image gradients);
+            0 (off) in every model up to v7.
         val_every, ckpt_every, log_every: in steps.
         seed: everything random derives from it.
         workers: DataLoader worker processes (per training process), started by a forkserver (see
@@ -78,6 +85,7 @@ class TrainConfig:
     video_exposure_range: list[float] = field(default_factory=lambda: [0.01, 0.3])
     video_h264_prob: float = 0.2
     video_noise_scale: float = 1.0
+    degradation: str = "white"
     steps: int = 20000
     batch: int = 8
     crop: int = 96
@@ -87,6 +95,9 @@ class TrainConfig:
     w_ssim: float = 0.2
     w_temporal: float = 0.2
     w_flow: float = 0.05
+    w_tone: float = 0.0
+    w_colour: float = 0.0
+    w_edge: float = 0.0
     val_every: int = 1000
     ckpt_every: int = 250
     log_every: int = 25
@@ -172,6 +183,13 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         raise UsageError(f"lol_max_shift must be >= 0, got {cfg.lol_max_shift}")
     if not cfg.video_noise_scale >= 0:
         raise UsageError(f"video_noise_scale must be >= 0, got {cfg.video_noise_scale}")
+    from stpr.data.datasets import DEGRADATIONS
+
+    if cfg.degradation not in DEGRADATIONS:
+        raise UsageError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {cfg.degradation!r}")
+    for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge"):
+        if not getattr(cfg, name) >= 0:
+            raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
         raise UsageError(f"weights must be 3 or 4 non-negative numbers (LOL, video, paired[, stills]), "
                          f"got {cfg.weights}")
