@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -37,6 +38,10 @@ class _SourceStreams:
         self._carry: dict[int, tuple[av.stream.Stream, _AudioReencoder | None]] = {}
         self._pending: av.Packet | None = None
         self._src_packets: Iterator[av.Packet] | None = None
+        # Seconds subtracted from every source timestamp (MediaInfo.start_time; the reader
+        # subtracts the same from the video), so a late-starting input starts at 0 in sync.
+        info = getattr(self, "_info", None)
+        self._shift = Fraction(getattr(info, "start_time", 0) or 0)
         if source is not None and source.is_file():
             self._open_source(source)
 
@@ -96,22 +101,35 @@ class _SourceStreams:
             if ts is None:  # demuxer flush packet: nothing to write
                 self._pending = None
                 continue
-            if limit is not None and float(ts * packet.time_base) > limit:
+            if limit is not None and float(ts * packet.time_base - self._shift) > limit:
                 self._pending = packet
                 return
             self._pending = None
             out_stream, reencoder = self._carry[packet.stream.index]
             if reencoder is not None:
-                self._mux(reencoder.encode(packet))
+                self._mux(self._shifted(reencoder.encode(packet)))
             else:
                 packet.stream = out_stream
-                self._mux(packet)
+                self._mux(self._shifted([packet]))
+
+    def _shifted(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """``packets`` with the input's start time (``_shift``) subtracted from their timestamps."""
+        if self._shift:
+            for packet in packets:
+                if packet.time_base is None:
+                    continue
+                ticks = round(self._shift / Fraction(packet.time_base))
+                if packet.pts is not None:
+                    packet.pts -= ticks
+                if packet.dts is not None:
+                    packet.dts -= ticks
+        return packets
 
     def _finish_carry(self) -> None:
         self._copy_until(None)
         for out_stream, reencoder in self._carry.values():
             if reencoder is not None:
-                self._mux(reencoder.flush())
+                self._mux(self._shifted(reencoder.flush()))
 
 
 class _AudioReencoder:

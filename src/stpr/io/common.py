@@ -84,6 +84,11 @@ class MediaInfo:
     color_range: str  # "tv" | "pc"
     has_audio: bool
     path: Path
+    # Seconds that become time 0 in the output: the input's start time when it is positive
+    # (MPEG-TS from cameras and broadcasts starts at 1.4 s or hours in), as FFmpeg's own remux
+    # does. Frame timestamps from the reader already have it subtracted; the audio copy
+    # subtracts it too, so sync is kept.
+    start_time: Fraction = Fraction(0)
 
 
 # ------------------------------------------------------------------------ helpers

@@ -236,6 +236,13 @@ class _VideoReader(FrameReader):
         self._first: av.VideoFrame | None = first
 
         colorspace, color_range = self._colour_of(first)
+        tb = Fraction(stream.time_base) if stream.time_base else None
+        # A late start (MPEG-TS: 1.4 s, broadcast captures hours) would become a blank lead-in
+        # in the output: shift everything back to 0 as FFmpeg's remux does (never forward).
+        start_time = Fraction(container.start_time, av.time_base) if container.start_time else Fraction(0)
+        if start_time < 0 or tb is None:
+            start_time = Fraction(0)
+        self._pts_shift = round(start_time / tb) if tb else 0
         fps = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = Fraction(fps) if fps else None
         self.info = MediaInfo(
@@ -250,6 +257,7 @@ class _VideoReader(FrameReader):
             color_range=color_range,
             has_audio=bool(container.streams.audio),
             path=path,
+            start_time=start_time,
         )
 
     @staticmethod
@@ -319,7 +327,7 @@ class _VideoReader(FrameReader):
     def __iter__(self) -> Iterator[Frame]:
         time_base = self.info.time_base
         synth_step = self._synthetic_pts_step()
-        start = self._stream.start_time or 0
+        start = (self._stream.start_time or 0) - self._pts_shift
         index = 0
         while True:
             if self._first is not None:
@@ -328,7 +336,10 @@ class _VideoReader(FrameReader):
                 frame = next(self._frames, None)
                 if frame is None:
                     return
-            pts = frame.pts if synth_step is None else start + index * synth_step
+            if synth_step is not None:
+                pts = start + index * synth_step
+            else:
+                pts = frame.pts - self._pts_shift if frame.pts is not None else None
             yield Frame(rgb=self._to_rgb(frame), pts=pts, time_base=time_base, index=index)
             index += 1
 

@@ -1,0 +1,96 @@
+"""Real-world media the generated clips of the other tests did not cover: late-starting MPEG-TS,
+Opus in MOV, two runs to one output, encoder options, BT.2020 / HDR, stream metadata, odd sizes.
+
+All media is made here with PyAV (tiny: 64x48, a few frames)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from av.video.reformatter import VideoReformatter
+
+from stpr.errors import InputError, OutputError
+from stpr.io import open_input, open_output
+from stpr.io.encoding import _add_video_stream, _rgb_to_video_frame
+
+from media import sine_packets, write_test_video
+
+W, H = 64, 48
+
+
+def ramp(n: int, h: int = H, w: int = W) -> list[np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return [np.clip(np.stack([30 + 150 * xx / w + 5 * i, 30 + 150 * yy / h, 120 + 0 * xx], -1), 0, 255)
+            .astype(np.uint8) for i in range(n)]
+
+
+def copy_through(src: Path, dst: Path, **kwargs) -> None:
+    """Read ``src`` and write every frame unchanged to ``dst`` (the identity enhancer)."""
+    with open_input(src) as reader, open_output(dst, reader.info, source=src, **kwargs) as writer:
+        for frame in reader:
+            writer.write(frame)
+
+
+def write_av(path: Path, frames: list[np.ndarray], *, fmt: str | None = None, codec: str = "libx264",
+             audio: list[dict] | None = None, container_options: dict | None = None,
+             metadata: dict | None = None, fps: int = 25) -> None:
+    """A small video with PyAV: ``audio`` is a list of tracks, each {"codec", "language", "title",
+    "default"}; ``metadata`` goes on the container."""
+    with av.open(str(path), "w", format=fmt, container_options=container_options or {}) as out:
+        if metadata:
+            out.metadata.update(metadata)
+        v, pix_fmt = _add_video_stream(out, codec, width=frames[0].shape[1], height=frames[0].shape[0],
+                                       fps=Fraction(fps), time_base=Fraction(1, fps), colorspace="bt601",
+                                       color_range="tv", rotation=0, crf=23, preset="ultrafast")
+        tracks = []
+        for spec in audio or []:
+            a = out.add_stream(spec.get("codec", "aac"), rate=48000)
+            a.layout = "stereo"
+            if "language" in spec:
+                a.metadata["language"] = spec["language"]
+            if "title" in spec:
+                a.metadata["title"] = spec["title"]
+            a.disposition = av.stream.Disposition.default if spec.get("default") else av.stream.Disposition(0)
+            tracks.append(a)
+        reformatter = VideoReformatter()
+        packets = []
+        for i, rgb in enumerate(frames):
+            vf = _rgb_to_video_frame(reformatter, rgb, pix_fmt, "bt601", "tv")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            packets += v.encode(vf)
+        packets += v.encode(None)
+        for a in tracks:
+            packets += sine_packets(a, len(frames) / fps)
+        packets.sort(key=lambda p: float((p.dts if p.dts is not None else 0) * p.time_base))
+        for p in packets:
+            out.mux(p)
+
+
+# ------------------------------------------------------------------------ 2. late start (MPEG-TS)
+
+
+def test_late_start_mpegts_starts_at_zero_with_audio_in_sync(tmp_path: Path) -> None:
+    src = tmp_path / "broadcast.ts"
+    write_av(src, ramp(10), fmt="mpegts", audio=[{}], container_options={"output_ts_offset": "3600"})
+    with av.open(str(src)) as c:
+        assert c.start_time / av.time_base > 3599  # an hour in, as a broadcast capture
+        v, a = c.streams.video[0], c.streams.audio[0]
+        lag = float(v.start_time * v.time_base - a.start_time * a.time_base)  # video after audio (s)
+    dst = tmp_path / "out.mp4"
+    copy_through(src, dst)
+    with av.open(str(dst)) as c:
+        assert c.duration / av.time_base < 1.0  # 0.4 s of content, not 3,600 s of blank lead-in
+        v, a = c.streams.video[0], c.streams.audio[0]
+        vstart = float(v.start_time * v.time_base)
+        astart = float(a.start_time * a.time_base)
+        assert abs(min(vstart, astart)) < 0.05
+        assert vstart - astart == pytest.approx(lag, abs=0.03)  # still in sync
+        assert len(list(c.decode(v))) == 10
