@@ -94,3 +94,65 @@ def test_late_start_mpegts_starts_at_zero_with_audio_in_sync(tmp_path: Path) -> 
         assert abs(min(vstart, astart)) < 0.05
         assert vstart - astart == pytest.approx(lag, abs=0.03)  # still in sync
         assert len(list(c.decode(v))) == 10
+
+
+# ------------------------------------------------------------------------ 3. Opus into .mov
+
+
+def test_opus_into_mov_is_reencoded_before_any_frame(tmp_path: Path) -> None:
+    src = tmp_path / "in.webm"
+    write_test_video(src, ramp(4), 25, audio_seconds=0.2, codec="libvpx-vp9")  # VP9 + Opus
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.name == "opus"
+    dst = tmp_path / "out.mov"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_input(src) as reader:
+            writer = open_output(dst, reader.info, source=src, codec="libx264", preset="ultrafast")
+            # decided when the output is opened, before any frame is enhanced
+            assert any("cannot hold opus audio; re-encoding it to aac" in str(w.message) for w in caught)
+            with writer:
+                for frame in reader:
+                    writer.write(frame)
+    with av.open(str(dst)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        assert len(list(c.decode(c.streams.video[0]))) == 4
+
+
+# ------------------------------------------------------------------------ 8. stream and file metadata
+
+
+def _tracks(path: Path) -> list[tuple[str | None, str | None, bool]]:
+    with av.open(str(path)) as c:
+        return [(s.metadata.get("language"), s.metadata.get("title"),
+                 bool(s.disposition & av.stream.Disposition.default)) for s in c.streams.audio]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_audio_language_title_default_and_file_tags_kept(tmp_path: Path, suffix: str) -> None:
+    src = tmp_path / "in.mkv"
+    write_av(src, ramp(4), audio=[{"language": "eng", "title": "English"},
+                                  {"language": "fra", "title": "Français", "default": True}],
+             metadata={"title": "Night walk", "creation_time": "2024-05-01T20:00:00.000000Z"})
+    assert _tracks(src) == [("eng", "English", False), ("fra", "Français", True)]
+    dst = tmp_path / f"out{suffix}"
+    copy_through(src, dst, preset="ultrafast")
+    got = _tracks(dst)
+    assert [(lang, default) for lang, _, default in got] == [("eng", False), ("fra", True)]
+    if suffix == ".mkv":  # MP4 has no per-track title of its own
+        assert [t for _, t, _ in got] == ["English", "Français"]
+    with av.open(str(dst)) as c:
+        assert c.metadata.get("title") == "Night walk"
+        assert c.metadata.get("creation_time", "").startswith("2024-05-01T20:00:00")
+
+
+def test_phone_location_tag_kept(tmp_path: Path) -> None:
+    src = tmp_path / "phone.mov"
+    iso = "+48.8577+002.2950+035.000/"
+    write_av(src, ramp(3), audio=[{}], container_options={"movflags": "use_metadata_tags"},
+             metadata={"com.apple.quicktime.location.ISO6709": iso, "title": "Eiffel"})
+    dst = tmp_path / "out.mov"
+    copy_through(src, dst, preset="ultrafast")
+    with av.open(str(dst)) as c:
+        assert c.metadata.get("com.apple.quicktime.location.ISO6709") == iso
+        assert c.metadata.get("title") == "Eiffel"

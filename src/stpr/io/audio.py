@@ -10,6 +10,7 @@ dropped with a warning.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
 from fractions import Fraction
@@ -18,6 +19,32 @@ from pathlib import Path
 import av
 
 from stpr.io.common import _one_line
+
+
+# Stream tags carried with a copied stream; container tags that describe the old file, not the content.
+_STREAM_TAGS = ("language", "title", "comment")
+_STALE_CONTAINER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
+                                   "handler_name", "vendor_id"})
+
+
+def _muxer_accepts(fmt: str, stream: av.stream.Stream) -> bool:
+    """Whether the ``fmt`` muxer really takes a copy of ``stream``: writes a header in memory."""
+    probe = av.open(io.BytesIO(), "w", format=fmt)
+    try:
+        probe.add_stream_from_template(stream)
+        probe.start_encoding()
+        return True
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+    finally:
+        try:
+            probe.close()
+        except (av.FFmpegError, ValueError, OSError):
+            pass
+        try:
+            av.error.err_check(0)  # nothing parked for the next, unrelated call
+        except Exception:  # noqa: BLE001
+            pass
 
 
 class _SourceStreams:
@@ -53,21 +80,31 @@ class _SourceStreams:
                 f"cannot reopen {source} to copy its audio ({_one_line(exc)}); output has none", stacklevel=4
             )
             return
+        if getattr(self, "_keep_metadata", True):
+            self._copy_container_tags()
         supported = self._out.supported_codecs
+        fmt = self._out.format.name
         for stream in self._src.streams:
             name = stream.codec_context.name if stream.codec_context else None
             if stream.type == "audio" and name:
-                if name in supported:
-                    self._carry[stream.index] = (self._out.add_stream_from_template(stream), None)
+                # "Can hold" for real: a muxer may list a codec it then refuses in its header
+                # (Opus in .mov fails only when the first packet is written, after all the work).
+                if name in supported and _muxer_accepts(fmt, stream):
+                    out_stream = self._out.add_stream_from_template(stream)
+                    self._carry[stream.index] = (out_stream, None)
                 else:
                     target = "aac" if "aac" in supported else self._out.default_audio_codec
                     warnings.warn(
                         f"{self._final.suffix} cannot hold {name} audio; re-encoding it to {target}", stacklevel=4
                     )
                     reencoder = _AudioReencoder(self._out, stream, target)
-                    self._carry[stream.index] = (reencoder.stream, reencoder)
-            elif stream.type == "subtitle" and name and name in supported:
-                self._carry[stream.index] = (self._out.add_stream_from_template(stream), None)
+                    out_stream = reencoder.stream
+                    self._carry[stream.index] = (out_stream, reencoder)
+                self._copy_stream_tags(stream, out_stream)
+            elif stream.type == "subtitle" and name and name in supported and _muxer_accepts(fmt, stream):
+                out_stream = self._out.add_stream_from_template(stream)
+                self._carry[stream.index] = (out_stream, None)
+                self._copy_stream_tags(stream, out_stream)
             elif stream.type in ("audio", "subtitle", "data"):
                 # Data tracks (timecode, GPS...) rarely survive a container change.
                 warnings.warn(
@@ -75,12 +112,48 @@ class _SourceStreams:
                     f"not supported in {self._final.suffix}",
                     stacklevel=4,
                 )
+            elif stream.type == "video" and stream.index == self._src_video_index():
+                vstream = getattr(self, "_vstream", None)
+                if vstream is not None:
+                    self._copy_stream_tags(stream, vstream, disposition=False)
         if self._carry:
             streams = [s for s in self._src.streams if s.index in self._carry]
             self._src_packets = iter(self._src.demux(streams))
         else:
             self._src.close()
             self._src = None
+
+    def _src_video_index(self) -> int | None:
+        """Index of the source's picture stream (the one the reader decodes: cover art skipped)."""
+        for s in self._src.streams.video:
+            if not s.disposition & av.stream.Disposition.attached_pic:
+                return s.index
+        return None
+
+    def _copy_stream_tags(self, src: av.stream.Stream, out: av.stream.Stream, disposition: bool = True) -> None:
+        """A carried stream keeps its language, title and flags (default, forced...)."""
+        if not getattr(self, "_keep_metadata", True):
+            if disposition:
+                out.disposition = src.disposition
+            return
+        for key in _STREAM_TAGS:
+            value = src.metadata.get(key)
+            if value and not (key == "language" and value == "und"):
+                out.metadata[key] = value
+        if disposition:
+            out.disposition = src.disposition
+
+    def _copy_container_tags(self) -> None:
+        """Keep the file's title, creation time, location, etc. (not what describes the old file)."""
+        tags = {k: v for k, v in self._src.metadata.items() if k.lower() not in _STALE_CONTAINER_TAGS and v}
+        # The MOV demuxer gives "location" also as "location-eng"; one is enough.
+        tags = {k: v for k, v in tags.items() if not (k.endswith("-eng") and k[:-4] in tags)}
+        if not tags:
+            return
+        self._out.metadata.update(tags)
+        if self._out.format.name in ("mp4", "mov") and any("." in k for k in tags):
+            # Apple keys (com.apple.quicktime.location.ISO6709, ...) are written only as mdta tags.
+            self._out.container_options["movflags"] = "use_metadata_tags"
 
     def _copy_until(self, limit: float | None) -> None:
         """Mux source packets up to ``limit`` seconds (all if None) to interleave them."""
