@@ -156,3 +156,62 @@ def test_phone_location_tag_kept(tmp_path: Path) -> None:
     with av.open(str(dst)) as c:
         assert c.metadata.get("com.apple.quicktime.location.ISO6709") == iso
         assert c.metadata.get("title") == "Eiffel"
+
+
+# ------------------------------------------------------------------------ 6. two runs, one output
+
+
+def _frames_in(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return len(list(c.decode(c.streams.video[0])))
+
+
+def test_two_runs_to_one_output_never_share_a_temporary_or_replace_a_finished_file(tmp_path: Path) -> None:
+    src = tmp_path / "in.mp4"
+    write_test_video(src, ramp(6), 25)
+    dst = tmp_path / "same.mp4"
+    with open_input(src) as reader:
+        info, frames = reader.info, list(reader)
+    first = open_output(dst, info, source=src, preset="ultrafast")
+    second = open_output(dst, info, source=src, preset="ultrafast")  # started before the first finished
+    assert first._temp != second._temp
+    for f in frames:
+        first.write(f)
+    for f in frames[:3]:
+        second.write(f)
+    first.close()
+    assert _frames_in(dst) == 6
+    with pytest.raises(OutputError, match="appeared while this run was working"):
+        second.close()
+    assert _frames_in(dst) == 6  # the finished file of the first run, untouched
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_stale_temporaries_of_killed_runs_are_cleaned_up(tmp_path: Path) -> None:
+    src = tmp_path / "in.mp4"
+    write_test_video(src, ramp(2), 25)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale_old = tmp_path / ".out.partial.mp4"  # name used before runs had their own
+    stale_dead = tmp_path / f".out.partial-{dead_pid}-0badcafe.mp4"
+    running = tmp_path / f".out.partial-{os.getppid()}-12345678.mp4"  # a live process's run
+    other = tmp_path / ".other.partial-1-00000000.mp4"
+    for p in (stale_old, stale_dead, running, other):
+        p.write_bytes(b"half")
+    copy_through(src, tmp_path / "out.mp4", preset="ultrafast")
+    assert not stale_old.exists() and not stale_dead.exists()
+    assert running.exists() and other.exists()
+
+
+def test_two_resumable_runs_of_one_output_do_not_mix(tmp_path: Path) -> None:
+    from stpr.resume import _lock_work_dir
+
+    work = tmp_path / ".out.mp4.stpr-resume"
+    work.mkdir()
+    held = _lock_work_dir(work, tmp_path / "out.mp4")
+    try:
+        with pytest.raises(OutputError, match="another stpr run is writing"):
+            _lock_work_dir(work, tmp_path / "out.mp4")
+    finally:
+        held.close()
+    _lock_work_dir(work, tmp_path / "out.mp4").close()  # free again once the first run ends

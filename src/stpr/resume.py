@@ -147,11 +147,49 @@ def _finished_segments(work: Path, manifest: dict, segment_frames: int) -> list[
     return kept
 
 
-def _prepare_work_dir(work: Path, job: dict, dst: Path, overwrite: bool) -> dict:
-    """Load and check the manifest of an interrupted run, or start a new one."""
+class _DirLock:
+    """An exclusive flock on the work folder itself (no lock file to list or leave behind)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _lock_work_dir(work: Path, dst: Path) -> _DirLock | None:
+    """Hold an exclusive, non-blocking flock on ``work`` for the run: a second run resuming the
+    same output at the same time stops at once instead of deleting this run's segment in
+    progress or mixing segments. None where flock is unavailable; the lock goes with the
+    process, so a killed run never leaves it held."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    try:
+        fd = os.open(work, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OutputError(f"another stpr run is writing {dst} (its resume folder {work} is in use); wait for it "
+                          f"to finish") from None
+    return _DirLock(fd)
+
+
+def _prepare_work_dir(work: Path, job: dict, dst: Path, overwrite: bool, locks: list | None = None) -> dict:
+    """Load and check the manifest of an interrupted run, or start a new one. The work folder's
+    lock (see :func:`_lock_work_dir`) is appended to ``locks``."""
+    if locks is None:
+        locks = []
     if work.exists() and not work.is_dir():
         raise OutputError(f"cannot resume {dst}: {work} is a file, not the resume folder; remove it")
     if work.is_dir():
+        locks.append(_lock_work_dir(work, dst))
         old = _load_manifest(work)
         problem = "its manifest is missing or damaged" if old is None else _mismatch(old, job)
         if problem is None:
@@ -170,6 +208,7 @@ def _prepare_work_dir(work: Path, job: dict, dst: Path, overwrite: bool) -> dict
         shutil.rmtree(work, ignore_errors=True)
     try:
         work.mkdir()
+        locks.append(_lock_work_dir(work, dst))
         manifest = {**job, "segments": [], "complete": False}
         _write_json(work / MANIFEST, manifest)
     except OSError as exc:
@@ -225,6 +264,20 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
         raise UsageError(f"--resume needs a video output ({', '.join(sorted(VIDEO_EXTENSIONS))}), got {dst}")
     t0 = time.perf_counter()
     work = work_dir_for(dst)
+    locks: list = []  # the work folder's lock, held until this function returns
+    try:
+        return _enhance_resumable(enhancer, src, dst, work, locks, t0, codec=codec, crf=crf, preset=preset,
+                                  overwrite=overwrite, segment_frames=segment_frames, progress=progress,
+                                  on_segment=on_segment)
+    finally:
+        for fh in locks:
+            if fh is not None:
+                fh.close()
+
+
+def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, t0: float, *, codec: str,
+                       crf: int, preset: str, overwrite: bool, segment_frames: int, progress: bool,
+                       on_segment) -> dict:
     with open_input(src) as reader:
         info = reader.info
         check_output_target(dst, [src, info.path], overwrite=overwrite)
@@ -243,7 +296,7 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
                         # numerics that change the pixels slightly
                         "bf16": enhancer.bf16, "half_states": enhancer.half_states},
         }
-        manifest = _prepare_work_dir(work, job, dst, overwrite)
+        manifest = _prepare_work_dir(work, job, dst, overwrite, locks)
         segments: list[dict] = manifest["segments"]
         start = sum(s["frames"] for s in segments)
         total = start

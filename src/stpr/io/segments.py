@@ -21,7 +21,13 @@ import av
 from stpr.errors import OutputError
 from stpr.io.common import DEFAULT_FPS, Frame, MediaInfo, describe_os_error
 from stpr.io.encoding import _ANNEXB_FORMATS
-from stpr.io.writing import FrameWriter, _partial_path, _remove, _VideoWriter, check_output_target
+from stpr.io.writing import (
+    FrameWriter,
+    _partial_path,
+    _remove_stale_partials,
+    _VideoWriter,
+    check_output_target,
+)
 
 class _ConcatWriter(_VideoWriter):
     """Joins finished video-only segment files into one output without re-encoding, and
@@ -31,9 +37,10 @@ class _ConcatWriter(_VideoWriter):
     times), so the result has the same video pts as a single-pass run.
     """
 
-    def __init__(self, final: Path, temp: Path, info: MediaInfo, *, source: Path | None, template: Path) -> None:
+    def __init__(self, final: Path, temp: Path, info: MediaInfo, *, source: Path | None, template: Path,
+                 overwrite: bool = False) -> None:
         self._template = template
-        super().__init__(final, temp, info, source=source, codec="", crf=0, preset="")
+        super().__init__(final, temp, info, source=source, codec="", crf=0, preset="", overwrite=overwrite)
 
     def _setup(self, source: Path | None, codec: str, crf: int, preset: str) -> None:
         with av.open(str(self._template)) as seg:
@@ -155,10 +162,10 @@ def open_segment_writer(
     ``codec`` should come from :func:`resolve_video_codec` for the final output.
     """
     path = Path(path)
-    temp = _partial_path(path)
-    _remove(temp)
+    temp = _partial_path(path)  # unique per run; stale ones are cleared by stpr.resume
     try:
-        return _VideoWriter(path, temp, info, source=None, codec=codec, crf=crf, preset=preset)
+        # A segment replaces a leftover of the same name (the resume manifest decides what is kept).
+        return _VideoWriter(path, temp, info, source=None, codec=codec, crf=crf, preset=preset, overwrite=True)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
 
@@ -184,9 +191,10 @@ def concat_segments(
     if not segments:
         raise OutputError(f"{path}: no segments to join")
     check_output_target(path, [p for p in (source, info.path) if p is not None], overwrite=overwrite)
+    _remove_stale_partials(path)
     temp = _partial_path(path)
     try:
-        writer = _ConcatWriter(path, temp, info, source=source, template=segments[0])
+        writer = _ConcatWriter(path, temp, info, source=source, template=segments[0], overwrite=overwrite)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
     with writer:

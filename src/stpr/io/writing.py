@@ -2,9 +2,12 @@
 video file, a folder of PNGs or a single image; :func:`check_output_target` makes its checks on
 the output path (not an input, folder exists and is writable, no overwrite unless asked) early.
 
-Everything is written under a hidden temporary name (``_partial_path``; ``.NAME.partial`` for
-a folder) and only renamed to the final name in ``close()``, so an interrupted run never leaves
-a half-written file that looks finished. Bytes go through ``_OutputFile`` so that a full disk
+Everything is written under a hidden temporary name unique to the run (``_partial_path``:
+``.STEM.partial-PID-TOKEN.SUFFIX``; ``.NAME.partial-PID-TOKEN`` for a folder) and only moved to
+the final name in ``close()``, so an interrupted run never leaves a half-written file that looks
+finished; without ``overwrite`` the move never replaces a file another run finished meanwhile
+(``_commit_file``). Temporaries of killed runs (their process is gone) are deleted by the next
+run to the same output. Bytes go through ``_OutputFile`` so that a full disk
 is noticed even where the FFmpeg muxer would not report it.
 
 The video writer (``_VideoWriter``) sets up its encoder with :mod:`stpr.io.encoding`, keeps the
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import warnings
 from fractions import Fraction
@@ -108,8 +112,71 @@ def _remove(path: Path) -> None:
 
 
 def _partial_path(path: Path) -> Path:
-    """The hidden temporary name a file output is written under until ``close()`` renames it."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+    """The hidden temporary name a file output is written under until ``close()`` renames it:
+    ``.STEM.partial-PID-TOKEN.SUFFIX``, unique per run, so two runs to one output never write
+    into the same file (the suffix is kept: FFmpeg picks the container from it)."""
+    return path.with_name(f".{path.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+
+
+def _partial_folder(path: Path) -> Path:
+    """The hidden temporary folder a frame-folder output is written into: ``.NAME.partial-PID-TOKEN``."""
+    return path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, ValueError, OverflowError):
+        return True  # someone else's process, or we cannot tell: leave its file alone
+    return True
+
+
+def _remove_stale_partials(path: Path, folder: bool = False) -> None:
+    """Delete the temporaries of killed runs writing ``path`` (their process is gone); files of
+    runs still going are left alone. Old-style names without a process id are always stale."""
+    if folder:
+        pattern = re.compile(re.escape(f".{path.name}.partial") + r"(?:-(\d+)-[0-9a-f]+)?$")
+    else:
+        pattern = re.compile(
+            re.escape(f".{path.stem}.partial") + r"(?:-(\d+)-[0-9a-f]+)?" + re.escape(path.suffix) + "$"
+        )
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m and (m.group(1) is None or not _pid_alive(int(m.group(1)))):
+            _remove(entry)
+
+
+def _commit_file(temp: Path, final: Path, overwrite: bool) -> None:
+    """Move the finished ``temp`` to ``final``. Without ``overwrite`` a file that appeared there
+    meanwhile (another run's finished output) is never replaced: a hard link fails if ``final``
+    exists, where a rename would silently replace it."""
+    if overwrite:
+        os.replace(temp, final)
+        return
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        raise OutputError(
+            f"{final} appeared while this run was working (another run?); it was left as it is and this run's "
+            f"result was dropped (use --overwrite to replace it)"
+        ) from None
+    except OSError:  # no hard links here (FAT, some network shares): check, then rename
+        if os.path.lexists(final):
+            raise OutputError(
+                f"{final} appeared while this run was working (another run?); it was left as it is and this "
+                f"run's result was dropped (use --overwrite to replace it)"
+            ) from None
+        os.rename(temp, final)
+        return
+    os.unlink(temp)
 
 
 # ------------------------------------------------------------------------ writers
@@ -122,11 +189,12 @@ class FrameWriter:
     output) when the block raises.
     """
 
-    def __init__(self, final: Path, temp: Path, info: MediaInfo) -> None:
+    def __init__(self, final: Path, temp: Path, info: MediaInfo, overwrite: bool = False) -> None:
         self.path = final
         self._final = final
         self._temp = temp
         self._info = info
+        self._overwrite = overwrite
         self._done = False
         self.frames_written = 0
 
@@ -188,7 +256,7 @@ class FrameWriter:
         """Close open handles without finishing (used by abort)."""
 
     def _commit(self) -> None:
-        os.replace(self._temp, self._final)
+        _commit_file(self._temp, self._final, self._overwrite)
 
 
 class _ImageWriter(FrameWriter):
@@ -205,9 +273,9 @@ class _FolderWriter(FrameWriter):
 
     _FRAME_NAME = re.compile(r"^\d{5,}\.png$")
 
-    def __init__(self, final: Path, temp: Path, info: MediaInfo) -> None:
-        super().__init__(final, temp, info)
-        _remove(temp)  # leftovers of a killed run
+    def __init__(self, final: Path, temp: Path, info: MediaInfo, overwrite: bool = False) -> None:
+        super().__init__(final, temp, info, overwrite)
+        _remove_stale_partials(final, folder=True)  # leftovers of killed runs
         temp.mkdir()
 
     def _write(self, frame: Frame) -> None:
@@ -216,8 +284,17 @@ class _FolderWriter(FrameWriter):
 
     def _commit(self) -> None:
         if not self._final.exists():
-            os.replace(self._temp, self._final)
-            return
+            try:
+                os.rename(self._temp, self._final)
+                return
+            except OSError:
+                if not self._final.is_dir():
+                    raise
+        if not self._overwrite and any(self._FRAME_NAME.match(p.name) for p in self._final.iterdir()):
+            raise OutputError(
+                f"{self._final} got frames from another run while this run was working; they were left as "
+                f"they are and this run's frames were dropped (use --overwrite to replace them)"
+            )
         # Existing folder (empty, or --overwrite): swap in our frames, drop stale ones
         # from a previous longer run, and leave unrelated files alone.
         for old in self._final.iterdir():
@@ -262,8 +339,9 @@ class _VideoWriter(_SourceStreams, FrameWriter):
         codec: str,
         crf: int,
         preset: str,
+        overwrite: bool = False,
     ) -> None:
-        super().__init__(final, temp, info)
+        super().__init__(final, temp, info, overwrite)
         self._src: av.container.InputContainer | None = None
         self._out: av.container.OutputContainer | None = None
         self._fh: Any = None
@@ -459,18 +537,19 @@ def open_output(
         # An empty existing folder is a natural target; a non-empty one needs overwrite.
         if path.is_dir() and not overwrite and any(path.iterdir()):
             raise OutputError(f"output folder {path} is not empty (use --overwrite)")
-        temp = path.with_name(f".{path.name}.partial")
-        return _FolderWriter(path, temp, info)
+        return _FolderWriter(path, _partial_folder(path), info, overwrite)
 
     if path.exists() and not overwrite:
         raise OutputError(f"output {path} already exists (use --overwrite)")
     if path.is_dir():  # pragma: no cover - handled above
         raise OutputError(f"output {path} is a folder")
+    _remove_stale_partials(path)  # temporaries of killed runs
     temp = _partial_path(path)
 
     if suffix in VIDEO_EXTENSIONS:
         try:
-            return _VideoWriter(path, temp, info, source=source, codec=codec, crf=crf, preset=preset)
+            return _VideoWriter(path, temp, info, source=source, codec=codec, crf=crf, preset=preset,
+                                overwrite=overwrite)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
     if suffix in IMAGE_EXTENSIONS:
@@ -479,7 +558,7 @@ def open_output(
                 f"output {path} is a single image but the input has {info.num_frames} frames; "
                 f"give a folder or a video name ({', '.join(sorted(VIDEO_EXTENSIONS))})"
             )
-        return _ImageWriter(path, temp, info)
+        return _ImageWriter(path, temp, info, overwrite)
     raise OutputError(
         f"unsupported output type {path.suffix!r} for {path}; use a video "
         f"({', '.join(sorted(VIDEO_EXTENSIONS))}), an image, or a folder"
