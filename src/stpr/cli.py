@@ -59,7 +59,8 @@ def _add_enhance(sub):
     p.add_argument("--frames", type=int, default=None, metavar="T",
                    help="temporal window (odd; 1 = per-frame). Default: the model's")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
-    p.add_argument("--crf", type=int, default=18, help="constant rate factor for x264/x265 (default 18)")
+    p.add_argument("--crf", type=int, default=18,
+                   help="constant rate factor (x264/x265: 0-51, VP9/AV1: 0-63; default 18)")
     p.add_argument("--preset", default="medium",
                    help="encoder speed preset (x264/x265: ultrafast, superfast, veryfast, faster, fast, medium, "
                         "slow, slower, veryslow; default medium)")
@@ -121,6 +122,27 @@ def _check_enhance_numbers(args) -> None:
     ExposureControl(ev=args.exposure, target=args.brightness)  # checks the ranges
 
 
+def _check_encoder_args(args, dst: Path) -> None:
+    """--codec/--crf/--preset against the encoder the output will use (exit 2 before the model loads):
+    not a video encoder, a crf outside its range, an unknown preset."""
+    import warnings
+
+    from stpr.errors import OutputError
+    from stpr.io import VIDEO_EXTENSIONS, resolve_video_codec
+    from stpr.io.encoding import check_encoder
+
+    codec = args.codec
+    if dst.suffix.lower() in VIDEO_EXTENSIONS:
+        try:
+            with warnings.catch_warnings():  # the fallback warning comes once, from the writer
+                warnings.simplefilter("ignore")
+                codec = resolve_video_codec(dst, args.codec)
+        except OutputError:
+            check_encoder(args.codec, crf=args.crf, preset=args.preset)  # a usage error first, if any
+            raise
+    check_encoder(codec, crf=args.crf, preset=args.preset)
+
+
 def _run_enhance(args) -> int:
     from stpr.enhance import Enhancer
     from stpr.resume import check_leftover
@@ -130,6 +152,7 @@ def _run_enhance(args) -> int:
     if not src.exists():
         raise InputError(f"input not found: {src}")
     dst = Path(args.output) if args.output else default_output(src)
+    _check_encoder_args(args, dst)
     drops_audio = bool(args.output) and not dst.suffix and not dst.is_file() and _has_audio(src)
     if not args.resume:
         check_leftover(dst, args.overwrite)

@@ -20,7 +20,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from stpr.errors import OutputError
+from stpr.errors import OutputError, UsageError
 from stpr.io.common import (
     _AVCOL_BT709,
     _AVCOL_RANGE_JPEG,
@@ -36,6 +36,60 @@ from stpr.io.common import (
 # Codecs whose quality is set with a "crf" option, and those taking a "preset" name.
 _CRF_CODECS = {"libx264", "libx265", "libvpx", "libvpx-vp9", "libsvtav1", "libaom-av1"}
 _PRESET_CODECS = {"libx264", "libx265"}
+# The quality range each encoder's crf takes (x264/x265 clamp anything above 51 silently).
+_CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx": (0, 63), "libvpx-vp9": (0, 63),
+              "libsvtav1": (0, 63), "libaom-av1": (0, 63)}
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    if codec in _CRF_CODECS:
+        options["crf"] = str(crf)
+        if codec.startswith("libvpx"):
+            options["b"] = "0"  # constant-quality mode
+    if codec in _PRESET_CODECS:
+        options["preset"] = preset
+    if codec == "libx265":
+        options["x265-params"] = "log-level=error"  # x265 prints its info lines on stderr otherwise
+    return options
+
+
+def check_encoder(codec: str, *, crf: int, preset: str) -> str:
+    """Check that ``codec`` is a video encoder of this FFmpeg build and that ``crf`` and ``preset``
+    suit it, by opening a tiny encoder with them; returns the encoder's name. Raises
+    :class:`stpr.errors.UsageError` (one line naming the option) otherwise, so a bad option
+    stops a run before the model is loaded or any frame is processed."""
+    try:
+        enc = av.Codec(codec, "w")
+    except ValueError:  # av.codec.codec.UnknownCodecError
+        raise UsageError(f"--codec {codec}: no video encoder of that name in this FFmpeg build") from None
+    if enc.type != "video":
+        raise UsageError(f"--codec {codec} is an {enc.type} encoder, not a video encoder (e.g. libx264, libx265, "
+                         f"libvpx-vp9)")
+    name = enc.name
+    low, high = _CRF_RANGE.get(name, (0, 63))
+    if name in _CRF_CODECS and not low <= crf <= high:
+        raise UsageError(f"--crf for {name} must be between {low} and {high}, got {crf}")
+    if name in _PRESET_CODECS and preset not in _PRESETS + ("placebo",):
+        raise UsageError(f"--preset {preset!r} is not a {name} preset; choose from {', '.join(_PRESETS)}")
+    cc = av.CodecContext.create(name, "w")
+    cc.width, cc.height = 64, 48
+    cc.pix_fmt = _pick_pix_fmt(name, 64, 48)
+    cc.time_base = Fraction(1, 25)
+    cc.framerate = Fraction(25)
+    cc.options = _encoder_options(name, crf, preset)
+    try:
+        cc.open()
+    except (av.FFmpegError, ValueError) as exc:
+        what = f"--preset {preset!r}, " if name in _PRESET_CODECS else ""
+        raise UsageError(f"--codec {name} does not open with {what}--crf {crf}: {' '.join(str(exc).split())}") from None
+    finally:
+        try:
+            cc.close()
+        except (AttributeError, av.FFmpegError, ValueError):
+            pass
+    return name
 
 
 def _pick_pix_fmt(codec: str, width: int, height: int) -> str:
@@ -64,13 +118,7 @@ def _add_video_stream(
     preset: str,
 ) -> tuple[av.VideoStream, str]:
     """Add and configure an encoder stream; returns it and its pixel format."""
-    options: dict[str, str] = {}
-    if codec in _CRF_CODECS:
-        options["crf"] = str(crf)
-        if codec.startswith("libvpx"):
-            options["b"] = "0"  # constant-quality mode
-    if codec in _PRESET_CODECS:
-        options["preset"] = preset
+    options = _encoder_options(codec, crf, preset)
     if codec == "libx264" and width * height > _LARGE_FRAME_PIXELS:
         # x264 keeps rc-lookahead (40 with preset medium) frames plus some per frame thread in
         # memory: ~1.7 GB at 4K. Without lookahead/B-frames (tune zerolatency) and with one thread
@@ -125,6 +173,8 @@ def _choose_encoder(codec: str, out: av.container.OutputContainer, final: Path) 
         encoder_name = av.Codec(codec, "w").name
     except ValueError as exc:  # av.codec.codec.UnknownCodecError
         raise OutputError(f"no video encoder named {codec!r} in this FFmpeg build") from exc
+    if av.Codec(codec, "w").type != "video":
+        raise OutputError(f"{codec!r} is not a video encoder")
     supported = out.supported_codecs
     if codec not in supported and encoder_name not in supported:
         if codec == "libx264":  # the default: let e.g. .webm use its own codec
