@@ -215,3 +215,80 @@ def test_two_resumable_runs_of_one_output_do_not_mix(tmp_path: Path) -> None:
     finally:
         held.close()
     _lock_work_dir(work, tmp_path / "out.mp4").close()  # free again once the first run ends
+
+
+# ------------------------------------------------------------------------ 5. encoder options
+
+
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    from stpr.cli import main
+
+    rc = main(["enhance", *args, "--quiet"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err.strip()
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--codec", "aac"], "--codec aac is an audio encoder, not a video encoder"),
+    (["--codec", "no-such-codec"], "--codec no-such-codec: no video encoder of that name"),
+    (["--preset", "nosuch"], "--preset 'nosuch' is not a libx264 preset; choose from ultrafast"),
+    (["--crf", "60"], "--crf for libx264 must be between 0 and 51, got 60"),
+    (["--codec", "libx265", "--crf", "52"], "--crf for libx265 must be between 0 and 51, got 52"),
+])
+def test_bad_encoder_options_are_usage_errors_before_the_model_loads(tmp_path, capsys, extra, needle):
+    src = tmp_path / "in.mp4"
+    write_test_video(src, ramp(2), 25)
+    # the weights file does not exist: reaching the model would be exit 4
+    rc, err = _cli(capsys, str(src), "-o", str(tmp_path / "out.mp4"), "--model", str(tmp_path / "none.safetensors"),
+                   *extra)
+    assert rc == 2, err
+    assert needle in err and len(err.splitlines()) == 1
+    assert not list(tmp_path.glob("*out*")) and not list(tmp_path.glob(".*partial*"))
+
+
+def test_vp9_takes_crf_up_to_63(tmp_path, capsys):
+    src = tmp_path / "in.mp4"
+    write_test_video(src, ramp(2), 25)
+    rc, err = _cli(capsys, str(src), "-o", str(tmp_path / "out.webm"), "--model", str(tmp_path / "none.safetensors"),
+                   "--crf", "63")
+    assert rc == 4, err  # the options were fine: it got as far as the (missing) model
+    rc, err = _cli(capsys, str(src), "-o", str(tmp_path / "out.webm"), "--model", str(tmp_path / "none.safetensors"),
+                   "--codec", "libvpx-vp9", "--crf", "64")
+    assert rc == 2 and "--crf must be between 0 and 63" in err
+
+
+def test_x265_is_quiet(tmp_path, capfd):
+    src = tmp_path / "in.mp4"
+    write_test_video(src, ramp(3), 25)
+    capfd.readouterr()
+    copy_through(src, tmp_path / "out.mp4", codec="libx265", preset="ultrafast")
+    assert "x265 [info]" not in capfd.readouterr().err
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].codec_context.name == "hevc"
+
+
+# ------------------------------------------------------------------------ --fps for frame folders
+
+
+def test_fps_for_a_frame_folder(tmp_path, capsys, weights):
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, img in enumerate(ramp(3)):
+        assert cv2.imwrite(str(folder / f"{i:03d}.png"), img[:, :, ::-1])
+    dst = tmp_path / "out.mp4"
+    rc, err = _cli(capsys, str(folder), "-o", str(dst), "--model", str(weights), "--threads", "1", "--fps", "30000/1001")
+    assert rc == 0, err
+    with av.open(str(dst)) as c:
+        v = c.streams.video[0]
+        times = [float(f.pts * v.time_base) for f in c.decode(v)]
+    assert times == pytest.approx([0, 1001 / 30000, 2002 / 30000], abs=1e-4)
+    # a video keeps its own timing
+    src = tmp_path / "in.mp4"
+    write_test_video(src, ramp(2), 25)
+    rc, err = _cli(capsys, str(src), "-o", str(tmp_path / "v.mp4"), "--model", str(weights), "--fps", "30")
+    assert rc == 2 and "--fps applies to frame folders and images" in err
+    rc, err = _cli(capsys, str(folder), "-o", str(tmp_path / "z.mp4"), "--model", str(weights), "--fps", "0")
+    assert rc == 2 and "--fps must be above 0" in err

@@ -64,6 +64,9 @@ def _add_enhance(sub):
     p.add_argument("--preset", default="medium",
                    help="encoder speed preset (x264/x265: ultrafast, superfast, veryfast, faster, fast, medium, "
                         "slow, slower, veryslow; default medium)")
+    p.add_argument("--fps", default=None, metavar="F",
+                   help="frame rate of a frame folder or image input in a video output, e.g. 30, 29.97 or "
+                        "30000/1001 (default 25; a video input keeps its own timing)")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in pixels for large frames (0 = never tile; default: automatic)")
     p.add_argument("--memory-mb", type=int, default=1000,
@@ -122,6 +125,25 @@ def _check_enhance_numbers(args) -> None:
     ExposureControl(ev=args.exposure, target=args.brightness)  # checks the ranges
 
 
+def _parse_fps(args, src: Path):
+    """``--fps`` as a Fraction (None when not given); a usage error for video inputs."""
+    if args.fps is None:
+        return None
+    from fractions import Fraction
+
+    from stpr.io import IMAGE_EXTENSIONS
+
+    if not (src.is_dir() or src.suffix.lower() in IMAGE_EXTENSIONS):
+        raise UsageError("--fps applies to frame folders and images; a video input keeps its own timing")
+    try:
+        fps = Fraction(args.fps).limit_denominator(1001000)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"--fps needs a frame rate like 30, 29.97 or 30000/1001, got {args.fps!r}") from None
+    if not 0 < fps <= 1000:
+        raise UsageError(f"--fps must be above 0 and at most 1000, got {args.fps}")
+    return fps
+
+
 def _check_encoder_args(args, dst: Path) -> None:
     """--codec/--crf/--preset against the encoder the output will use (exit 2 before the model loads):
     not a video encoder, a crf outside its range, an unknown preset."""
@@ -151,6 +173,7 @@ def _run_enhance(args) -> int:
     src = Path(args.input)
     if not src.exists():
         raise InputError(f"input not found: {src}")
+    fps = _parse_fps(args, src)
     dst = Path(args.output) if args.output else default_output(src)
     _check_encoder_args(args, dst)
     drops_audio = bool(args.output) and not dst.suffix and not dst.is_file() and _has_audio(src)
@@ -165,7 +188,7 @@ def _run_enhance(args) -> int:
                                         bf16=args.bf16, exposure=args.exposure, brightness=args.brightness)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
-                                 segment_frames=args.segment_frames)
+                                 segment_frames=args.segment_frames, **({"fps": fps} if fps else {}))
     if not args.quiet:
         print(f"wrote {dst} ({res['frames']} frames, {res['fps']:.2f} frames/s)")
     if args.compare:

@@ -349,7 +349,7 @@ class Enhancer:
     def enhance_video(self, src: str | Path, dst: str | Path, *, codec: str = "libx264", crf: int = 18,
                       preset: str = "medium", overwrite: bool = False, progress: bool = True,
                       resume: bool = False, segment_frames: int | None = None, on_segment=None,
-                      io_threads: bool = True) -> dict:
+                      io_threads: bool = True, fps=None) -> dict:
         """Enhance a video file, a folder of frames or an image into ``dst`` (video, PNG folder or image).
 
         Audio and other streams are copied, timestamps, rotation and colour tags carried over;
@@ -358,6 +358,9 @@ class Enhancer:
         With ``resume`` (video outputs only) the run is resumable: it works in segments of
         ``segment_frames`` frames kept in a hidden folder beside ``dst`` and continues an
         interrupted run of the same job (see :mod:`stpr.resume`).
+
+        ``fps`` (frames/s) times a frame folder or image input in a video output (default 25);
+        video inputs keep their own timing.
 
         With ``io_threads`` decoding and encoding run in their own threads, overlapped with the
         network (see :mod:`stpr.pipeline`).
@@ -372,14 +375,14 @@ class Enhancer:
 
             return enhance_resumable(self, src, dst, codec=codec, crf=crf, preset=preset, overwrite=overwrite,
                                      segment_frames=segment_frames or DEFAULT_SEGMENT_FRAMES, progress=progress,
-                                     on_segment=on_segment)
+                                     on_segment=on_segment, fps=fps)
 
         from tqdm import tqdm
 
         from stpr.io import Frame, open_input, open_output
 
         t0 = time.perf_counter()
-        with open_input(src) as reader:
+        with open_input(src, fps=fps) as reader:
             info = reader.info
             with open_output(dst, info, source=Path(src) if info.kind == "video" else None, codec=codec, crf=crf,
                              overwrite=overwrite, preset=preset) as writer:

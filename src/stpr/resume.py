@@ -243,7 +243,7 @@ def check_leftover(dst: str | os.PathLike[str], overwrite: bool) -> None:
 def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                       codec: str = "libx264", crf: int = 18, preset: str = "medium", overwrite: bool = False,
                       segment_frames: int = DEFAULT_SEGMENT_FRAMES, progress: bool = True,
-                      on_segment: Callable[[int, int], None] | None = None) -> dict:
+                      on_segment: Callable[[int, int], None] | None = None, fps=None) -> dict:
     """Enhance ``src`` into the video ``dst`` in resumable segments (see the module docstring).
 
     Args:
@@ -268,7 +268,7 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
     try:
         return _enhance_resumable(enhancer, src, dst, work, locks, t0, codec=codec, crf=crf, preset=preset,
                                   overwrite=overwrite, segment_frames=segment_frames, progress=progress,
-                                  on_segment=on_segment)
+                                  on_segment=on_segment, fps=fps)
     finally:
         for fh in locks:
             if fh is not None:
@@ -277,8 +277,8 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
 
 def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, t0: float, *, codec: str,
                        crf: int, preset: str, overwrite: bool, segment_frames: int, progress: bool,
-                       on_segment) -> dict:
-    with open_input(src) as reader:
+                       on_segment, fps=None) -> dict:
+    with open_input(src, fps=fps) as reader:
         info = reader.info
         check_output_target(dst, [src, info.path], overwrite=overwrite)
         codec = resolve_video_codec(dst, codec)
@@ -294,7 +294,8 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         "tile": enhancer.tile_size_for(info.height, info.width),
                         "tile_overlap": enhancer.tile_overlap,
                         # numerics that change the pixels slightly
-                        "bf16": enhancer.bf16, "half_states": enhancer.half_states},
+                        "bf16": enhancer.bf16, "half_states": enhancer.half_states,
+                        **({"fps": str(info.fps)} if fps else {})},
         }
         manifest = _prepare_work_dir(work, job, dst, overwrite, locks)
         segments: list[dict] = manifest["segments"]

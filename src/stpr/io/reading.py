@@ -152,7 +152,7 @@ class FrameReader:
 class _ImageReader(FrameReader):
     """A sorted list of image files (a folder, or a single image)."""
 
-    def __init__(self, files: list[Path], info_path: Path, kind: str) -> None:
+    def __init__(self, files: list[Path], info_path: Path, kind: str, fps: Fraction | None = None) -> None:
         self._files = files
         first = _decode_image(files[0])
         self._first: np.ndarray | None = first
@@ -169,7 +169,7 @@ class _ImageReader(FrameReader):
             kind=kind,
             width=width,
             height=height,
-            fps=None if kind == "image" else DEFAULT_FPS,
+            fps=Fraction(fps) if fps else (None if kind == "image" else DEFAULT_FPS),
             num_frames=len(files),
             rotation=0,
             time_base=None,
@@ -358,8 +358,11 @@ class _VideoReader(FrameReader):
         self._container.close()
 
 
-def open_input(path: str | os.PathLike[str]) -> FrameReader:
+def open_input(path: str | os.PathLike[str], fps: Fraction | float | None = None) -> FrameReader:
     """Open a video file, a folder of images or a single image for reading.
+
+    ``fps`` is the frame rate of a folder or image input (default 25 frames/s for a folder);
+    a video keeps its own timing and ignores it.
 
     Raises InputError (one line, naming the path) if the input is missing,
     unreadable, not media, or holds no video frames.
@@ -382,9 +385,9 @@ def open_input(path: str | os.PathLike[str]) -> FrameReader:
         )
         if not files:
             raise InputError(f"{path}: folder contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-        return _ImageReader(files, path, "folder")
+        return _ImageReader(files, path, "folder", fps)
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read {path}: permission denied")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return _ImageReader([path], path, "image")
+        return _ImageReader([path], path, "image", fps)
     return _VideoReader(path)
