@@ -292,3 +292,66 @@ def test_fps_for_a_frame_folder(tmp_path, capsys, weights):
     assert rc == 2 and "--fps applies to frame folders and images" in err
     rc, err = _cli(capsys, str(folder), "-o", str(tmp_path / "z.mp4"), "--model", str(weights), "--fps", "0")
     assert rc == 2 and "--fps must be above 0" in err
+
+
+# ------------------------------------------------------------------------ 7. BT.2020 and HDR
+
+
+def _write_tagged(path: Path, frames_yuv: list[av.VideoFrame], codec: str, pix_fmt: str, trc: int) -> None:
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=25, options={"x265-params": "log-level=error"} if codec == "libx265" else {})
+        s.width, s.height, s.pix_fmt = W, H, pix_fmt
+        cc = s.codec_context
+        cc.colorspace = cc.color_primaries = 9  # bt2020nc, bt2020
+        cc.color_trc = trc
+        cc.color_range = 1
+        packets = []
+        for i, vf in enumerate(frames_yuv):
+            vf.pts = i
+            packets += s.encode(vf)
+        packets += s.encode(None)
+        for p in packets:
+            out.mux(p)
+
+
+def _bt2020_yuv420(rgb: tuple[int, int, int]) -> av.VideoFrame:
+    """A flat frame of ``rgb`` converted with the BT.2020 (non-constant luminance) matrix, limited range."""
+    kr, kb = 0.2627, 0.0593
+    r, g, b = (float(v) for v in rgb)
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    cb, cr = (b - y) / (2 * (1 - kb)), (r - y) / (2 * (1 - kr))
+    planes = np.zeros((H * 3 // 2, W), np.uint8)
+    planes[:H] = round(16 + 219 * y / 255)
+    planes[H:H + H // 4] = round(128 + 224 * cb / 255)
+    planes[H + H // 4:] = round(128 + 224 * cr / 255)
+    return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+
+
+def test_bt2020_sdr_decoded_with_its_matrix_and_kept_bt2020(tmp_path: Path) -> None:
+    colour = (200, 60, 40)
+    src = tmp_path / "bt2020.mp4"
+    _write_tagged(src, [_bt2020_yuv420(colour) for _ in range(3)], "libx264", "yuv420p", trc=14)
+    with open_input(src) as reader:
+        assert reader.info.colorspace == "bt2020"
+        got = next(iter(reader)).rgb
+    assert np.abs(got.reshape(-1, 3).mean(0) - colour).max() < 3  # BT.601/709 would be 10+ levels off
+    dst = tmp_path / "out.mp4"
+    copy_through(src, dst, preset="ultrafast")
+    with av.open(str(dst)) as c:
+        f = next(c.decode(c.streams.video[0]))
+        assert (f.colorspace, f.color_primaries, f.color_trc) == (9, 9, 14)  # not re-tagged BT.709/601
+    with open_input(dst) as reader:
+        assert np.abs(next(iter(reader)).rgb.reshape(-1, 3).mean(0) - colour).max() < 3
+
+
+def test_hlg_hdr_is_refused_with_one_line(tmp_path: Path, capsys, weights) -> None:
+    src = tmp_path / "phone_hlg.mkv"
+    reformatter = VideoReformatter()
+    frames = [reformatter.reformat(av.VideoFrame.from_ndarray(f, format="rgb24"), format="yuv420p10le",
+                                   dst_colorspace="BT2020", dst_color_range="MPEG") for f in ramp(2)]
+    _write_tagged(src, frames, "libx265", "yuv420p10le", trc=18)  # arib-std-b67
+    with pytest.raises(InputError, match=r"HDR video \(HLG transfer\) is not supported"):
+        open_input(src)
+    rc, err = _cli(capsys, str(src), "-o", str(tmp_path / "out.mp4"), "--model", str(weights), "--threads", "1")
+    assert rc == 3 and "HLG" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out.mp4").exists()

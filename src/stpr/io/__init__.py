@@ -15,10 +15,11 @@
 - :mod:`stpr.io.segments`: segments of a resumable run and their join
   (:func:`open_segment_writer`, :func:`concat_segments`, :func:`segment_container_suffix`).
 
-Colour handling: YUV video is converted to RGB with the matrix the stream declares (BT.709 or
-BT.601; untagged streams use BT.709 from 720 lines up) and the writer converts back with the
-same matrix and range and tags the output accordingly, so a pass-through round trip does not
-shift colours.
+Colour handling: YUV video is converted to RGB with the matrix the stream declares (BT.709,
+BT.601 or BT.2020; untagged streams use BT.709 from 720 lines up) and the writer converts back
+with the same matrix and range and tags the output accordingly, so a pass-through round trip
+does not shift colours. HDR video (PQ or HLG transfer) is refused (InputError): stpr does not
+tone-map, and an HDR picture in an SDR-tagged file would be mislabelled.
 
 Rotation convention: ``MediaInfo.rotation`` is the counter-clockwise angle of the display
 matrix (FFmpeg's convention, normalised to 0/90/180/270). A phone video whose legacy ``rotate``

@@ -35,9 +35,16 @@ _AVCOL_BT470BG = 5
 _AVCOL_SMPTE170M = 6
 _AVCOL_RANGE_MPEG = 1
 _AVCOL_RANGE_JPEG = 2
+_AVCOL_BT2020 = 9  # AVCOL_SPC_BT2020_NCL and AVCOL_PRI_BT2020
+_AVCOL_SPC_BT2020_CL = 10
+_AVCOL_TRC_BT2020_10 = 14  # the BT.709 curve, for 10-bit BT.2020
+_AVCOL_TRC_SMPTE2084 = 16  # PQ (HDR10, Dolby Vision base layers)
+_AVCOL_TRC_ARIB_STD_B67 = 18  # HLG (phones' HDR video, broadcast HDR)
+# Transfer curves stpr cannot treat as SDR: name for messages.
+_HDR_TRANSFERS = {_AVCOL_TRC_SMPTE2084: "PQ", _AVCOL_TRC_ARIB_STD_B67: "HLG"}
 
 # swscale names for the conversion matrix and range.
-_SWS_COLORSPACE = {"bt709": "ITU709", "bt601": "ITU601"}
+_SWS_COLORSPACE = {"bt709": "ITU709", "bt601": "ITU601", "bt2020": "BT2020"}
 _SWS_RANGE = {"tv": "MPEG", "pc": "JPEG"}
 # Accurate rounding and full-resolution chroma keep a round trip within a level or two.
 _SWS_FLAGS = int(
@@ -80,7 +87,7 @@ class MediaInfo:
     num_frames: int | None  # best estimate; None if unknown
     rotation: int  # counter-clockwise display rotation: 0, 90, 180 or 270
     time_base: Fraction | None
-    colorspace: str  # "bt709" | "bt601": matrix used for YUV<->RGB
+    colorspace: str  # "bt709" | "bt601" | "bt2020" (SDR only): matrix used for YUV<->RGB
     color_range: str  # "tv" | "pc"
     has_audio: bool
     path: Path

@@ -23,6 +23,8 @@ from av.video.reformatter import VideoReformatter
 from stpr.errors import OutputError, UsageError
 from stpr.io.common import (
     _AVCOL_BT709,
+    _AVCOL_BT2020,
+    _AVCOL_TRC_BT2020_10,
     _AVCOL_RANGE_JPEG,
     _AVCOL_RANGE_MPEG,
     _AVCOL_SMPTE170M,
@@ -135,10 +137,14 @@ def _add_video_stream(
     stream.thread_type = "AUTO"
     cc = stream.codec_context
     cc.time_base = time_base
-    tag = _AVCOL_BT709 if colorspace == "bt709" else _AVCOL_SMPTE170M
-    cc.colorspace = tag
-    cc.color_primaries = tag
-    cc.color_trc = tag
+    if colorspace == "bt2020":  # SDR BT.2020 (HDR inputs are refused by the reader)
+        cc.colorspace = cc.color_primaries = _AVCOL_BT2020
+        cc.color_trc = _AVCOL_TRC_BT2020_10
+    else:
+        tag = _AVCOL_BT709 if colorspace == "bt709" else _AVCOL_SMPTE170M
+        cc.colorspace = tag
+        cc.color_primaries = tag
+        cc.color_trc = tag
     cc.color_range = _AVCOL_RANGE_JPEG if color_range == "pc" else _AVCOL_RANGE_MPEG
     if rotation:
         stream.set_display_rotation(rotation)

@@ -4,8 +4,9 @@
 :class:`MediaInfo`.
 
 Videos are decoded with PyAV (first real video stream; cover art is skipped). YUV is converted
-to RGB with the matrix the stream declares (BT.709 or BT.601; untagged streams use BT.709 from
-720 lines up) so that the writer can convert back with the same one. Images are decoded with
+to RGB with the matrix the stream declares (BT.709, BT.601 or BT.2020; untagged streams use
+BT.709 from 720 lines up) so that the writer can convert back with the same one. HDR video (PQ
+or HLG transfer) is refused with an InputError: stpr does not tone-map. Images are decoded with
 OpenCV (EXIF orientation applied, 16-bit and grey converted to 8-bit RGB).
 """
 
@@ -27,10 +28,13 @@ from av.video.reformatter import VideoReformatter
 
 from stpr.errors import InputError
 from stpr.io.common import (
+    _AVCOL_BT2020,
     _AVCOL_BT470BG,
     _AVCOL_BT709,
     _AVCOL_RANGE_JPEG,
     _AVCOL_SMPTE170M,
+    _AVCOL_SPC_BT2020_CL,
+    _HDR_TRANSFERS,
     _LARGE_FRAME_PIXELS,
     _SWS_COLORSPACE,
     _SWS_FLAGS,
@@ -235,6 +239,14 @@ class _VideoReader(FrameReader):
             raise InputError(f"{path}: contains no decodable video frames")
         self._first: av.VideoFrame | None = first
 
+        hdr = _HDR_TRANSFERS.get(first.color_trc) or _HDR_TRANSFERS.get(stream.codec_context.color_trc)
+        if hdr:
+            # An HDR picture squeezed into 8-bit SDR and tagged BT.709 would look washed out and
+            # wrong everywhere; stpr does not tone-map, so it says so instead of mislabelling.
+            raise InputError(
+                f"{path}: HDR video ({hdr} transfer) is not supported: stpr enhances SDR video; convert it to SDR "
+                f"BT.709 first (see docs/troubleshooting.md)"
+            )
         colorspace, color_range = self._colour_of(first)
         tb = Fraction(stream.time_base) if stream.time_base else None
         # A late start (MPEG-TS: 1.4 s, broadcast captures hours) would become a blank lead-in
@@ -266,6 +278,8 @@ class _VideoReader(FrameReader):
             colorspace = "bt709"
         elif frame.colorspace in (_AVCOL_BT470BG, _AVCOL_SMPTE170M):
             colorspace = "bt601"
+        elif frame.colorspace in (_AVCOL_BT2020, _AVCOL_SPC_BT2020_CL):
+            colorspace = "bt2020"  # constant-luminance is rare; the non-constant matrix is close
         else:  # unspecified (or exotic): follow the usual resolution rule
             colorspace = _default_colorspace(frame.height)
         full = frame.color_range == _AVCOL_RANGE_JPEG or frame.format.name.startswith("yuvj")
