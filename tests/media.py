@@ -63,6 +63,7 @@ def write_test_video(
             rotation=rotation,
             crf=crf,
             preset="veryfast",
+            pad_odd=False,  # odd sizes stay odd (4:4:4), as some cameras and tools write them
         )
         astream = None
         if audio_seconds:

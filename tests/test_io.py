@@ -279,12 +279,14 @@ def test_odd_size_video_and_folder_to_video(tmp_path: Path) -> None:
     for i, f in enumerate(frames):
         save_png(folder / f"{i}.png", f[:, :, ::-1])
     dst = tmp_path / "odd.mp4"
-    copy_through(folder, dst, preset="ultrafast")  # odd size -> yuv444p
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the padding note
+        copy_through(folder, dst, preset="ultrafast")  # odd size -> padded by one pixel, yuv420p
     info, got = read_all(dst)
-    assert (info.width, info.height, len(got)) == (33, 21, 4)
+    assert (info.width, info.height, len(got)) == (34, 22, 4)
     assert stream_times(dst) == [Fraction(i, 25) for i in range(4)]  # pts made up from 25 fps
     for a, b in zip(frames, got):
-        assert mean_abs(a, b.rgb) < 3
+        assert mean_abs(a, b.rgb[:21, :33]) < 3
 
 
 def test_audio_reencoded_when_container_cannot_hold_it(tmp_path: Path) -> None:

@@ -355,3 +355,33 @@ def test_hlg_hdr_is_refused_with_one_line(tmp_path: Path, capsys, weights) -> No
     rc, err = _cli(capsys, str(src), "-o", str(tmp_path / "out.mp4"), "--model", str(weights), "--threads", "1")
     assert rc == 3 and "HLG" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out.mp4").exists()
+
+
+# ------------------------------------------------------------------------ odd frame sizes
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "libx264"), (".webm", "libvpx-vp9")])
+def test_odd_size_is_padded_to_even_and_encoded_420(tmp_path: Path, suffix: str, codec: str) -> None:
+    import cv2
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    frames = ramp(3, h=21, w=33)
+    for i, f in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"{i}.png"), f[:, :, ::-1])
+    dst = tmp_path / f"out{suffix}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        copy_through(folder, dst, codec=codec, preset="ultrafast")
+    notes = [str(w.message) for w in caught if "odd" in str(w.message)]
+    assert notes == ["frame size 33x21 is odd: the video is padded to 34x22 (edge pixels repeated) and encoded "
+                     "4:2:0 so that every player can play it"]
+    with av.open(str(dst)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.pix_fmt, v.width, v.height) == ("yuv420p", 34, 22)
+    with open_input(dst) as reader:
+        got = [f.rgb for f in reader]
+    assert len(got) == 3
+    for a, b in zip(frames, got):
+        assert np.abs(a.astype(int) - b[:21, :33].astype(int)).mean() < 4  # nothing cropped
+        assert np.abs(b[:21, 33].astype(int) - b[:21, 32].astype(int)).mean() < 4  # the repeated edge

@@ -246,9 +246,14 @@ def test_one_frame_video(tmp_path, weights, capsys):
 @pytest.mark.parametrize("w,h", [(1, 1), (3, 5), (17, 9)])
 def test_odd_and_tiny_sizes(tmp_path, weights, capsys, w, h):
     src = tmp_path / f"tiny_{w}x{h}.mp4"
-    write_test_video(src, dark_clip(n=3, h=h, w=w))
-    info, n = enhanced_ok(capsys, src, tmp_path / "out.mp4", weights)
-    assert n == 3 and (info.width, info.height) == (w, h)
+    write_test_video(src, dark_clip(n=3, h=h, w=w))  # odd sizes are stored 4:4:4
+    rc, err = cli(capsys, src, tmp_path / "out.mp4", weights)
+    # a video output is padded by one pixel to even and encoded 4:2:0, with a one-line note
+    assert rc == 0 and err == [f"stpr: warning: frame size {w}x{h} is odd: the video is padded to "
+                               f"{w + w % 2}x{h + h % 2} (edge pixels repeated) and encoded 4:2:0 so that every "
+                               f"player can play it"]
+    info, n = out_info(tmp_path / "out.mp4")
+    assert n == 3 and (info.width, info.height) == (w + w % 2, h + h % 2)
     # and as a single image
     img = tmp_path / f"tiny_{w}x{h}.png"
     write_pngs(tmp_path, [dark_clip(n=1, h=h, w=w)[0]], names=[img.name])

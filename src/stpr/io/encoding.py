@@ -3,7 +3,7 @@
 :func:`resolve_video_codec` / ``_choose_encoder`` pick the encoder a container can hold (the
 default H.264 falls back to the container's own codec, e.g. VP9 for .webm); ``_add_video_stream``
 sets the encoder options (crf, preset, low-memory x264 for large frames), the pixel format
-(``_pick_pix_fmt``: 4:2:0, or 4:4:4 for odd sizes) and the colour tags (matrix, primaries,
+(``_pick_pix_fmt``: 4:2:0; odd sizes are padded by one pixel to even) and the colour tags (matrix, primaries,
 transfer, range); ``_rgb_to_video_frame`` converts RGB back to YUV with the input's matrix and
 range, so a pass-through round trip does not shift colours.
 """
@@ -94,6 +94,11 @@ def check_encoder(codec: str, *, crf: int, preset: str) -> str:
     return name
 
 
+def _even(n: int) -> int:
+    """``n`` rounded up to even: odd frames are padded by one pixel for 4:2:0."""
+    return n + n % 2
+
+
 def _pick_pix_fmt(codec: str, width: int, height: int) -> str:
     formats = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
     if width % 2 == 0 and height % 2 == 0 and (not formats or "yuv420p" in formats):
@@ -118,8 +123,14 @@ def _add_video_stream(
     rotation: int,
     crf: int,
     preset: str,
+    pad_odd: bool = True,
 ) -> tuple[av.VideoStream, str]:
-    """Add and configure an encoder stream; returns it and its pixel format."""
+    """Add and configure an encoder stream; returns it and its pixel format. With ``pad_odd`` an
+    odd width or height is rounded up to even (the caller pads the frames) so the video is 4:2:0,
+    which every player plays (4:4:4 H.264 or VP9 profile 1 many cannot); without it odd sizes
+    are encoded 4:4:4 (test media)."""
+    if pad_odd:
+        width, height = _even(width), _even(height)
     options = _encoder_options(codec, crf, preset)
     if codec == "libx264" and width * height > _LARGE_FRAME_PIXELS:
         # x264 keeps rc-lookahead (40 with preset medium) frames plus some per frame thread in

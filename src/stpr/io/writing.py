@@ -42,7 +42,7 @@ from stpr.io.common import (
     _signals_deferred,
     describe_os_error,
 )
-from stpr.io.encoding import _add_video_stream, _choose_encoder, _pick_pix_fmt, _rgb_to_video_frame
+from stpr.io.encoding import _add_video_stream, _choose_encoder, _even, _pick_pix_fmt, _rgb_to_video_frame
 
 # ------------------------------------------------------------------- output files
 
@@ -389,22 +389,38 @@ class _VideoWriter(_SourceStreams, FrameWriter):
         self._size: tuple[int, int] | None = None
         self._last_pts: int | None = None
         self._warned_pts = False
+        self._warned_odd = False
         self._setup_carry(source)
+
+    def _note_odd(self, w: int, h: int) -> None:
+        if (w % 2 or h % 2) and not self._warned_odd:
+            self._warned_odd = True
+            warnings.warn(
+                f"frame size {w}x{h} is odd: the video is padded to {_even(w)}x{_even(h)} (edge pixels repeated) "
+                f"and encoded 4:2:0 so that every player can play it",
+                stacklevel=4,
+            )
 
     def _write(self, frame: Frame) -> None:
         h, w = frame.rgb.shape[:2]
         if self._size is None:
-            if (w, h) != (self._vstream.width, self._vstream.height):
+            if (_even(w), _even(h)) != (self._vstream.width, self._vstream.height):
                 # Encoder is not open yet, so a different output size is still possible.
-                self._vstream.width, self._vstream.height = w, h
-                self._vstream.pix_fmt = self._pix_fmt = _pick_pix_fmt(self._vstream.codec_context.name, w, h)
+                self._vstream.width, self._vstream.height = _even(w), _even(h)
+                self._vstream.pix_fmt = self._pix_fmt = _pick_pix_fmt(
+                    self._vstream.codec_context.name, _even(w), _even(h)
+                )
+            self._note_odd(w, h)
             self._size = (w, h)
         elif (w, h) != self._size:
             first_w, first_h = self._size
             raise ValueError(f"frame {frame.index} is {w}x{h}, earlier frames were {first_w}x{first_h}")
 
         info = self._info
-        vf = _rgb_to_video_frame(self._reformatter, frame.rgb, self._pix_fmt, info.colorspace, info.color_range)
+        rgb = frame.rgb
+        if w % 2 or h % 2:  # 4:2:0 needs even sizes: repeat the last column/row, crop nothing
+            rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        vf = _rgb_to_video_frame(self._reformatter, rgb, self._pix_fmt, info.colorspace, info.color_range)
         vf.pts = self._next_pts(frame)
         vf.time_base = self._tb
         for packet in self._vstream.encode(vf):
