@@ -385,3 +385,47 @@ def test_odd_size_is_padded_to_even_and_encoded_420(tmp_path: Path, suffix: str,
     for a, b in zip(frames, got):
         assert np.abs(a.astype(int) - b[:21, :33].astype(int)).mean() < 4  # nothing cropped
         assert np.abs(b[:21, 33].astype(int) - b[:21, 32].astype(int)).mean() < 4  # the repeated edge
+
+
+# ------------------------------------------------------------------------ the same through stpr enhance
+
+
+def test_enhance_and_resume_late_start_opus_mov_and_tags(tmp_path: Path, capsys, weights) -> None:
+    """Through the CLI, single pass and --resume (segments joined at the end): a late-starting
+    MPEG-TS starts at 0 with its audio in sync and its tracks' tags; Opus into .mov is re-encoded."""
+    src = tmp_path / "cam.ts"
+    write_av(src, ramp(10), fmt="mpegts", container_options={"output_ts_offset": "600"},
+             audio=[{"language": "fra"}, {"language": "eng"}])
+    for extra in ([], ["--resume", "--segment-frames", "4"]):
+        dst = tmp_path / f"out{len(extra)}.mp4"
+        rc, err = _cli(capsys, str(src), "-o", str(dst), "--model", str(weights), "--threads", "1", "--preset",
+                       "ultrafast", *extra)
+        assert rc == 0, err
+        with av.open(str(dst)) as c:
+            assert c.duration / av.time_base < 1.0
+            starts = [float(s.start_time * s.time_base) for s in c.streams]
+            assert max(starts) < 0.1, starts  # not 600 s in
+            assert [s.metadata.get("language") for s in c.streams.audio] == ["fra", "eng"]
+            assert len(list(c.decode(c.streams.video[0]))) == 10
+    webm = tmp_path / "in.webm"
+    write_test_video(webm, ramp(4), 25, audio_seconds=0.2, codec="libvpx-vp9")
+    rc, err = _cli(capsys, str(webm), "-o", str(tmp_path / "out.mov"), "--model", str(weights), "--threads", "1",
+                   "--resume", "--segment-frames", "2")
+    assert rc == 0, err
+    assert "re-encoding it to aac" in err
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+
+
+def test_strip_metadata(tmp_path: Path, capsys, weights) -> None:
+    src = tmp_path / "in.mkv"
+    write_av(src, ramp(3), audio=[{"language": "eng", "title": "Commentary", "default": True}],
+             metadata={"title": "Home", "location": "+48.8577+002.2950/"})
+    dst = tmp_path / "out.mkv"
+    rc, err = _cli(capsys, str(src), "-o", str(dst), "--model", str(weights), "--threads", "1", "--strip-metadata")
+    assert rc == 0, err
+    with av.open(str(dst)) as c:
+        assert "title" not in c.metadata and "location" not in c.metadata
+        a = c.streams.audio[0]
+        assert a.metadata.get("language") == "eng" and "title" not in a.metadata
+        assert a.disposition & av.stream.Disposition.default

@@ -50,7 +50,9 @@ def default_output(src: Path) -> Path:
 def _add_enhance(sub):
     p = sub.add_parser("enhance", help="enhance a dark video, frame folder or image",
                        description="Enhance a dark video (anything FFmpeg decodes), a folder of frames or an "
-                                   "image. Audio and other streams are copied unchanged.")
+                                   "image. Audio and subtitle streams are copied unchanged, with their language, "
+                                   "title and default/forced flags, and so are the file's tags (title, creation "
+                                   "time, location; --strip-metadata leaves them out).")
     p.add_argument("input", help="video file, folder of frames, or image")
     p.add_argument("-o", "--output", help="output video (.mp4, .mkv, .mov, .avi, .webm), folder for PNG frames "
                                           "(a name without extension), or image (.png, .jpg, ...); default: "
@@ -80,6 +82,9 @@ def _add_enhance(sub):
                    help="bfloat16 convolutions (PyTorch engine): faster on CPUs with AVX512-BF16 or AMX, "
                         "outputs differ by a fraction of a level")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--strip-metadata", action="store_true",
+                   help="leave out the input's tags (title, creation time, GPS location...) and track titles; "
+                        "audio languages and default/forced flags are kept")
     p.add_argument("--resume", action="store_true",
                    help="resumable run (video output only): work in segments kept in a hidden folder beside "
                         "the output (.NAME.stpr-resume/); if interrupted, run the same command again to continue")
@@ -188,7 +193,8 @@ def _run_enhance(args) -> int:
                                         bf16=args.bf16, exposure=args.exposure, brightness=args.brightness)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
-                                 segment_frames=args.segment_frames, **({"fps": fps} if fps else {}))
+                                 segment_frames=args.segment_frames, strip_metadata=args.strip_metadata,
+                                 **({"fps": fps} if fps else {}))
     if not args.quiet:
         print(f"wrote {dst} ({res['frames']} frames, {res['fps']:.2f} frames/s)")
     if args.compare:

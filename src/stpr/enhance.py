@@ -349,7 +349,7 @@ class Enhancer:
     def enhance_video(self, src: str | Path, dst: str | Path, *, codec: str = "libx264", crf: int = 18,
                       preset: str = "medium", overwrite: bool = False, progress: bool = True,
                       resume: bool = False, segment_frames: int | None = None, on_segment=None,
-                      io_threads: bool = True, fps=None) -> dict:
+                      io_threads: bool = True, fps=None, strip_metadata: bool = False) -> dict:
         """Enhance a video file, a folder of frames or an image into ``dst`` (video, PNG folder or image).
 
         Audio and other streams are copied, timestamps, rotation and colour tags carried over;
@@ -360,7 +360,8 @@ class Enhancer:
         interrupted run of the same job (see :mod:`stpr.resume`).
 
         ``fps`` (frames/s) times a frame folder or image input in a video output (default 25);
-        video inputs keep their own timing.
+        video inputs keep their own timing. ``strip_metadata`` drops the file's tags (title,
+        creation time, location...) and track titles from a video output.
 
         With ``io_threads`` decoding and encoding run in their own threads, overlapped with the
         network (see :mod:`stpr.pipeline`).
@@ -375,7 +376,7 @@ class Enhancer:
 
             return enhance_resumable(self, src, dst, codec=codec, crf=crf, preset=preset, overwrite=overwrite,
                                      segment_frames=segment_frames or DEFAULT_SEGMENT_FRAMES, progress=progress,
-                                     on_segment=on_segment, fps=fps)
+                                     on_segment=on_segment, fps=fps, keep_metadata=not strip_metadata)
 
         from tqdm import tqdm
 
@@ -385,7 +386,7 @@ class Enhancer:
         with open_input(src, fps=fps) as reader:
             info = reader.info
             with open_output(dst, info, source=Path(src) if info.kind == "video" else None, codec=codec, crf=crf,
-                             overwrite=overwrite, preset=preset) as writer:
+                             overwrite=overwrite, preset=preset, keep_metadata=not strip_metadata) as writer:
                 meta: deque[Frame] = deque()
                 n = 0
                 # Threads are stopped (writer first: finished, or dropped on error) before the

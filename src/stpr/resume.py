@@ -243,7 +243,8 @@ def check_leftover(dst: str | os.PathLike[str], overwrite: bool) -> None:
 def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                       codec: str = "libx264", crf: int = 18, preset: str = "medium", overwrite: bool = False,
                       segment_frames: int = DEFAULT_SEGMENT_FRAMES, progress: bool = True,
-                      on_segment: Callable[[int, int], None] | None = None, fps=None) -> dict:
+                      on_segment: Callable[[int, int], None] | None = None, fps=None,
+                      keep_metadata: bool = True) -> dict:
     """Enhance ``src`` into the video ``dst`` in resumable segments (see the module docstring).
 
     Args:
@@ -268,7 +269,7 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
     try:
         return _enhance_resumable(enhancer, src, dst, work, locks, t0, codec=codec, crf=crf, preset=preset,
                                   overwrite=overwrite, segment_frames=segment_frames, progress=progress,
-                                  on_segment=on_segment, fps=fps)
+                                  on_segment=on_segment, fps=fps, keep_metadata=keep_metadata)
     finally:
         for fh in locks:
             if fh is not None:
@@ -277,7 +278,7 @@ def enhance_resumable(enhancer, src: str | os.PathLike[str], dst: str | os.PathL
 
 def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, t0: float, *, codec: str,
                        crf: int, preset: str, overwrite: bool, segment_frames: int, progress: bool,
-                       on_segment, fps=None) -> dict:
+                       on_segment, fps=None, keep_metadata: bool = True) -> dict:
     with open_input(src, fps=fps) as reader:
         info = reader.info
         check_output_target(dst, [src, info.path], overwrite=overwrite)
@@ -315,7 +316,8 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
     try:
         frames = concat_segments([work / s["file"] for s in segments], dst, info,
                                  source=src if info.kind == "video" else None, overwrite=overwrite,
-                                 offsets=[Fraction(s["pts_offset"]) for s in segments])
+                                 offsets=[Fraction(s["pts_offset"]) for s in segments],
+                                 keep_metadata=keep_metadata)
     except OutputError as exc:
         raise OutputError(f"{exc}; the finished segments are kept in {work}: run again with --resume") from exc
     if frames != total:  # pragma: no cover - a segment file lost packets

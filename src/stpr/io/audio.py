@@ -131,12 +131,10 @@ class _SourceStreams:
         return None
 
     def _copy_stream_tags(self, src: av.stream.Stream, out: av.stream.Stream, disposition: bool = True) -> None:
-        """A carried stream keeps its language, title and flags (default, forced...)."""
-        if not getattr(self, "_keep_metadata", True):
-            if disposition:
-                out.disposition = src.disposition
-            return
-        for key in _STREAM_TAGS:
+        """A carried stream keeps its language, title and flags (default, forced...); with
+        ``strip_metadata`` only the language and flags, which players need to pick a track."""
+        keys = _STREAM_TAGS if getattr(self, "_keep_metadata", True) else ("language",)
+        for key in keys:
             value = src.metadata.get(key)
             if value and not (key == "language" and value == "und"):
                 out.metadata[key] = value

@@ -38,9 +38,10 @@ class _ConcatWriter(_VideoWriter):
     """
 
     def __init__(self, final: Path, temp: Path, info: MediaInfo, *, source: Path | None, template: Path,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, keep_metadata: bool = True) -> None:
         self._template = template
-        super().__init__(final, temp, info, source=source, codec="", crf=0, preset="", overwrite=overwrite)
+        super().__init__(final, temp, info, source=source, codec="", crf=0, preset="", overwrite=overwrite,
+                         keep_metadata=keep_metadata)
 
     def _setup(self, source: Path | None, codec: str, crf: int, preset: str) -> None:
         with av.open(str(self._template)) as seg:
@@ -178,6 +179,7 @@ def concat_segments(
     source: Path | None = None,
     overwrite: bool = False,
     offsets: list[Fraction] | None = None,
+    keep_metadata: bool = True,
 ) -> int:
     """Join segment files (from :func:`open_segment_writer`) into the video ``path`` without
     re-encoding, copying audio/subtitles from ``source``; returns the number of frames.
@@ -194,7 +196,8 @@ def concat_segments(
     _remove_stale_partials(path)
     temp = _partial_path(path)
     try:
-        writer = _ConcatWriter(path, temp, info, source=source, template=segments[0], overwrite=overwrite)
+        writer = _ConcatWriter(path, temp, info, source=source, template=segments[0], overwrite=overwrite,
+                               keep_metadata=keep_metadata)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
     with writer:

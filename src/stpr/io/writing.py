@@ -340,8 +340,10 @@ class _VideoWriter(_SourceStreams, FrameWriter):
         crf: int,
         preset: str,
         overwrite: bool = False,
+        keep_metadata: bool = True,
     ) -> None:
         super().__init__(final, temp, info, overwrite)
+        self._keep_metadata = keep_metadata
         self._src: av.container.InputContainer | None = None
         self._out: av.container.OutputContainer | None = None
         self._fh: Any = None
@@ -536,8 +538,13 @@ def open_output(
     crf: int = 18,
     overwrite: bool = False,
     preset: str = "medium",
+    keep_metadata: bool = True,
 ) -> FrameWriter:
     """Create a writer for ``path``; the output kind follows the path.
+
+    A video output carries the source's audio/subtitle streams with their language, title and
+    flags, and the file's tags (title, creation time, location...); ``keep_metadata=False``
+    drops the tags, keeping only the streams' language and flags.
 
     Video extension -> video file; existing folder or no suffix -> folder of PNGs;
     image extension -> single image (only for a one-frame input).
@@ -565,7 +572,7 @@ def open_output(
     if suffix in VIDEO_EXTENSIONS:
         try:
             return _VideoWriter(path, temp, info, source=source, codec=codec, crf=crf, preset=preset,
-                                overwrite=overwrite)
+                                overwrite=overwrite, keep_metadata=keep_metadata)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise OutputError(f"cannot create {path}: {describe_os_error(exc)}") from exc
     if suffix in IMAGE_EXTENSIONS:
