@@ -429,3 +429,13 @@ def test_strip_metadata(tmp_path: Path, capsys, weights) -> None:
         a = c.streams.audio[0]
         assert a.metadata.get("language") == "eng" and "title" not in a.metadata
         assert a.disposition & av.stream.Disposition.default
+
+
+def test_batch_crf_range_is_x264s(tmp_path: Path, capsys) -> None:
+    from stpr.cli import main
+
+    vids = tmp_path / "v"
+    vids.mkdir()
+    write_test_video(vids / "a.mp4", ramp(2), 25)
+    assert main(["batch", str(vids), str(tmp_path / "o"), "--crf", "52", "--quiet"]) == 2
+    assert "--crf for libx264 must be between 0 and 51, got 52" in capsys.readouterr().err

@@ -401,6 +401,9 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
     log = log or ((lambda s: None) if quiet else print)
     if crf < 0 or crf > 63:
         raise UsageError("--crf must be between 0 and 63")
+    from stpr.io.encoding import check_encoder
+
+    check_encoder("libx264", crf=crf, preset="medium")  # batch writes H.264: 0-51 (x264 would clamp)
     if threads is not None and threads < 1:
         raise UsageError("--threads must be >= 1")
     if workers is not None and workers < 1:
