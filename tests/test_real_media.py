@@ -439,3 +439,23 @@ def test_batch_crf_range_is_x264s(tmp_path: Path, capsys) -> None:
     write_test_video(vids / "a.mp4", ramp(2), 25)
     assert main(["batch", str(vids), str(tmp_path / "o"), "--crf", "52", "--quiet"]) == 2
     assert "--crf for libx264 must be between 0 and 51, got 52" in capsys.readouterr().err
+
+
+def test_resume_decides_the_audio_before_the_first_segment(tmp_path: Path, weights) -> None:
+    from stpr.enhance import Enhancer
+
+    src = tmp_path / "in.webm"
+    write_test_video(src, ramp(4), 25, audio_seconds=0.2, codec="libvpx-vp9")  # VP9 + Opus
+    enhancer = Enhancer.from_pretrained(str(weights), threads=1)
+    said_by_first_segment: list[int] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        def reencode_notes() -> int:
+            return sum("cannot hold opus audio; re-encoding it to aac" in str(w.message) for w in caught)
+
+        enhancer.enhance_video(src, tmp_path / "out.mov", preset="ultrafast", progress=False, resume=True,
+                               segment_frames=2, on_segment=lambda k, n: said_by_first_segment.append(reencode_notes()))
+        assert said_by_first_segment[0] == 1 and reencode_notes() == 1  # said once, before the work
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"

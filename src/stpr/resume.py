@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
@@ -54,6 +55,8 @@ from stpr.io import (
     resolve_video_codec,
     segment_container_suffix,
 )
+from stpr.io.audio import CARRY_SETUP_WARNINGS, plan_carry
+from stpr.io.encoding import _FORMAT_OF_SUFFIX
 
 MANIFEST = "manifest.json"
 FORMAT = "stpr-resume-1"
@@ -283,6 +286,8 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
         info = reader.info
         check_output_target(dst, [src, info.path], overwrite=overwrite)
         codec = resolve_video_codec(dst, codec)
+        if info.kind == "video":  # the audio's fate is decided (and said) now, not after the work
+            plan_carry(dst, _FORMAT_OF_SUFFIX[dst.suffix.lower()], src, info, keep_metadata)
         suffix = segment_container_suffix(codec)
         job = {
             "format": FORMAT,
@@ -314,10 +319,12 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                     shutil.rmtree(work, ignore_errors=True)
                 raise
     try:
-        frames = concat_segments([work / s["file"] for s in segments], dst, info,
-                                 source=src if info.kind == "video" else None, overwrite=overwrite,
-                                 offsets=[Fraction(s["pts_offset"]) for s in segments],
-                                 keep_metadata=keep_metadata)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=CARRY_SETUP_WARNINGS)  # said before the work
+            frames = concat_segments([work / s["file"] for s in segments], dst, info,
+                                     source=src if info.kind == "video" else None, overwrite=overwrite,
+                                     offsets=[Fraction(s["pts_offset"]) for s in segments],
+                                     keep_metadata=keep_metadata)
     except OutputError as exc:
         raise OutputError(f"{exc}; the finished segments are kept in {work}: run again with --resume") from exc
     if frames != total:  # pragma: no cover - a segment file lost packets

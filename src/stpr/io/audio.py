@@ -255,3 +255,36 @@ class _AudioReencoder:
                 packets += self.stream.encode(out_frame)
         packets += self.stream.encode(None)
         return packets
+
+
+class _CarryPlan(_SourceStreams):
+    """The carry set-up of a video writer, on an in-memory container: see :func:`plan_carry`."""
+
+    def __init__(self, out: av.container.OutputContainer, final: Path, info, keep_metadata: bool) -> None:
+        self._out, self._src, self._final, self._info = out, None, final, info
+        self._keep_metadata = keep_metadata
+
+    def _mux(self, packets) -> None:  # pragma: no cover - nothing is copied
+        pass
+
+
+# What the carry set-up warns about (a run that planned early hides the repeat at the join).
+CARRY_SETUP_WARNINGS = r"(cannot reopen .* to copy its audio|\S+ cannot hold .* audio; re-encoding|dropping \w+ stream #)"
+
+
+def plan_carry(path: Path, fmt: str, source: Path, info, keep_metadata: bool = True) -> None:
+    """Decide now, before any frame is enhanced, what happens to ``source``'s audio/subtitle
+    streams in the video output ``path`` (muxer ``fmt``): the same checks and warnings as the
+    writer, on an in-memory container. For runs that open the real output only at the end
+    (``stpr enhance --resume`` joins its segments last)."""
+    out = av.open(io.BytesIO(), "w", format=fmt)
+    plan = _CarryPlan(out, path, info, keep_metadata)
+    try:
+        plan._setup_carry(source)
+    finally:
+        for closer in (plan._src, out):
+            if closer is not None:
+                try:
+                    closer.close()
+                except (av.FFmpegError, OSError, ValueError):
+                    pass
