@@ -201,6 +201,15 @@ def test_stale_temporaries_of_killed_runs_are_cleaned_up(tmp_path: Path) -> None
     copy_through(src, tmp_path / "out.mp4", preset="ultrafast")
     assert not stale_old.exists() and not stale_dead.exists()
     assert running.exists() and other.exists()
+    # frame-folder outputs: the same for their temporary folders
+    stale_dirs = [tmp_path / ".frames.partial", tmp_path / f".frames.partial-{dead_pid}-0badcafe"]
+    live_dir = tmp_path / f".frames.partial-{os.getppid()}-12345678"
+    for d in (*stale_dirs, live_dir):
+        d.mkdir()
+        (d / "00000.png").write_bytes(b"half")
+    copy_through(src, tmp_path / "frames")
+    assert not any(d.exists() for d in stale_dirs) and live_dir.exists()
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["00000.png", "00001.png"]
 
 
 def test_two_resumable_runs_of_one_output_do_not_mix(tmp_path: Path) -> None:
