@@ -188,22 +188,27 @@ def test_two_runs_to_one_output_never_share_a_temporary_or_replace_a_finished_fi
 
 
 def test_stale_temporaries_of_killed_runs_are_cleaned_up(tmp_path: Path) -> None:
+    from stpr.io.writing import _host_tag
+
     src = tmp_path / "in.mp4"
     write_test_video(src, ramp(2), 25)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
     stale_old = tmp_path / ".out.partial.mp4"  # name used before runs had their own
-    stale_dead = tmp_path / f".out.partial-{dead_pid}-0badcafe.mp4"
-    running = tmp_path / f".out.partial-{os.getppid()}-12345678.mp4"  # a live process's run
-    other = tmp_path / ".other.partial-1-00000000.mp4"
-    for p in (stale_old, stale_dead, running, other):
+    host = _host_tag()
+    stale_dead = tmp_path / f".out.partial-{dead_pid}-{host}-0badcafe.mp4"
+    running = tmp_path / f".out.partial-{os.getppid()}-{host}-12345678.mp4"  # a live process's run
+    elsewhere = tmp_path / f".out.partial-{dead_pid}-{'0' if host != '000000' else '1'}00000-12345678.mp4"
+    other = tmp_path / f".other.partial-{dead_pid}-{host}-00000000.mp4"
+    for p in (stale_old, stale_dead, running, elsewhere, other):
         p.write_bytes(b"half")
     copy_through(src, tmp_path / "out.mp4", preset="ultrafast")
     assert not stale_old.exists() and not stale_dead.exists()
     assert running.exists() and other.exists()
+    assert elsewhere.exists()  # another machine's run on a shared folder: cannot tell, left alone
     # frame-folder outputs: the same for their temporary folders
-    stale_dirs = [tmp_path / ".frames.partial", tmp_path / f".frames.partial-{dead_pid}-0badcafe"]
-    live_dir = tmp_path / f".frames.partial-{os.getppid()}-12345678"
+    stale_dirs = [tmp_path / ".frames.partial", tmp_path / f".frames.partial-{dead_pid}-{host}-0badcafe"]
+    live_dir = tmp_path / f".frames.partial-{os.getppid()}-{host}-12345678"
     for d in (*stale_dirs, live_dir):
         d.mkdir()
         (d / "00000.png").write_bytes(b"half")

@@ -3,11 +3,11 @@ video file, a folder of PNGs or a single image; :func:`check_output_target` make
 the output path (not an input, folder exists and is writable, no overwrite unless asked) early.
 
 Everything is written under a hidden temporary name unique to the run (``_partial_path``:
-``.STEM.partial-PID-TOKEN.SUFFIX``; ``.NAME.partial-PID-TOKEN`` for a folder) and only moved to
+``.STEM.partial-PID-HOST-TOKEN.SUFFIX``; ``.NAME.partial-PID-HOST-TOKEN`` for a folder) and only moved to
 the final name in ``close()``, so an interrupted run never leaves a half-written file that looks
 finished; without ``overwrite`` the move never replaces a file another run finished meanwhile
 (``_commit_file``). Temporaries of killed runs (their process is gone) are deleted by the next
-run to the same output. Bytes go through ``_OutputFile`` so that a full disk
+run to the same output on the same machine. Bytes go through ``_OutputFile`` so that a full disk
 is noticed even where the FFmpeg muxer would not report it.
 
 The video writer (``_VideoWriter``) sets up its encoder with :mod:`stpr.io.encoding`, keeps the
@@ -17,10 +17,12 @@ subtitles over with :mod:`stpr.io.audio`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
 import shutil
+import socket
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -111,16 +113,27 @@ def _remove(path: Path) -> None:
         pass
 
 
+def _host_tag() -> str:
+    """Six hex digits naming this machine, so a run never takes another machine's process (on a
+    shared folder) for a dead one of its own."""
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
+
+
+def _run_tag() -> str:
+    """``PID-HOST-RANDOM``: unique per run and per writer."""
+    return f"{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}"
+
+
 def _partial_path(path: Path) -> Path:
     """The hidden temporary name a file output is written under until ``close()`` renames it:
-    ``.STEM.partial-PID-TOKEN.SUFFIX``, unique per run, so two runs to one output never write
-    into the same file (the suffix is kept: FFmpeg picks the container from it)."""
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+    ``.STEM.partial-PID-HOST-TOKEN.SUFFIX``, unique per run, so two runs to one output never
+    write into the same file (the suffix is kept: FFmpeg picks the container from it)."""
+    return path.with_name(f".{path.stem}.partial-{_run_tag()}{path.suffix}")
 
 
 def _partial_folder(path: Path) -> Path:
-    """The hidden temporary folder a frame-folder output is written into: ``.NAME.partial-PID-TOKEN``."""
-    return path.with_name(f".{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+    """The hidden temporary folder a frame-folder output is written into: ``.NAME.partial-PID-HOST-TOKEN``."""
+    return path.with_name(f".{path.name}.partial-{_run_tag()}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -136,21 +149,22 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale_partials(path: Path, folder: bool = False) -> None:
-    """Delete the temporaries of killed runs writing ``path`` (their process is gone); files of
-    runs still going are left alone. Old-style names without a process id are always stale."""
+    """Delete the temporaries of killed runs writing ``path`` (their process on this machine is
+    gone); files of runs still going, or of other machines, are left alone. Old-style names
+    without a process id are always stale."""
+    tag = r"(?:-(\d+)-([0-9a-f]{6})-[0-9a-f]+)?"
     if folder:
-        pattern = re.compile(re.escape(f".{path.name}.partial") + r"(?:-(\d+)-[0-9a-f]+)?$")
+        pattern = re.compile(re.escape(f".{path.name}.partial") + tag + "$")
     else:
-        pattern = re.compile(
-            re.escape(f".{path.stem}.partial") + r"(?:-(\d+)-[0-9a-f]+)?" + re.escape(path.suffix) + "$"
-        )
+        pattern = re.compile(re.escape(f".{path.stem}.partial") + tag + re.escape(path.suffix) + "$")
+    host = _host_tag()
     try:
         entries = list(path.parent.iterdir())
     except OSError:
         return
     for entry in entries:
         m = pattern.match(entry.name)
-        if m and (m.group(1) is None or not _pid_alive(int(m.group(1)))):
+        if m and (m.group(1) is None or (m.group(2) == host and not _pid_alive(int(m.group(1))))):
             _remove(entry)
 
 
