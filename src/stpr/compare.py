@@ -120,12 +120,16 @@ def _encode_frames(frames: Iterable[np.ndarray], fps: Fraction, size: tuple[int,
     info = MediaInfo(kind="video", width=size[0], height=size[1], fps=fps, num_frames=None, rotation=0,
                      time_base=1 / fps, colorspace="bt709" if size[1] >= 720 else "bt601", color_range="tv",
                      has_audio=False, path=source)
+    import warnings
+
     n = 0
-    with open_output(mp4, info, codec="libx264", crf=crf, preset="medium", overwrite=True) as writer:
-        for rgb in frames:
-            luma.append(float(frame_brightness([rgb])[0]))
-            writer.write(Frame(rgb=_fit(rgb, size), pts=None, time_base=None, index=n))
-            n += 1
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="frame size .* is odd")  # a proxy's padding is no news
+        with open_output(mp4, info, codec="libx264", crf=crf, preset="medium", overwrite=True) as writer:
+            for rgb in frames:
+                luma.append(float(frame_brightness([rgb])[0]))
+                writer.write(Frame(rgb=_fit(rgb, size), pts=None, time_base=None, index=n))
+                n += 1
     return n
 
 
