@@ -80,13 +80,10 @@ def is_video_file(path: Path) -> bool:
         return True
     if suffix in _NOT_VIDEO:
         return False
-    import av
+    from stpr.io import stream_counts
 
-    try:
-        with av.open(str(path)) as c:
-            return len(c.streams.video) > 0
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
-        return False
+    counts = stream_counts(path)
+    return counts is not None and counts[0] > 0
 
 
 def output_for(src: Path, out_dir: Path) -> Path:

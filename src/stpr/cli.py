@@ -213,15 +213,10 @@ def _run_enhance(args) -> int:
 
 def _has_audio(src: Path) -> bool:
     """Whether a video file has an audio stream (False for folders, images and unreadable files)."""
-    if src.is_dir():
-        return False
-    import av
+    from stpr.io import stream_counts
 
-    try:
-        with av.open(str(src)) as c:
-            return len(c.streams.audio) > 0
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
-        return False
+    counts = stream_counts(src)
+    return counts is not None and counts[1] > 0
 
 
 def _add_eval(sub):

@@ -35,7 +35,7 @@ from stpr.io.common import (
     describe_os_error,
 )
 from stpr.io.encoding import resolve_video_codec
-from stpr.io.reading import FrameReader, open_input
+from stpr.io.reading import FrameReader, open_input, stream_counts
 from stpr.io.segments import concat_segments, open_segment_writer, segment_container_suffix
 from stpr.io.writing import FrameWriter, check_output_target, open_output
 
@@ -45,6 +45,7 @@ __all__ = [
     "FrameReader",
     "FrameWriter",
     "open_input",
+    "stream_counts",
     "open_output",
     "check_output_target",
     "resolve_video_codec",

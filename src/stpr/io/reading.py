@@ -372,6 +372,18 @@ class _VideoReader(FrameReader):
         self._container.close()
 
 
+def stream_counts(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(video streams, audio streams) FFmpeg finds in a file, or None when it cannot open it as
+    media (a folder, text, a damaged file)."""
+    if Path(path).is_dir():
+        return None
+    try:
+        with av.open(str(path)) as c:
+            return len(c.streams.video), len(c.streams.audio)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 def open_input(path: str | os.PathLike[str], fps: Fraction | float | None = None) -> FrameReader:
     """Open a video file, a folder of images or a single image for reading.
 
