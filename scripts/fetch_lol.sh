@@ -28,5 +28,6 @@ n_train=$(ls "$tmp/out/train/low" | wc -l); n_test=$(ls "$tmp/out/eval15/low" | 
 overlap=$(comm -12 <(ls "$tmp/out/train/low" | sort) <(ls "$tmp/out/eval15/low" | sort) | wc -l)
 [ "$overlap" -eq 0 ] || { echo "error: $overlap test images also in the training split" >&2; exit 1; }
 mkdir -p "$(dirname "$dest")"
-rm -rf "$dest.partial" && mv "$tmp/out" "$dest.partial" && mv "$dest.partial" "$dest"
+# An incomplete earlier copy is replaced whole (mv into an existing folder would nest inside it).
+rm -rf "$dest.partial" && mv "$tmp/out" "$dest.partial" && rm -rf "$dest" && mv "$dest.partial" "$dest"
 echo "LOL-v1 in $dest: $n_train training pairs, $n_test test pairs (eval15)"

@@ -63,3 +63,33 @@ def test_cli_rejects_out_of_range_before_loading(tmp_path):
     src.write_bytes(b"not read: the option check comes first")
     assert main(["enhance", str(src), "-o", str(tmp_path / "y.png"), "--brightness", "400"]) == 2
     assert main(["enhance", str(src), "-o", str(tmp_path / "y.png"), "--exposure", "12"]) == 2
+
+
+def test_exposure_and_brightness_exclude_each_other():
+    with pytest.raises(UsageError, match="exclude"):
+        ExposureControl(ev=1.0, target=100.0)
+
+
+def test_a_resumed_run_carries_the_smoothed_gain():
+    ctl = ExposureControl(target=120.0)
+    for s in range(3):
+        ctl(_img(0.3, s))
+    kept = ctl.log_gain
+    ctl.carry = kept
+    ctl.reset()
+    assert ctl.log_gain == kept
+    ctl.reset()  # a fresh video after that starts from nothing
+    assert ctl.log_gain is None
+
+
+def test_resume_refuses_segments_made_with_other_exposure_or_frame_rate():
+    from stpr.resume import FORMAT, _mismatch
+
+    def job(**opts):
+        return {"format": FORMAT, "input": {"path": "x"}, "model": "m", "options": {"crf": 18, **opts}}
+
+    assert _mismatch(job(exposure=1.0), job(exposure=0.0)) is not None
+    assert _mismatch(job(brightness=90.0), job(brightness=None)) is not None
+    # a key only the earlier run recorded counts too (e.g. --fps given then, not now)
+    assert "fps" in _mismatch(job(fps="30"), job())
+    assert _mismatch(job(exposure=0.0), job(exposure=0.0)) is None

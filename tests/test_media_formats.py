@@ -80,3 +80,20 @@ def test_output_without_extension_says_the_audio_is_dropped(tmp_path, weights, c
     silent = write_kind(tmp_path / "mute.m2ts", dark_clip(n=3, h=32, w=48))
     assert main(["enhance", str(silent), "-o", str(tmp_path / "mute_out"), "--model", str(weights), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_batch_skips_photos_and_opens_odd_names_as_files(tmp_path, monkeypatch):
+    """A camera folder: a JPEG thumbnail with a video-like name is a photo, not a video; a file
+    named like an FFmpeg protocol (``pipe:0``) is read as a file, not as standard input."""
+    import cv2
+
+    folder = tmp_path / "card"
+    folder.mkdir()
+    write_kind(folder / "G1.m2ts", dark_clip(n=3, h=32, w=48))
+    cv2.imwrite(str(folder / "G1.jpg"), np.zeros((32, 48, 3), np.uint8))
+    (folder / "G1.jpg").rename(folder / "G1.THM")
+    write_kind(folder / "tmp.m2ts", dark_clip(n=3, h=32, w=48)).rename(folder / "pipe:0")
+    monkeypatch.chdir(folder)
+    assert sorted(p.name for p in find_inputs(Path("."))) == ["G1.m2ts", "pipe:0"]
+    with open_input(Path("pipe:0")) as r:
+        assert len(list(r)) == 3

@@ -38,12 +38,16 @@ class ExposureControl:
     target: float | None = None
     smoothing: float = 0.9
     _log_gain: float | None = field(default=None, init=False, repr=False)
+    # The smoothed gain a resumed run starts from (``--resume``: the end of its last segment).
+    carry: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if not math.isfinite(self.ev) or abs(self.ev) > 8:
             raise UsageError(f"--exposure must be between -8 and 8 stops, got {self.ev}")
         if self.target is not None and not 1 <= self.target <= 254:
             raise UsageError(f"--brightness must be between 1 and 254 (mean luma, 0-255), got {self.target}")
+        if self.target is not None and self.ev != 0:
+            raise UsageError("--exposure and --brightness exclude each other: --brightness sets the exposure itself")
         if not 0 <= self.smoothing < 1:
             raise UsageError(f"exposure smoothing must be in [0, 1), got {self.smoothing}")
 
@@ -52,8 +56,13 @@ class ExposureControl:
         return self.ev != 0 or self.target is not None
 
     def reset(self) -> None:
-        """Forget the smoothed gain (a new video starts)."""
-        self._log_gain = None
+        """Start a video: from ``carry`` if a resumed run set it, else with no smoothed gain."""
+        self._log_gain, self.carry = self.carry, None
+
+    @property
+    def log_gain(self) -> float | None:
+        """The current smoothed gain (log2) when following ``target``, for a resumable run to store."""
+        return self._log_gain
 
     def _gain_for(self, lin: torch.Tensor) -> float:
         """Linear gain that brings a (3, H, W) linear image to ``target`` mean luma (bisection on a

@@ -116,9 +116,10 @@ def _mismatch(old: dict, new: dict) -> str | None:
         return "the input changed since the interrupted run (size or modification time differ)"
     if old.get("model") != new["model"]:
         return "it was made with another model or --flow/--frames setting"
-    for key, value in new["options"].items():
-        if old.get("options", {}).get(key) != value:
-            return f"it was made with {key}={old.get('options', {}).get(key)!r}, now {key}={value!r}"
+    old_opts, new_opts = old.get("options", {}), new["options"]
+    for key in list(new_opts) + [k for k in old_opts if k not in new_opts]:  # keys of either run
+        if old_opts.get(key) != new_opts.get(key):
+            return f"it was made with {key}={old_opts.get(key)!r}, now {key}={new_opts.get(key)!r}"
     return None
 
 
@@ -301,7 +302,10 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         "tile_overlap": enhancer.tile_overlap,
                         # numerics that change the pixels slightly
                         "bf16": enhancer.bf16, "half_states": enhancer.half_states,
-                        **({"fps": str(info.fps)} if fps else {})},
+                        # the user's exposure choice changes every pixel
+                        "exposure": enhancer.exposure.ev, "brightness": enhancer.exposure.target,
+                        # frame folders and images: the frame rate (--fps or the default) times them
+                        **({"fps": str(info.fps)} if info.kind != "video" else {})},
         }
         manifest = _prepare_work_dir(work, job, dst, overwrite, locks)
         segments: list[dict] = manifest["segments"]
@@ -354,6 +358,8 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
             meta.append(f)
             yield f.rgb
 
+    if segments:  # a resumed run: --brightness's smoothing continues from the last segment's end
+        enhancer.exposure.carry = segments[-1].get("exposure_log_gain")
     writer = None
     offset: tuple[int, Fraction] = (0, Fraction(0))  # first pts of the segment being written, its time base
     n = start
@@ -364,7 +370,9 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
         count = w.frames_written
         w.close()
         segments.append({"file": w.path.name, "start": n - count, "frames": count,
-                         "pts_offset": str(offset[0] * offset[1])})
+                         "pts_offset": str(offset[0] * offset[1]),
+                         # --brightness: the smoothed gain goes on from here after a resume
+                         "exposure_log_gain": enhancer.exposure.log_gain})
         _write_json(work / MANIFEST, manifest)
         if on_segment is not None:
             on_segment(len(segments), n)

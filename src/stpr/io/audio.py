@@ -18,7 +18,7 @@ from pathlib import Path
 
 import av
 
-from stpr.io.common import _one_line
+from stpr.io.common import _one_line, ffmpeg_path
 
 
 # Stream tags carried with a copied stream; container tags that describe the old file, not the content.
@@ -74,7 +74,7 @@ class _SourceStreams:
 
     def _open_source(self, source: Path) -> None:
         try:
-            self._src = av.open(str(source), metadata_errors="ignore")
+            self._src = av.open(ffmpeg_path(source), metadata_errors="ignore")
         except (av.FFmpegError, OSError) as exc:
             warnings.warn(
                 f"cannot reopen {source} to copy its audio ({_one_line(exc)}); output has none", stacklevel=4

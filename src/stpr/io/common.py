@@ -10,6 +10,8 @@ matrix (FFmpeg's convention, normalised to 0/90/180/270). A phone video whose le
 
 from __future__ import annotations
 
+import os
+
 import errno
 import signal
 import threading
@@ -159,3 +161,9 @@ def _signals_deferred() -> Iterator[None]:
                 handler(sig, None)
             elif handler is None or handler == signal.SIG_DFL:
                 signal.raise_signal(sig)
+
+
+def ffmpeg_path(path) -> str:
+    """A local file's name as FFmpeg must get it: absolute, so that a name such as ``pipe:0`` or
+    ``concat:a|b`` is a file, not a protocol (FFmpeg parses ``name:`` prefixes as URLs)."""
+    return os.path.abspath(os.fspath(path))

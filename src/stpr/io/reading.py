@@ -46,6 +46,7 @@ from stpr.io.common import (
     _default_colorspace,
     _one_line,
     describe_os_error,
+    ffmpeg_path,
 )
 
 
@@ -202,7 +203,7 @@ class _VideoReader(FrameReader):
 
     def __init__(self, path: Path) -> None:
         try:
-            container = av.open(str(path), metadata_errors="ignore")
+            container = av.open(ffmpeg_path(path), metadata_errors="ignore")
         except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise InputError(
                 f"cannot open {path}: not a readable video or image, or damaged/truncated ({describe_os_error(exc)})"
@@ -372,14 +373,20 @@ class _VideoReader(FrameReader):
         self._container.close()
 
 
+# FFmpeg demuxers of single still images (JPEG, PNG, HEIC, camera thumbnails, ...): their one
+# "video stream" is a photo, not a video.
+_STILL_DEMUXERS = ("image2", "_pipe")
+
+
 def stream_counts(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     """(video streams, audio streams) FFmpeg finds in a file, or None when it cannot open it as
-    media (a folder, text, a damaged file)."""
+    media (a folder, text, a damaged file). A still image counts as no video stream."""
     if Path(path).is_dir():
         return None
     try:
-        with av.open(str(path)) as c:
-            return len(c.streams.video), len(c.streams.audio)
+        with av.open(ffmpeg_path(path)) as c:
+            still = any(part in c.format.name for part in _STILL_DEMUXERS)
+            return (0 if still else len(c.streams.video)), len(c.streams.audio)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
         return None
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 
 from stpr.errors import OutputError
-from stpr.io.common import DEFAULT_FPS, Frame, MediaInfo, describe_os_error
+from stpr.io.common import DEFAULT_FPS, Frame, MediaInfo, describe_os_error, ffmpeg_path
 from stpr.io.encoding import _ANNEXB_FORMATS
 from stpr.io.writing import (
     FrameWriter,
@@ -44,7 +44,7 @@ class _ConcatWriter(_VideoWriter):
                          keep_metadata=keep_metadata)
 
     def _setup(self, source: Path | None, codec: str, crf: int, preset: str) -> None:
-        with av.open(str(self._template)) as seg:
+        with av.open(ffmpeg_path(self._template)) as seg:
             tmpl = seg.streams.video[0]
             if tmpl.codec_context.name not in self._out.supported_codecs:
                 raise OutputError(f"{self._final}: a {self._final.suffix} file cannot hold {tmpl.codec_context.name}")
@@ -72,7 +72,7 @@ class _ConcatWriter(_VideoWriter):
     def _segment_delay(path: Path) -> Fraction:
         """How far (seconds) decoding runs ahead of presentation at the start of a segment: the
         encoder's reorder delay, which is shorter in a segment too short for B-frames."""
-        with av.open(str(path)) as seg:
+        with av.open(ffmpeg_path(path)) as seg:
             for packet in seg.demux(seg.streams.video[0]):
                 if packet.size and packet.pts is not None and packet.dts is not None:
                     return max(Fraction(0), (packet.pts - packet.dts) * Fraction(packet.time_base))
@@ -97,7 +97,7 @@ class _ConcatWriter(_VideoWriter):
             dts_back = 0
             if self._delay is not None:
                 dts_back = self._delay - self._segment_delay(path)
-            with av.open(str(path)) as seg:
+            with av.open(ffmpeg_path(path)) as seg:
                 stream = seg.streams.video[0]
                 tb = Fraction(stream.time_base)
                 shift = round(Fraction(offset) / tb)
