@@ -163,13 +163,132 @@ def test_existing_output_needs_overwrite(clips, tmp_path, capsys):
     assert page.read_text() == "keep me"
     assert main(["compare", str(a), str(b), "-o", str(page), "--overwrite", "--quiet"]) == 0
     assert page_data(page)["a"]["frames"] == N
+    # a folder: an empty one is fine; a previous compare folder needs --overwrite
     folder = tmp_path / "f"
     folder.mkdir()
-    (folder / "old.txt").write_text("x")
+    assert main(["compare", str(a), str(b), "-o", str(folder), "--quiet"]) == 0
     assert main(["compare", str(a), str(b), "-o", str(folder), "--quiet"]) == 5
     assert main(["compare", str(a), str(b), "-o", str(folder), "--quiet", "--overwrite"]) == 0
-    assert not (folder / "old.txt").exists() and (folder / "index.html").is_file()
+    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "input.mp4", "output.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "p.html"]
+
+
+def test_overwrite_never_takes_a_users_folder(clips, tmp_path, capsys):
+    """--overwrite replaces a previous compare folder's own files, never a folder with anything
+    else in it (e.g. the inputs: ``stpr compare clips/a.mp4 clips/b.mp4 -o clips --overwrite``)."""
+    src = tmp_path / "clips"
+    src.mkdir()
+    a, b = shutil.copy(clips[0], src / "a.mp4"), shutil.copy(clips[1], src / "b.mp4")
+    (src / "notes.txt").write_text("mine")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("my own page")
+    (mine / "input.mp4").write_text("my own video")
+    others = tmp_path / "others"
+    others.mkdir()
+    (others / "index.html").write_text('<script id="stpr-data">')
+    (others / "notes.txt").write_text("mine")
+    mypage = tmp_path / "mypage.html"
+    mypage.write_text("my page")
+    frames = tmp_path / "frames"
+    write_rgb(frames / "0001.png", clip(30, n=1)[0])
+
+    def snapshot() -> dict:
+        return {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    cases = [(b, src, "holds the input"), (b, mine, "holds other files"), (b, others, "holds other files"),
+             (mypage, mypage, "is the input"), (frames, frames, "is the input"), (frames, tmp_path, "holds the input")]
+    for second, target, message in cases:
+        for extra in ([], ["--overwrite"]):
+            capsys.readouterr()
+            assert main(["compare", str(a), str(second), "-o", str(target), *extra]) == 5, (target, extra)
+            err = capsys.readouterr().err
+            assert err.startswith("stpr: error: ") and err.count("\n") == 1 and message in err, err
+    assert snapshot() == before and not list(tmp_path.rglob(".*"))
+    # a compare folder's own files are replaced, stale ones (stills before, videos now) dropped
+    s1, s2 = tmp_path / "s1.png", tmp_path / "s2.png"
+    write_rgb(s1, clip(30, n=1)[0])
+    write_rgb(s2, clip(150, n=1)[0])
+    viewer = tmp_path / "viewer"
+    assert main(["compare", str(s1), str(s2), "-o", str(viewer), "--quiet"]) == 0
+    assert sorted(p.name for p in viewer.iterdir()) == ["index.html", "input.png", "output.png"]
+    assert main(["compare", str(a), str(b), "-o", str(viewer), "--quiet", "--overwrite"]) == 0
+    assert sorted(p.name for p in viewer.iterdir()) == ["index.html", "input.mp4", "output.mp4"]
+    assert page_data(viewer / "index.html")["a"]["frames"] == N
+    # ... but not when one of them is an input
+    capsys.readouterr()
+    assert main(["compare", str(viewer / "input.mp4"), str(b), "-o", str(viewer), "--overwrite"]) == 5
+    assert "holds the input" in capsys.readouterr().err
+    assert len(decode(viewer / "input.mp4")) == N
+
+
+def test_temporaries_are_per_run_and_a_finished_page_is_kept(clips, tmp_path, monkeypatch, capsys):
+    """Each run writes under its own temporary (``.NAME.partial-PID-HOST-TOKEN``), removes those
+    of dead runs, and never replaces a page another run finished meanwhile (without --overwrite)."""
+    import stpr.compare as cmp
+    from stpr.io.writing import _host_tag
+
+    a, b = clips
+    host = _host_tag()
+    dead = tmp_path / f".p.partial-999999999-{host}-00.html"  # a killed run's leftovers
+    old = tmp_path / ".p.partial.html"  # the fixed name of earlier versions
+    live = tmp_path / f".p.partial-{os.getpid()}-{host}-ab.html"  # a run still going
+    for t in (dead, old, live):
+        t.write_text("partial")
+    page = tmp_path / "p.html"
+    render = cmp.render_page
+    seen: list[str] = []
+
+    def other_run_finishes(*args, **kwargs):
+        seen.extend(p.name for p in tmp_path.glob(".*partial*"))
+        target = page if kwargs["embed"] else tmp_path / "viewer"
+        if kwargs["embed"]:
+            page.write_text("the other run's page")
+        else:
+            target.mkdir()
+            (target / "index.html").write_text(f'<script {cmp._PAGE_MARK}>the other run')
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(cmp, "render_page", other_run_finishes)
+    assert main(["compare", str(a), str(b), "-o", str(page)]) == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another run" in err
+    assert page.read_text() == "the other run's page"
+    assert not dead.exists() and not old.exists() and live.read_text() == "partial"
+    assert sorted(p.name for p in tmp_path.glob(".*")) == [live.name]
+    # a folder: our temporary folder is ours alone; the other run's page is left as it is
+    seen.clear()
+    assert main(["compare", str(a), str(b), "-o", str(tmp_path / "viewer")]) == 5
+    assert capsys.readouterr().err.count("\n") == 1
+    assert len(seen) == 2 and live.name in seen
+    (ours,) = [n for n in seen if n != live.name]
+    assert re.fullmatch(rf"\.viewer\.partial-{os.getpid()}-{host}-[0-9a-f]+", ours), ours
+    assert [p.name for p in (tmp_path / "viewer").iterdir()] == ["index.html"]
+    assert "the other run" in (tmp_path / "viewer" / "index.html").read_text()
+    assert sorted(p.name for p in tmp_path.glob(".*")) == [live.name]
+    # with --overwrite the newer run's page wins
+    monkeypatch.setattr(cmp, "render_page", render)
+    assert main(["compare", str(a), str(b), "-o", str(page), "--overwrite", "--quiet"]) == 0
+    assert page_data(page)["a"]["frames"] == N
+
+
+def test_output_dot_is_the_current_folder(clips, tmp_path, monkeypatch, capsys):
+    a, b = clips
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["compare", str(a), str(b), "-o", ".", "--quiet"]) == 0
+    assert sorted(p.name for p in here.iterdir()) == ["index.html", "input.mp4", "output.mp4"]
+    assert main(["compare", str(a), str(b), "-o", ".", "--quiet", "--overwrite"]) == 0
+    assert page_data(here / "index.html")["b"]["frames"] == N
+    assert not list(tmp_path.rglob(".*"))
+    monkeypatch.chdir(a.parent)  # the inputs' own folder: refused in one line, not an internal error
+    for out in (".", "../" + a.parent.name):
+        capsys.readouterr()
+        assert main(["compare", a.name, b.name, "-o", out, "--overwrite"]) == 5
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "holds the input" in err, err
 
 
 def test_bad_input_is_one_line_and_nonzero(clips, tmp_path, capsys):

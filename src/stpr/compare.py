@@ -23,7 +23,6 @@ import html
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -229,79 +228,174 @@ def check_kinds(a: Side | str, b: Side | str, a_name: str, b_name: str) -> None:
 
 def default_compare_output(output: str | os.PathLike[str]) -> Path:
     """``clip_stpr.mp4`` -> ``clip_stpr_compare.html`` (beside it); ``frames/`` -> ``frames_compare.html``."""
-    p = Path(output)
-    stem = p.name.rstrip("/") if p.is_dir() else p.stem
+    p = _named(Path(output))
+    stem = p.name if p.is_dir() else p.stem
     return p.with_name(f"{stem}_compare.html")
 
 
+# What a folder output holds: a previous compare folder (only these, with our index.html) may be
+# replaced with --overwrite; a folder holding anything else is never touched.
+_FOLDER_FILES = ("input.mp4", "input.png", "output.mp4", "output.png", "index.html")
+_PAGE_MARK = 'id="stpr-data"'
+
+
+def _named(path: Path) -> Path:
+    """``path`` with a real last component (``.``, ``..``, ``dir/..`` resolved), so that sibling
+    temporaries can be named beside it."""
+    return path.resolve() if path.name in ("", ".", "..") else path
+
+
+def _is_compare_page(page: Path) -> bool:
+    try:
+        with page.open(encoding="utf-8", errors="replace") as f:
+            return _PAGE_MARK in f.read(4 * 2**20)
+    except OSError:
+        return False
+
+
+def _foreign_files(folder: Path) -> list[str]:
+    """Names in ``folder`` that ``stpr compare`` did not write there (empty for an empty folder or
+    a previous compare folder)."""
+    names = sorted(p.name for p in folder.iterdir())
+    if not names:
+        return []
+    others = [n for n in names if n not in _FOLDER_FILES]
+    if not others and "index.html" not in names:
+        return names  # media files without our page: not ours to replace
+    if not others and not _is_compare_page(folder / "index.html"):
+        return ["index.html"]
+    return others
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
 def check_compare_target(out: Path, inputs: Sequence[Path], overwrite: bool) -> None:
-    """Fail early (OutputError) where ``out`` cannot be written or would be replaced silently."""
+    """Fail early (OutputError) where ``out`` cannot be written or would be replaced silently.
+    A folder output may only replace a previous compare folder (with ``overwrite``); a folder
+    holding anything else, or one of the inputs, is refused whatever ``overwrite`` says."""
+    out = Path(out)
     suffix = out.suffix.lower()
     if suffix and suffix not in (".html", ".htm"):
         raise UsageError(f"-o {out}: use a .html name (one self-contained page) or a name without "
                          "extension (a folder with index.html and the two videos)")
-    for src in inputs:
-        try:
-            if out.resolve() == Path(src).resolve():
-                raise OutputError(f"output {out} is one of the inputs")
-        except OSError:
-            pass
-    parent = out.parent if str(out.parent) else Path(".")
+    target = _named(out)
+    if not target.name:
+        raise UsageError(f"-o {out}: give the name of a page (.html) or of a folder to write the page into")
+    for src in map(Path, inputs):
+        if _same(target, src):
+            raise OutputError(f"output {out} is the input {src} itself; choose another name")
+        if not suffix:
+            try:
+                inside = target.resolve() in Path(src).resolve().parents
+            except OSError:
+                inside = False
+            if inside:
+                raise OutputError(f"output folder {out} holds the input {src}; choose another name")
+    parent = target.parent
     if not parent.is_dir():
         raise OutputError(f"cannot write {out}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write {out}: folder {parent} is not writable")
-    if out.is_dir() and suffix:
+    if target.is_dir() and suffix:
         raise OutputError(f"output {out} is a folder")
-    if out.exists() and not overwrite:
-        if out.is_dir() and not any(out.iterdir()):
-            return
+    if target.is_dir() and not suffix:
+        others = _foreign_files(target)
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise OutputError(f"output folder {out} holds other files than a compare page ({shown}); "
+                              "choose another name or an empty folder")
+        if not overwrite and any(target.iterdir()):
+            raise OutputError(f"output {out} already exists (use --overwrite)")
+        return
+    if os.path.lexists(target) and not overwrite:
         raise OutputError(f"output {out} already exists (use --overwrite)")
 
 
-def _replace(temp: Path, final: Path) -> None:
-    """Rename ``temp`` over ``final`` (existence and --overwrite were checked before)."""
-    if final.is_dir() and not final.is_symlink():
-        shutil.rmtree(final)
-    elif temp.is_dir() and (final.is_file() or final.is_symlink()):
-        final.unlink()
-    os.replace(temp, final)
+def _commit_folder(temp: Path, final: Path, names: Sequence[str], overwrite: bool) -> None:
+    """Move the files ``names`` of the finished folder ``temp`` into ``final``. A missing
+    ``final`` is renamed into place; an existing one (empty, or a previous compare folder with
+    ``overwrite``) gets our files one by one, never replacing one that another run finished
+    meanwhile without ``overwrite``, and nothing but compare's own files is removed."""
+    from stpr.io.writing import _commit_file
+
+    if os.path.lexists(final) and not final.is_dir():
+        if not overwrite:
+            raise OutputError(f"{final} appeared while this run was working (another run?); it was left as it "
+                              "is and this run's result was dropped (use --overwrite to replace it)")
+        final.unlink()  # a file of that name, replaced as asked (an input was refused earlier)
+    if not os.path.lexists(final):
+        try:
+            os.rename(temp, final)
+            return
+        except OSError:
+            if not final.is_dir():
+                raise
+    check_compare_target(final, [], overwrite)  # anything new in there since the first check?
+    moved: list[Path] = []
+    try:
+        for name in names:  # the page last: a folder with index.html is complete
+            _commit_file(temp / name, final / name, overwrite)
+            moved.append(final / name)
+    except BaseException:
+        if not overwrite:  # take back what we put in, so the folder stays as the other run left it
+            for p in moved:
+                p.unlink(missing_ok=True)
+        raise
+    for old in _FOLDER_FILES:  # e.g. input.png of a previous page of stills
+        if old not in names:
+            (final / old).unlink(missing_ok=True)
 
 
 def write_compare(a: Side, b: Side, out: str | os.PathLike[str], *, overwrite: bool = False,
-                  title: str | None = None, work: Path | None = None) -> Path:
+                  title: str | None = None, work: Path | None = None, inputs: Sequence[Path] = ()) -> Path:
     """Write the page for two prepared sides to ``out`` (.html: self-contained; no extension: a
-    folder). Written under a hidden temporary name and renamed into place when complete."""
+    folder). Written under a hidden temporary name unique to the run (as :mod:`stpr.io.writing`
+    does) and moved into place when complete; without ``overwrite`` a page another run finished
+    meanwhile is left alone (OutputError)."""
     import warnings
+
+    from stpr.io.common import describe_os_error
+    from stpr.io.writing import _commit_file, _partial_folder, _partial_path, _remove, _remove_stale_partials
 
     out = Path(out)
     check_kinds(a, b, a.name, b.name)
-    check_compare_target(out, [], overwrite)
+    check_compare_target(out, inputs, overwrite)
+    target = _named(out)
     if out.suffix:
         total = len(a.media) + len(b.media)
         if total > EMBED_WARN_BYTES:
             warnings.warn(f"{out}: embedding {total / 2**20:.0f} MB of video makes a heavy page; a folder "
                           f"output (-o {out.with_suffix('')}) keeps the videos beside it", stacklevel=2)
-        temp = out.with_name(f".{out.stem}.partial{out.suffix}")
+        _remove_stale_partials(target)  # temporaries of killed runs
+        temp = _partial_path(target)
         try:
             temp.write_text(render_page(a, b, embed=True, title=title), encoding="utf-8")
-            _replace(temp, out)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+            _commit_file(temp, target, overwrite)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {describe_os_error(exc)}") from exc
+        finally:
+            _remove(temp)
         return out
-    temp = out.with_name(f".{out.name}.partial")
-    if temp.exists():
-        shutil.rmtree(temp, ignore_errors=True)
+    _remove_stale_partials(target, folder=True)
+    temp = _partial_folder(target)
     try:
         temp.mkdir()
+        names = []
         for side, name in ((a, "input.mp4"), (b, "output.mp4")):
-            (temp / (Path(name).with_suffix(".png").name if side.kind == "image" else name)).write_bytes(side.media)
+            name = Path(name).with_suffix(".png").name if side.kind == "image" else name
+            (temp / name).write_bytes(side.media)
+            names.append(name)
         (temp / "index.html").write_text(render_page(a, b, embed=False, title=title), encoding="utf-8")
-        _replace(temp, out)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+        _commit_folder(temp, target, [*names, "index.html"], overwrite)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {describe_os_error(exc)}") from exc
+    finally:
+        _remove(temp)
     return out
 
 
@@ -334,7 +428,7 @@ def compare(input: str | os.PathLike[str], output: str | os.PathLike[str], out: 
         if a.name == b.name:  # e.g. two folders called frames/: show where they live
             a = dataclasses.replace(a, name=str(src_a))
             b = dataclasses.replace(b, name=str(src_b))
-        write_compare(a, b, dst, overwrite=overwrite, title=title)
+        write_compare(a, b, dst, overwrite=overwrite, title=title, inputs=(src_a, src_b))
     for s in (a, b):
         if s.scaled:
             log(f"note: {s.name} is {s.width}x{s.height}; the page shows a {s.proxy_width}x{s.proxy_height} proxy")
