@@ -541,6 +541,17 @@ def shown_indices(browser: Chromium) -> list[int]:
     return out
 
 
+def wait_shown(browser: Chromium, expected: list[int], timeout: float = 3.0) -> list[int]:
+    """``shown_indices`` once it equals ``expected`` (or the last reading after ``timeout``): the
+    page's state can say a frame is presented a paint before the screenshot shows it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = shown_indices(browser)
+        if got == expected or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
 def wipe_x(browser: Chromium) -> float:
     """Screen x where the bottom half changes from A's 30 to B's 150 (the handle is masked out)."""
     img = browser.screenshot()
@@ -566,7 +577,7 @@ def test_browser_loads_plays_and_pauses_in_sync(browser, page):
     assert 3 <= s["frame"] < N and s["frameIndexA"] == s["frameIndexB"] == s["frame"]
     browser.key("2", "Digit2", 50)  # side by side: both pictures whole on screen
     browser.wait(lambda s: s["view"] == "side", "side view")
-    assert shown_indices(browser) == [s["frame"], s["frame"]]
+    assert wait_shown(browser, [s["frame"], s["frame"]]) == [s["frame"], s["frame"]]
     assert [index_of(g) for g in browser.canvas_greys()] == [s["frame"], s["frame"]]
     assert time.monotonic() - t0 < 15
 
@@ -582,21 +593,21 @@ def test_browser_seek_and_frame_steps(browser, page):
     s = browser.wait(lambda s: abs(s["frame"] - 12) <= 1, "a seek near frame 12")
     k = s["frame"]
     browser.settled(k)
-    assert shown_indices(browser) == [k, k]
+    assert wait_shown(browser, [k, k]) == [k, k]
     for _ in range(3):
         browser.key(".", "Period", 190)
     s = browser.settled(k + 3)
-    assert shown_indices(browser) == [k + 3, k + 3]
+    assert wait_shown(browser, [k + 3, k + 3]) == [k + 3, k + 3]
     assert [index_of(g) for g in browser.canvas_greys()] == [k + 3, k + 3]
     browser.key(",", "Comma", 188)
     browser.settled(k + 2)
-    assert shown_indices(browser) == [k + 2, k + 2]
+    assert wait_shown(browser, [k + 2, k + 2]) == [k + 2, k + 2]
     browser.js("stprCompare.seekFrame(0)")
     browser.key(",", "Comma", 188)  # clamps at the first frame
     browser.settled(0)
     browser.js(f"stprCompare.seekFrame({N - 1})")
     browser.settled(N - 1)
-    assert shown_indices(browser) == [N - 1, N - 1]
+    assert wait_shown(browser, [N - 1, N - 1]) == [N - 1, N - 1]
 
 
 def test_browser_wipe_moves_by_drag_and_keys(browser, page):
@@ -676,7 +687,7 @@ def test_browser_stills_and_folder_page(browser, tmp_path):
     browser.key(".", "Period", 190)
     browser.settled(1)
     browser.key("2", "Digit2", 50)
-    assert shown_indices(browser) == [1, 1]
+    assert wait_shown(browser, [1, 1]) == [1, 1]
     # a large input plays as a proxy, and the page says so
     write_test_video(clips_dir / "wide.mp4", clip(30, n=3, h=60, w=200), fps=FPS)
     assert main(["compare", str(clips_dir / "wide.mp4"), str(clips_dir / "b.mp4"), "-o", str(tmp_path / "p.html"),
