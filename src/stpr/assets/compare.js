@@ -98,9 +98,11 @@
         v.requestVideoFrameCallback(cb);
       };
       v.requestVideoFrameCallback(cb);
-    } else {  // no per-frame callback: trust currentTime once a seek is done
-      v.addEventListener('seeked', () => { S[key] = Math.floor(v.currentTime * fps + 1e-6); });
     }
+    // Once a seek is done, currentTime (the middle of a frame, see seekFrame) names the frame too:
+    // the only source without per-frame callbacks, and a backstop where a paused video's
+    // callback does not come after a seek.
+    v.addEventListener('seeked', () => { S[key] = Math.floor(v.currentTime * fps + 1e-6); });
   }
 
   // ------------------------------------------------------------------ clock
