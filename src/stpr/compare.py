@@ -267,13 +267,6 @@ def _foreign_files(folder: Path) -> list[str]:
     return others
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
-
-
 def check_compare_target(out: Path, inputs: Sequence[Path], overwrite: bool) -> None:
     """Fail early (OutputError) where ``out`` cannot be written or would be replaced silently.
     A folder output may only replace a previous compare folder (with ``overwrite``); a folder
@@ -286,21 +279,17 @@ def check_compare_target(out: Path, inputs: Sequence[Path], overwrite: bool) -> 
     target = _named(out)
     if not target.name:
         raise UsageError(f"-o {out}: give the name of a page (.html) or of a folder to write the page into")
+    from stpr.io.writing import _check_output_path
+
+    _check_output_path(target, [Path(src) for src in inputs])  # not an input; a writable folder
     for src in map(Path, inputs):
-        if _same(target, src):
-            raise OutputError(f"output {out} is the input {src} itself; choose another name")
         if not suffix:
             try:
-                inside = target.resolve() in Path(src).resolve().parents
+                inside = target.resolve() in src.resolve().parents
             except OSError:
                 inside = False
             if inside:
                 raise OutputError(f"output folder {out} holds the input {src}; choose another name")
-    parent = target.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {out}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {out}: folder {parent} is not writable")
     if target.is_dir() and suffix:
         raise OutputError(f"output {out} is a folder")
     if target.is_dir() and not suffix:
