@@ -266,19 +266,23 @@ class LOLClips(torch.utils.data.Dataset):
 DEGRADATIONS = ("white", "camera")
 
 
+def check_degradation(degradation: str) -> str:
+    if degradation not in DEGRADATIONS:
+        raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
+    return degradation
+
+
 def darken(clean: np.ndarray, rng: np.random.Generator, degradation: str, exposure_range, h264_prob: float,
-           noise_scale: float, scales: np.ndarray | None = None, draw_scales=None) -> np.ndarray:
+           noise_scale: float, draw_scales=None) -> np.ndarray:
     """Darken a clean clip (T, H, W, 3) with one sampled camera: "white" is ``synthesis.py``'s
     Poisson-Gaussian noise on sRGB pixels, "camera" the phone pipeline of ``camera.py``.
     ``draw_scales(rng)``, if given, draws per-frame exposure scales after the camera (so a
     dataset's random stream stays what it was)."""
-    if degradation == "camera":
+    if check_degradation(degradation) == "camera":
         params = scale_camera_noise(sample_camera(rng, exposure_range, h264_prob), noise_scale)
-        return camera_clip(clean, params, rng, draw_scales(rng) if draw_scales else scales)
-    if degradation != "white":
-        raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
+        return camera_clip(clean, params, rng, draw_scales(rng) if draw_scales else None)
     params = scale_noise(sample_params(rng, exposure_range, h264_prob), noise_scale)
-    return darken_clip(clean, params, rng, draw_scales(rng) if draw_scales else scales)
+    return darken_clip(clean, params, rng, draw_scales(rng) if draw_scales else None)
 
 
 class SyntheticVideoClips(torch.utils.data.Dataset):
@@ -303,9 +307,7 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
     def __init__(self, videos: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, jump_prob: float = 0.0,
                  jump_range: float = 3.0, noise_scale: float = 1.0, degradation: str = "white"):
-        if degradation not in DEGRADATIONS:
-            raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
-        self.degradation = degradation
+        self.degradation = check_degradation(degradation)
         self.videos = SharedArrays([v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop])
         if not len(self.videos):
             raise ValueError("no video is long and large enough for the requested clips")
@@ -384,9 +386,7 @@ class SyntheticStillClips(torch.utils.data.Dataset):
     def __init__(self, images: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, noise_scale: float = 1.0,
                  max_shift: float = 6.0, scale_range=(0.4, 1.0), degradation: str = "white"):
-        if degradation not in DEGRADATIONS:
-            raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
-        self.degradation = degradation
+        self.degradation = check_degradation(degradation)
         if not images:
             raise ValueError("no still images")
         self.images = SharedArrays(images)
