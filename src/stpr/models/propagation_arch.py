@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from stpr.models.common import act, conv3x3, gaussian_blur3, luma
-from stpr.models.warp import flow_validity_mask, flow_warp
+from stpr.models.warp import flow_grid, flow_warp, grid_validity_mask
 
 
 @dataclass
@@ -105,20 +105,23 @@ class FeaturePropagation(nn.Module):
         zero = center_norm_small.new_zeros(center_norm_small.shape[0], 1, *center_norm_small.shape[-2:])
         logits = [self.confidence(torch.cat([center_feats, center_feats, zero, zero + 1], dim=1))]
         errors = [zero]
+        c = center_feats.shape[1]
         for feats, norm_small, logb, flow in zip(nbr_feats, nbr_norm_small, nbr_logb, flows):
-            warped_feats = flow_warp(feats, flow)
-            warped_img = flow_warp(norm_small, flow)
+            # one sampling grid and one warp for the features, the image and the brightness
+            grid = flow_grid(flow.float())
+            warped = flow_warp(torch.cat([feats.float(), norm_small.float(), logb.float()], dim=1), grid=grid)
+            warped_feats, warped_img, warped_logb = warped[:, :c], warped[:, c:c + 3], warped[:, c + 3:]
             err = (warped_img - center_norm_small).abs().mean(dim=1, keepdim=True)
             errors.append(err)
-            valid = flow_validity_mask(flow)
+            valid = grid_validity_mask(grid)
             logit = self.confidence(torch.cat([center_feats, warped_feats, err, valid], dim=1))
             if self.cfg.brightness_weight:
-                logit = logit + self.brightness_gain * (flow_warp(logb, flow) - center_logb)
+                logit = logit + self.brightness_gain * (warped_logb - center_logb)
             # Samples from outside the neighbour carry nothing: push their weight to ~0.
             logits.append(logit - 20.0 * (1.0 - valid))
             if self.cfg.feature_fusion:
                 # whole features are the ones already warped for the confidence net
-                details.append(flow_warp(self.detail(feats), flow) if self.cfg.hf_split else warped_feats)
+                details.append(flow_warp(self.detail(feats), grid=grid) if self.cfg.hf_split else warped_feats)
         weights = torch.softmax(torch.cat(logits, dim=1), dim=1)
         if self.cfg.feature_fusion:
             fused = (torch.stack(details, dim=1) * weights.unsqueeze(2)).sum(dim=1)

@@ -99,6 +99,10 @@ class STReconstruction(nn.Module):
             x = self.blend_frames(feats, weights, aligned)
         base = (self.target_log - stats[:, 3]).clamp(max=math.log(self.max_gain)).view(-1, 1, 1, 1)
         g_global = self.global_gain(stats[:, :5])[:, :, None, None]
-        g_local = F.interpolate(self.local_gain(feats), size=x.shape[-2:], mode="bilinear", align_corners=False)
-        residual = F.pixel_shuffle(self.residual(feats), 4)
-        return x * torch.exp(base + g_global + g_local) + residual
+        g_local = F.interpolate(self.local_gain(feats).float(), size=x.shape[-2:], mode="bilinear",
+                                align_corners=False)
+        residual = F.pixel_shuffle(self.residual(feats), 4).float()
+        # exp(base + g_global + g_local) as exp(g_local) (one channel) times a per-channel scalar:
+        # the same gain with two fewer passes over full-resolution colour
+        gain = torch.exp(g_local) * torch.exp(base + g_global).float()
+        return torch.addcmul(residual, x, gain)

@@ -25,7 +25,7 @@ from stpr.models.flow_arch import FlowConfig, PyramidFlowNet, dis_flow_torch
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.propagation_arch import FeaturePropagation, FrameEncoder, PropagationConfig, log_brightness
 from stpr.models.reconstruction_arch import STReconstruction
-from stpr.models.warp import flow_warp, resize_flow
+from stpr.models.warp import flow_grid, flow_warp
 
 FLOW_MODES = ("learned", "dis", "zero")
 
@@ -166,7 +166,10 @@ def align_frame(nbr: FrameState, center: FrameState, flow: torch.Tensor) -> torc
         (B, 3, H, W) the neighbour's pixels on the centre's grid, scaled by the ratio of the frames'
         mean luma (so exposure flicker does not leak into the blend).
     """
-    warped = flow_warp(nbr.x, resize_flow(flow, center.x.shape[-2:]))
+    h, w = center.x.shape[-2:]
+    # the flow's vectors are rescaled inside the grid, not in a separate full-resolution pass
+    up = F.interpolate(flow.float(), size=(h, w), mode="bilinear", align_corners=False)
+    warped = flow_warp(nbr.x, grid=flow_grid(up, (w / flow.shape[-1], h / flow.shape[-2])))
     ratio = torch.exp(center.stats[:, 3] - nbr.stats[:, 3]).clamp(0.5, 2.0).view(-1, 1, 1, 1)
     return warped * ratio
 

@@ -8,6 +8,8 @@ vertical (y) displacement in pixels *of the tensor it is applied to*, pointing f
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -21,8 +23,43 @@ def _base_grid(h: int, w: int, device, dtype) -> torch.Tensor:
     return torch.stack((xs, ys), dim=0)  # (2, H, W)
 
 
-def flow_warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear",
-              padding_mode: str = "border") -> torch.Tensor:
+@functools.lru_cache(maxsize=16)
+def _unit_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(1, H, W, 2) pixel centres in grid_sample's [-1, 1] coordinates (align_corners=True), cached:
+    streaming warps the same few sizes thousands of times. Made outside inference mode, so that
+    training after an inference-mode validation can use it too."""
+    with torch.inference_mode(False), torch.no_grad():
+        base = _base_grid(h, w, device, dtype)
+        scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=device, dtype=dtype)
+        return (base.permute(1, 2, 0) * scale - 1.0).unsqueeze(0).contiguous()
+
+
+def flow_grid(flow: torch.Tensor, flow_scale: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+    """grid_sample's sampling grid for a flow: where ``p + flow(p)`` lies, in [-1, 1] coordinates.
+
+    Args:
+        flow: (B, 2, H, W) displacement in pixels, reference -> neighbour.
+        flow_scale: factors (x, y) applied to the flow first (a flow computed on a coarser grid and
+            resized to this one without rescaling its vectors, as ``align_frame`` does).
+
+    Returns:
+        (B, H, W, 2), computed in one pass over the flow (one grid serves every tensor warped with it).
+    """
+    _, _, h, w = flow.shape
+    if torch.jit.is_tracing():
+        # ONNX export: sizes are traced values here, so nothing may be cached or made a constant
+        base = _base_grid(h, w, flow.device, flow.dtype)
+        gx = 2.0 * (base[0] + flow[:, 0] * flow_scale[0]) / max(w - 1, 1) - 1.0
+        gy = 2.0 * (base[1] + flow[:, 1] * flow_scale[1]) / max(h - 1, 1) - 1.0
+        return torch.stack((gx, gy), dim=-1)
+    unit = _unit_grid(h, w, flow.device, flow.dtype)
+    per_px = torch.tensor([2.0 * flow_scale[0] / max(w - 1, 1), 2.0 * flow_scale[1] / max(h - 1, 1)],
+                          device=flow.device, dtype=flow.dtype)
+    return torch.addcmul(unit, flow.permute(0, 2, 3, 1), per_px)
+
+
+def flow_warp(x: torch.Tensor, flow: torch.Tensor | None = None, mode: str = "bilinear",
+              padding_mode: str = "border", grid: torch.Tensor | None = None) -> torch.Tensor:
     """Backward-warp ``x`` with ``flow``.
 
     Args:
@@ -30,17 +67,23 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear",
         flow: (B, 2, H, W) displacement in pixels, reference -> neighbour.
         mode: grid_sample interpolation mode.
         padding_mode: grid_sample padding for samples that fall outside ``x``.
+        grid: the flow's ``flow_grid`` instead of ``flow``, when several tensors share one flow.
 
     Returns:
         (B, C, H, W): ``x`` resampled onto the reference frame's grid.
     """
-    b, _, h, w = x.shape
-    coords = _base_grid(h, w, x.device, x.dtype).unsqueeze(0) + flow
-    # Normalise to [-1, 1] with align_corners=True semantics (pixel centres at the ends).
-    gx = 2.0 * coords[:, 0] / max(w - 1, 1) - 1.0
-    gy = 2.0 * coords[:, 1] / max(h - 1, 1) - 1.0
-    grid = torch.stack((gx, gy), dim=-1)
+    if grid is None:
+        # the wider of the two dtypes: a bfloat16 grid would misplace samples by up to ~0.4 px
+        dtype = torch.promote_types(x.dtype, flow.dtype)
+        grid = flow_grid(flow.to(dtype))
+    if x.dtype != grid.dtype:
+        x = x.to(grid.dtype)
     return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+
+
+def grid_validity_mask(grid: torch.Tensor) -> torch.Tensor:
+    """1 where a ``flow_grid`` sample lands inside the image, else 0. (B, H, W, 2) -> (B, 1, H, W)."""
+    return (grid.abs() <= 1.0).all(dim=-1).unsqueeze(1).to(grid.dtype)
 
 
 def flow_validity_mask(flow: torch.Tensor) -> torch.Tensor:
