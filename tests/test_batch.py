@@ -94,12 +94,15 @@ def test_inputs_and_errors(tmp_path, weights):
         find_inputs(empty)
     assert main(["batch", str(empty), str(tmp_path / "o")]) == InputError.exit_code
     assert main(["batch", str(vids), str(tmp_path / "o"), "--crf", "99"]) == UsageError.exit_code
+    for bad in (["--device", "tpu"], ["--precision", "fp16", "--device", "cpu"], ["--ray", "--device", "cuda"]):
+        assert main(["batch", str(vids), str(tmp_path / "o"), *bad]) == UsageError.exit_code
+    assert not (tmp_path / "o").exists()  # refused before anything was written
     # two inputs with the same output name: the second fails, the first is enhanced
     lst = tmp_path / "dups.txt"
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "a.mov").write_bytes(b"")
     lst.write_text(f"{vids / 'a.mp4'}\n{tmp_path / 'other' / 'a.mov'}\n{tmp_path / 'nope.mp4'}\n")
-    res = run_batch(lst, tmp_path / "o2", model=str(weights), threads=1, quiet=True)
+    res = run_batch(lst, tmp_path / "o2", model=str(weights), threads=1, quiet=True, device="cpu", precision="fp32")
     assert [r.status for r in res][0] == "ok"
     assert res[1].status.startswith("failed: same output name")
     assert res[2].status.startswith("failed: ") and "nope.mp4" in res[2].status

@@ -51,11 +51,11 @@ def test_matmul_peak_positive():
 def test_bench_cli_tiny(tmp_path, weights, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--sizes", "64x48", "--frames", "3", "--methods", "stpr,lime", "--model", str(weights),
-                 "--threads", "1", "--engines", "torch", "--repeat", "2", "--durations", "0.12,0.4",
+                 "--threads", "1", "--engines", "torch", "--precisions", "fp32", "--repeat", "2", "--durations", "0.12,0.4",
                  "--duration-size", "64x48", "--json", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "| size | method |" in printed and "| 64x48 | stpr | torch | 3 |" in printed
-    assert "| 64x48 | lime | – | 3 |" in printed and "| video length |" in printed
+    assert "| size | method |" in printed and "| 64x48 | stpr | torch | cpu | fp32 | 3 |" in printed
+    assert "| 64x48 | lime | – | cpu | – | 3 |" in printed and "| video length |" in printed
     data = json.loads(out.read_text())
     assert data["machine"]["matmul_peak_gflops"] > 0 and data["repeat"] == 2
     rows = {r["method"]: r for r in data["results"]}
@@ -81,15 +81,27 @@ def test_bench_compares_engines(tmp_path, weights, capsys):
     assert all("error" not in r and r["fps"] > 0 for r in data["results"])
 
 
+def test_bench_compares_precisions(tmp_path, weights):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--sizes", "64x48", "--frames", "3", "--methods", "stpr", "--model", str(weights),
+                 "--threads", "1", "--engines", "torch", "--precisions", "fp32,bf16", "--device", "cpu",
+                 "--repeat", "1", "--json", str(out), "--quiet"]) == 0
+    data = json.loads(out.read_text())
+    assert [(r["device"], r["precision"]) for r in data["results"]] == [("cpu", "fp32"), ("cpu", "bf16")]
+    assert all("error" not in r and r["fps"] > 0 for r in data["results"])
+    assert set(data["machine"]["matmul_peaks_gflops"]) == {"fp32", "bf16"}
+
+
 @pytest.mark.parametrize("args", [["--repeat", "0"], ["--engines", "tensorrt"], ["--durations", "ten"],
-                                  ["--durations", "-1"]])
+                                  ["--durations", "-1"], ["--precisions", "int4"],
+                                  ["--precisions", "fp16", "--device", "cpu"], ["--device", "tpu"]])
 def test_bench_bad_options(args, weights):
     assert main(["bench", "--sizes", "64x48", "--model", str(weights), "--quiet", *args]) == 2
 
 
 def test_format_table_reports_errors():
-    table = format_table([{"size": "64x48", "method": "stpr", "error": "boom"}], 10.0)
-    assert "error: boom" in table and "10.0 GFLOP/s" in table
+    table = format_table([{"size": "64x48", "method": "stpr", "error": "boom"}], {"fp32": 10.0, "bf16": 30.0})
+    assert "error: boom" in table and "fp32 10.0 GFLOP/s, bf16 30.0 GFLOP/s" in table
 
 
 def test_side_by_side_bench(tmp_path, weights, capsys):

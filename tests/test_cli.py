@@ -75,3 +75,42 @@ def test_per_frame_and_dis_options(video, weights, tmp_path):
         dst = tmp_path / f"o{extra[1]}.mp4"
         assert main(["enhance", str(video), "-o", str(dst), "--model", str(weights), "--quiet", *extra]) == 0
         assert dst.exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--precision", "fp16", "--device", "cpu"], "fp16 is for GPUs"),
+    (["--device", "tpu"], "--device must be"),
+    (["--batch", "0"], "--batch must be >= 1"),
+    (["--bf16", "--precision", "fp32"], "contradict"),
+    (["--engine", "onnx", "--precision", "bf16"], "apply to --engine torch only"),
+])
+def test_device_and_precision_refusals(video, weights, tmp_path, capsys, flags, message):
+    dst = tmp_path / "out.mp4"
+    assert main(["enhance", str(video), "-o", str(dst), "--model", str(weights), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not dst.exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_cpu_only_machine_is_one_line(video, weights, tmp_path, capsys):
+    assert main(["enhance", str(video), "-o", str(tmp_path / "o.mp4"), "--model", str(weights), "--device", "cuda",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CUDA GPU" in err[0]
+
+
+def test_precision_and_batch_options_enhance(video, weights, tmp_path):
+    outs = {}
+    for name, flags in (("fp32", ["--precision", "fp32"]), ("bf16", ["--bf16"]),
+                        ("batched", ["--precision", "fp32", "--batch", "3", "--device", "cpu"])):
+        dst = tmp_path / f"{name}.mkv"
+        assert main(["enhance", str(video), "-o", str(dst), "--model", str(weights), "--quiet", "--codec", "ffv1",
+                     *flags]) == 0
+        from stpr.io import open_input
+
+        with open_input(dst) as r:
+            outs[name] = np.stack([f.rgb for f in r]).astype(int)
+    assert outs["fp32"].shape == outs["batched"].shape == outs["bf16"].shape
+    assert np.abs(outs["fp32"] - outs["batched"]).max() <= 1
+    assert 0 < np.abs(outs["fp32"] - outs["bf16"]).mean() < 1.5

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from stpr.enhance import Enhancer, _tile_starts
+from stpr.errors import UsageError
 
 from helpers import dark_clip, texture, tiny_model
 from media import write_test_video
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_streaming_matches_clip_reference(kw):
     model = tiny_model(**kw)
     clip = dark_clip()
-    streamed = list(Enhancer(model, tile=0).enhance_frames(list(clip)))
+    streamed = list(Enhancer(model, tile=0, precision="fp32").enhance_frames(list(clip)))
     assert len(streamed) == len(clip)
     x = torch.from_numpy(clip).permute(0, 3, 1, 2)[None].float() / 255.0
     with torch.no_grad():
@@ -51,8 +52,8 @@ def _textured_dark_clip(n: int, h: int, w: int) -> np.ndarray:
 def test_tiled_output_close_to_whole_frame(kw):
     model = tiny_model(**kw)
     clip = _textured_dark_clip(n=3, h=150, w=200)
-    whole = np.stack(list(Enhancer(model, tile=0).enhance_frames(list(clip)))).astype(float)
-    tiled = np.stack(list(Enhancer(model, tile=128, tile_overlap=48).enhance_frames(list(clip)))).astype(float)
+    whole = np.stack(list(Enhancer(model, tile=0, precision="fp32").enhance_frames(list(clip)))).astype(float)
+    tiled = np.stack(list(Enhancer(model, tile=128, tile_overlap=48, precision="fp32").enhance_frames(list(clip)))).astype(float)
     assert whole.shape == tiled.shape
     # Tiles see less context at their borders; feathered blending keeps the difference small
     # (a misplaced or unblended tile costs tens of levels).
@@ -156,8 +157,8 @@ def test_half_precision_states_stay_close(tmp_path):
     most a level or two."""
     model = tiny_model()
     clip = list(dark_clip(n=5, h=64, w=80, seed=4))
-    ref = list(Enhancer(model, tile=0, half_states=False).enhance_frames(clip))
-    half = list(Enhancer(model, tile=0, half_states=True).enhance_frames(clip))
+    ref = list(Enhancer(model, tile=0, half_states=False, precision="fp32").enhance_frames(clip))
+    half = list(Enhancer(model, tile=0, half_states=True, precision="fp32").enhance_frames(clip))
     assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(ref, half)) <= 2
 
 
@@ -175,9 +176,55 @@ def test_io_threads_give_identical_video(tmp_path, weights):
     assert len(outs[True]) == 7 and all(np.array_equal(a, b) for a, b in zip(outs[False], outs[True]))
 
 
-def test_bf16_autocast_stays_close():
+def test_bf16_stays_close():
     model = tiny_model()
     clip = list(dark_clip(n=4, h=48, w=64, seed=5))
-    ref = np.stack(list(Enhancer(model, tile=0).enhance_frames(clip))).astype(int)
-    bf = np.stack(list(Enhancer(model, tile=0, bf16=True).enhance_frames(clip))).astype(int)
+    ref = np.stack(list(Enhancer(model, tile=0, precision="fp32").enhance_frames(clip))).astype(int)
+    bf = np.stack(list(Enhancer(model, tile=0, precision="bf16").enhance_frames(clip))).astype(int)
     assert np.abs(ref - bf).mean() < 1.5 and bf.shape == ref.shape
+    assert np.abs(ref - bf).max() > 0  # bf16 did run: it rounds differently
+
+
+@pytest.mark.parametrize("has_bf16, expected", [(True, "bf16"), (False, "fp32")])
+def test_default_precision_follows_the_cpu(monkeypatch, has_bf16, expected):
+    from stpr import hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: has_bf16)
+    enh = Enhancer(tiny_model(), device="cpu")
+    assert enh.precision == expected and enh.device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("batch", [2, 3, 8])
+@pytest.mark.parametrize("n", [1, 2, 5, 7])
+def test_batched_windows_match_one_at_a_time(batch, n):
+    """Several windows per network call (the GPU path's batching, run here on the CPU) give the
+    same frames, in order, for clips shorter and longer than a batch."""
+    model = tiny_model(pixel_fusion=True)
+    clip = list(_textured_dark_clip(n=n, h=40, w=56))
+    one = list(Enhancer(model, tile=0, precision="fp32", batch=1).enhance_frames(clip))
+    many = list(Enhancer(model, tile=0, precision="fp32", batch=batch).enhance_frames(clip))
+    assert len(many) == n
+    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(one, many)) <= 1
+
+
+def test_batched_windows_with_tiles():
+    model = tiny_model(pixel_fusion=True)
+    clip = list(_textured_dark_clip(n=5, h=150, w=200))
+    one = np.stack(list(Enhancer(model, tile=128, tile_overlap=48, precision="fp32").enhance_frames(clip)))
+    many = np.stack(list(Enhancer(model, tile=128, tile_overlap=48, precision="fp32", batch=4).enhance_frames(clip)))
+    assert np.abs(one.astype(int) - many.astype(int)).max() <= 1
+
+
+def test_batch_divides_the_tiling_budget():
+    enh = Enhancer(tiny_model(), memory_mb=100, device="cpu")
+    assert enh.tile_size_for(1080, 1920) > 0 and enh.tile_size_for(360, 640) == 0
+    assert Enhancer(tiny_model(), memory_mb=100, batch=8).tile_size_for(360, 640) > 0
+
+
+def test_bad_device_or_precision_is_a_usage_error():
+    with pytest.raises(UsageError, match="fp16 is for GPUs"):
+        Enhancer(tiny_model(), device="cpu", precision="fp16")
+    with pytest.raises(UsageError, match="--device"):
+        Enhancer(tiny_model(), device="tpu")
+    with pytest.raises(UsageError, match="batch"):
+        Enhancer(tiny_model(), batch=0)

@@ -32,7 +32,7 @@ def test_onnx_matches_pytorch_streaming(tmp_path, overrides):
     model = tiny_model(**overrides)
     export_onnx(model, tmp_path / "onnx")
     clip = list(dark_clip(n=6, h=40, w=56))
-    ref = list(Enhancer(model, tile=0).enhance_frames(clip))
+    ref = list(Enhancer(model, tile=0, precision="fp32").enhance_frames(clip))
     got = list(Enhancer(OnnxSTPR(tmp_path / "onnx", threads=1), tile=0).enhance_frames(clip))
     assert len(got) == len(ref)
     assert _max_diff(ref, got) <= 1  # float rounding only: a wrong graph is off by tens of levels
@@ -45,7 +45,7 @@ def test_onnx_export_serves_other_sizes_and_tiles(tmp_path):
     engine = OnnxSTPR(tmp_path / "onnx", threads=1)
     clip = list(dark_clip(n=4, h=150, w=200, seed=3))
     for tile in (0, 96):
-        ref = list(Enhancer(model, tile=tile, tile_overlap=32).enhance_frames(clip))
+        ref = list(Enhancer(model, tile=tile, tile_overlap=32, precision="fp32").enhance_frames(clip))
         got = list(Enhancer(engine, tile=tile, tile_overlap=32).enhance_frames(clip))
         assert _max_diff(ref, got) <= 1
 
@@ -96,7 +96,7 @@ def test_cli_export_and_enhance_with_onnx(tmp_path, weights, capsys):
         dst = tmp_path / f"{name}.mkv"
         args = ["enhance", str(src), "-o", str(dst), "--quiet", "--codec", "ffv1", "--threads", "1"]
         if name == "torch":
-            args += ["--model", str(weights)]
+            args += ["--model", str(weights), "--precision", "fp32"]
         assert main(args + extra) == 0
         with open_input(dst) as r:
             outs[name] = [f.rgb for f in r]

@@ -184,10 +184,10 @@ def enhance_one(enhancer, job: Job, crf: int, overwrite: bool) -> Result:
 
 
 def run_local(jobs: list[Job], model: str | None, crf: int, threads: int | None, overwrite: bool,
-              report: Callable[[Result], None]) -> list[Result]:
+              report: Callable[[Result], None], device: str = "auto", precision: str = "auto") -> list[Result]:
     from stpr.enhance import Enhancer
 
-    enhancer = Enhancer.from_pretrained(model, threads=threads)
+    enhancer = Enhancer.from_pretrained(model, threads=threads, device=device, precision=precision)
     out = []
     for job in jobs:
         res = enhance_one(enhancer, job, crf, overwrite)
@@ -203,7 +203,8 @@ class EnhanceWorker:
     """Ray Data UDF (a callable class, so Ray runs it in long-lived actors): loads the model once,
     then enhances one whole video per call."""
 
-    def __init__(self, weights: bytes, name: str, crf: int, threads: int, overwrite: bool, device: str | None):
+    def __init__(self, weights: bytes, name: str, crf: int, threads: int, overwrite: bool, device: str,
+                 precision: str = "auto"):
         import torch
 
         from stpr.enhance import Enhancer
@@ -212,10 +213,7 @@ class EnhanceWorker:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / (Path(name).name or "weights.safetensors")
             path.write_bytes(weights)
-            kwargs = {"threads": threads}
-            if device:
-                kwargs["device"] = device
-            self.enhancer = Enhancer.from_pretrained(path, **kwargs)
+            self.enhancer = Enhancer.from_pretrained(path, threads=threads, device=device, precision=precision)
         self.crf, self.overwrite = crf, overwrite
 
     def __call__(self, batch: dict) -> dict:
@@ -239,17 +237,10 @@ def _import_ray():
     return ray
 
 
-def _enhancer_takes_device() -> bool:
-    import inspect
-
-    from stpr.enhance import Enhancer
-
-    return "device" in inspect.signature(Enhancer.__init__).parameters
-
-
 def run_ray(jobs: list[Job], model: str | None, crf: int, threads: int | None, overwrite: bool, *,
             address: str | None, workers: int | None, gpus_per_worker: float | None,
-            log: Callable[[str], None], report: Callable[[Result], None], quiet: bool = False) -> list[Result]:
+            log: Callable[[str], None], report: Callable[[Result], None], quiet: bool = False,
+            precision: str = "auto") -> list[Result]:
     ray = _import_ray()
     from stpr.checkpoint import DEFAULT_WEIGHTS, load_model
 
@@ -280,12 +271,7 @@ def run_ray(jobs: list[Job], model: str | None, crf: int, threads: int | None, o
         if workers is None:
             workers = int(total_gpus / gpus) if gpus > 0 else int(total_cpus // cpus)
         workers = max(1, min(workers, len(jobs)))
-        device = None
-        if gpus > 0:
-            if _enhancer_takes_device():
-                device = "cuda"
-            else:
-                log("note: this Enhancer runs on CPU; the GPUs reserved for the workers stay idle")
+        device = "cuda" if gpus > 0 else "cpu"  # each actor sees only the GPUs Ray gave it
         log(f"ray: {workers} worker(s), {cpus} CPU(s) and {gpus:g} GPU(s) each; {len(jobs)} video(s)")
 
         ctx = ray.data.DataContext.get_current()
@@ -300,7 +286,7 @@ def run_ray(jobs: list[Job], model: str | None, crf: int, threads: int | None, o
             batch_format="numpy",
             compute=_actor_pool(ray, workers),
             fn_constructor_kwargs=dict(weights=weights, name=weights_path.name, crf=crf, threads=cpus,
-                                       overwrite=overwrite, device=device),
+                                       overwrite=overwrite, device=device, precision=precision),
             num_cpus=cpus,
             num_gpus=gpus,
         )
@@ -391,10 +377,12 @@ def write_summary(results: list[Result], path: Path) -> None:
 def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = None, crf: int = 18,
               threads: int | None = None, overwrite: bool = False, ray: bool = False,
               address: str | None = None, workers: int | None = None, gpus_per_worker: float | None = None,
-              quiet: bool = False, log: Callable[[str], None] | None = None) -> list[Result]:
+              quiet: bool = False, log: Callable[[str], None] | None = None, device: str = "auto",
+              precision: str = "auto") -> list[Result]:
     """Enhance every video named by ``input`` into ``out_dir``; returns one Result per input file
     (in input order) and writes ``out_dir/batch_summary.csv``. Raises only for problems with the
-    batch as a whole (bad input list, weights, options); per-file problems become statuses."""
+    batch as a whole (bad input list, weights, options); per-file problems become statuses.
+    ``device`` applies to local runs; Ray actors use the GPUs Ray reserves for them, if any."""
     log = log or ((lambda s: None) if quiet else print)
     if crf < 0 or crf > 63:
         raise UsageError("--crf must be between 0 and 63")
@@ -409,6 +397,14 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
         raise UsageError("--gpus-per-worker must be >= 0")
     if not ray and (workers is not None or gpus_per_worker is not None or address):
         raise UsageError("--workers, --gpus-per-worker and a Ray address need --ray")
+    from stpr.hardware import PRECISIONS, resolve_device, resolve_precision
+
+    if ray and str(device).lower() != "auto":
+        raise UsageError("with --ray the actors use the GPUs Ray reserves for them (--gpus-per-worker), not --device")
+    if ray and precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if not ray:
+        resolve_precision(precision, resolve_device(device))  # bad values: one error, now
     if ray:
         _import_ray()  # fail before touching anything when Ray is missing
     out_dir = Path(out_dir)
@@ -435,9 +431,10 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
     if jobs:
         if ray:
             new = run_ray(jobs, model, crf, threads, overwrite, address=address or None, workers=workers,
-                          gpus_per_worker=gpus_per_worker, log=log, report=report, quiet=quiet)
+                          gpus_per_worker=gpus_per_worker, log=log, report=report, quiet=quiet,
+                          precision=precision)
         else:
-            new = run_local(jobs, model, crf, threads, overwrite, report)
+            new = run_local(jobs, model, crf, threads, overwrite, report, device=device, precision=precision)
         for j, r in zip(jobs, new):
             results[j.index] = r
     final = [r for r in results if r is not None]

@@ -101,16 +101,18 @@ def make_clip(path: str | Path, width: int, height: int, frames: int, seed: int 
 
 
 # ----------------------------------------------------------------------------- machine peak
-def matmul_peak_gflops(n: int = 2048, reps: int = 3, threads: int | None = None) -> float:
-    """Best fp32 GFLOP/s of ``reps`` (n x n) @ (n x n) torch.matmul calls after one warm-up."""
+def matmul_peak_gflops(n: int = 2048, reps: int = 3, threads: int | None = None, dtype: str = "fp32") -> float:
+    """Best CPU GFLOP/s of ``reps`` (n x n) @ (n x n) torch.matmul calls after one warm-up, in
+    ``dtype`` ("fp32" or "bf16")."""
     import torch
 
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        a = torch.randn(n, n)
-        b = torch.randn(n, n)
+        dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+        a = torch.randn(n, n).to(dt)
+        b = torch.randn(n, n).to(dt)
         torch.matmul(a, b)
         best = float("inf")
         for _ in range(reps):
@@ -199,8 +201,8 @@ def _worker(spec: dict) -> dict:
 
         enhancer = Enhancer.from_pretrained(spec.get("model"), frames=1 if method == "stpr-perframe" else None,
                                             flow=spec.get("flow"), engine=spec.get("engine", "torch"),
-                                            threads=spec.get("threads"),
-                                            bf16=bool(spec.get("bf16")) and spec.get("engine") != "onnx")
+                                            threads=spec.get("threads"), precision=spec.get("precision", "auto"),
+                                            device=spec.get("device", "auto"), batch=spec.get("batch"))
         load_s = time.perf_counter() - t_load
         rss_start = _rss_mb()
         dec, enh = [0.0], [0.0]
@@ -224,6 +226,7 @@ def _worker(spec: dict) -> dict:
                                      io_threads=spec.get("io_threads", True))
         n, total = res["frames"], res["seconds"]
         decode_s, model_s = dec[0], enh[0] - dec[0]
+        resolved = {"precision": enhancer.precision, "device": str(enhancer.device)}
     else:
         from stpr.baselines import METHODS
         from stpr.io import Frame, open_input, open_output
@@ -243,7 +246,8 @@ def _worker(spec: dict) -> dict:
                 writer.write(Frame(rgb=o, pts=f.pts, time_base=f.time_base, index=f.index))
         t3 = time.perf_counter()
         n, total, decode_s, model_s = len(src), t3 - t0, t1 - t0, t2 - t1
-    return {"frames": n, "seconds": total, "decode_seconds": decode_s, "model_seconds": model_s,
+        resolved = {}
+    return {**resolved, "frames": n, "seconds": total, "decode_seconds": decode_s, "model_seconds": model_s,
             "encode_seconds": total - decode_s - model_s, "load_seconds": load_s,
             "rss_start_mb": rss_start, "peak_rss_mb": _rss_mb(), "cpu_seconds": _cpu_seconds()}
 
@@ -263,11 +267,12 @@ def _worker_main(argv: list[str]) -> int:
 
 def _start_case(clip: Path, method: str, out_dir: Path, model: str | None = None, flow: str | None = None,
                 threads: int | None = None, engine: str = "torch", io_threads: bool = True,
-                bf16: bool = False, env: dict | None = None, tag: str = "") -> tuple[subprocess.Popen, Path]:
+                precision: str = "auto", device: str = "auto", batch: int | None = None,
+                env: dict | None = None, tag: str = "") -> tuple[subprocess.Popen, Path]:
     """Start one (clip, method) case in a fresh Python process (``env``: extra environment)."""
     spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}{tag}.mp4"),
             "model": str(model) if model else None, "flow": flow, "threads": threads, "engine": engine,
-            "io_threads": io_threads, "bf16": bf16}
+            "io_threads": io_threads, "precision": precision, "device": device, "batch": batch}
     proc = subprocess.Popen([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
@@ -327,8 +332,9 @@ def _has_onnx() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
-def _add_rates(r: dict, method: str, model, flow, w: int, h: int, peak: float) -> None:
-    """frames/s, and for STPR GFLOPs/frame and the achieved fraction of the matmul peak."""
+def _add_rates(r: dict, method: str, model, flow, w: int, h: int, peaks: dict[str, float]) -> None:
+    """frames/s, and for STPR GFLOPs/frame and the achieved fraction of the CPU's matmul peak in
+    the case's precision (none for GPU cases)."""
     from stpr.baselines import STPR_METHODS
     from stpr.checkpoint import DEFAULT_WEIGHTS
 
@@ -344,7 +350,9 @@ def _add_rates(r: dict, method: str, model, flow, w: int, h: int, peak: float) -
             r["flops_note"] = note
         if r["model_fps"]:
             r["achieved_gflops"] = g * r["model_fps"]
-            r["peak_fraction"] = r["achieved_gflops"] / peak
+            peak = peaks.get(r.get("precision", "fp32")) if r.get("device", "cpu") == "cpu" else None
+            if peak:
+                r["peak_fraction"] = r["achieved_gflops"] / peak
 
 
 def format_durations(rows: list[dict]) -> str:
@@ -370,25 +378,28 @@ def _spread(r: dict) -> str:
     return f" ({min(runs):.2f}–{max(runs):.2f})" if len(runs) > 1 else ""
 
 
-def format_table(results: list[dict], peak: float | None) -> str:
+def format_table(results: list[dict], peaks: dict[str, float] | None) -> str:
     lines = []
-    if peak is not None:
-        lines.append(f"fp32 matmul peak of this machine: {peak:.1f} GFLOP/s")
+    if peaks:
+        lines.append("CPU matmul peak of this machine (2048², the % column's reference): " +
+                     ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
         lines.append("")
     lines.append("end-to-end: decode + enhance + encode (H.264, crf 18, preset medium), median of the runs "
                  "(range in brackets); model: enhancement only; RSS: per-case process (largest of the runs), "
                  "start-up = after imports and model load.")
     lines.append("")
-    lines.append("| size | method | engine | frames | end-to-end frames/s (median) | model frames/s | peak RSS (MB) | "
-                 "start-up RSS (MB) | GFLOPs/frame | achieved GFLOP/s | % of matmul peak |")
-    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("| size | method | engine | device | precision | frames | end-to-end frames/s (median) | "
+                 "model frames/s | peak RSS (MB) | start-up RSS (MB) | GFLOPs/frame | achieved GFLOP/s | "
+                 "% of matmul peak |")
+    lines.append("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         engine = r.get("engine") or "–"
+        where = f"{engine} | {r.get('device', '–')} | {r.get('precision', '–')}"
         if r.get("error"):
-            lines.append(f"| {r['size']} | {r['method']} | {engine} | – | error: {r['error']} | | | | | | |")
+            lines.append(f"| {r['size']} | {r['method']} | {where} | – | error: {r['error']} | | | | | | |")
             continue
         lines.append(
-            f"| {r['size']} | {r['method']} | {engine} | {r['frames']} | {_fmt(r['fps'], '.2f')}{_spread(r)} | "
+            f"| {r['size']} | {r['method']} | {where} | {r['frames']} | {_fmt(r['fps'], '.2f')}{_spread(r)} | "
             f"{_fmt(r['model_fps'], '.2f')} | {_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['rss_start_mb'], '.0f')} | "
             f"{_fmt(r.get('gflops_per_frame'), '.2f')} | "
             f"{_fmt(r.get('achieved_gflops'), '.1f')} | {_fmt(r.get('peak_fraction') and 100 * r['peak_fraction'], '.1f')} |")
@@ -400,10 +411,10 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
               json_path: str | Path | None = None, log: Callable[[str], None] = lambda s: None,
               engines: list[str] | None = None, repeat: int = 3, io_threads: bool = True,
               durations: list[float] | None = None, duration_size: tuple[int, int] = (640, 360),
-              bf16: bool = False) -> dict:
-    """Benchmark every (size, method, engine) case, each ``repeat`` times (median reported).
-    ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
-    installed). ``durations`` (seconds at 25 frames/s, ``duration_size``) adds runs of the same
+              precisions: list[str] | None = None, device: str = "auto", batch: int | None = None) -> dict:
+    """Benchmark every (size, method, engine, precision) case, each ``repeat`` times (median
+    reported). ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
+    installed); ``precisions`` (default ["auto"]), ``device`` and ``batch`` to the torch engine. ``durations`` (seconds at 25 frames/s, ``duration_size``) adds runs of the same
     content at several lengths, to show peak memory does not grow with the video's length.
     Returns {"machine": ..., "results": [...], "durations": [...]}."""
     from stpr.baselines import ALL_METHODS, STPR_METHODS
@@ -438,13 +449,25 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
         from stpr.checkpoint import load_model
 
         load_model(Path(model) if model else None)  # fail early (ModelError) on a bad/missing model
-    log("measuring fp32 matmul peak ...")
-    peak = matmul_peak_gflops(threads=threads)
+    from stpr.hardware import PRECISIONS, resolve_device, resolve_precision
+
+    precisions = list(precisions or ["auto"])
+    if any(p not in PRECISIONS for p in precisions):
+        raise UsageError(f"--precisions: choose from {', '.join(PRECISIONS)}, got {','.join(precisions)}")
+    dev = resolve_device(device)
+    for p in precisions:
+        resolve_precision(p, dev)  # fp16 on a CPU: a usage error now, not one per case
+    log("measuring the CPU's matmul peak ...")
+    peaks = {"fp32": matmul_peak_gflops(threads=threads)}
+    if any(resolve_precision(p, dev) == "bf16" for p in precisions) and dev.type == "cpu":
+        peaks["bf16"] = matmul_peak_gflops(threads=threads, dtype="bf16")
+    peak = peaks["fp32"]
     import torch
 
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": threads or torch.get_num_threads(),
-               "matmul_peak_gflops": peak}
+               "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks,
+               "cuda": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None}
     results = []
     with tempfile.TemporaryDirectory(prefix="stpr_bench_") as tmp:
         tmp = Path(tmp)
@@ -453,12 +476,18 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             log(f"{w}x{h}: generating a {frames}-frame clip")
             make_clip(clip, w, h, frames)
             for m in methods:
-                for engine in engines if m in STPR_METHODS else [None]:
-                    log(f"{w}x{h}: {m}" + (f" ({engine})" if engine else ""))
+                cases = [(None, "fp32")]  # the classical baselines: NumPy/OpenCV on the CPU
+                if m in STPR_METHODS:
+                    cases = [(e, p) for e in engines for p in (precisions if e == "torch" else ["fp32"])]
+                for engine, prec in cases:
+                    log(f"{w}x{h}: {m}" + (f" ({engine}, {prec})" if engine else ""))
                     r = {"size": f"{w}x{h}", "width": w, "height": h, "method": m, "engine": engine}
+                    if engine is None:
+                        r.update(device="cpu", precision="–")
                     r.update(run_repeated(repeat, clip, m, tmp, model=model, flow=flow, threads=threads,
-                                          engine=engine or "torch", io_threads=io_threads, bf16=bf16))
-                    _add_rates(r, m, model, flow, w, h, peak)
+                                          engine=engine or "torch", io_threads=io_threads, precision=prec,
+                                          device=device if engine == "torch" else "cpu", batch=batch))
+                    _add_rates(r, m, model, flow, w, h, peaks)
                     results.append(r)
             clip.unlink()
         dur_results = []
@@ -469,13 +498,15 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             log(f"{w}x{h}: {secs:g} s ({n} frames)")
             make_clip(clip, w, h, n)
             r = {"size": f"{w}x{h}", "width": w, "height": h, "method": "stpr", "engine": "torch", "seconds_of_video": secs}
-            r.update(run_case(clip, "stpr", tmp, model=model, flow=flow, threads=threads, io_threads=io_threads))
-            _add_rates(r, "stpr", model, flow, w, h, peak)
+            r.update(run_case(clip, "stpr", tmp, model=model, flow=flow, threads=threads, io_threads=io_threads,
+                              precision=precisions[0], device=device, batch=batch))
+            _add_rates(r, "stpr", model, flow, w, h, peaks)
             dur_results.append(r)
             clip.unlink()
     data = {"machine": machine, "frames": frames,
             "model": (str(model) if model else str(DEFAULT_WEIGHTS)) if uses_model else None,
-            "notes": notes, "repeat": repeat, "io_threads": io_threads, "bf16": bf16,
+            "notes": notes, "repeat": repeat, "io_threads": io_threads, "precisions": precisions,
+            "device": device, "batch": batch,
             "results": results,
             "durations": dur_results}
     if json_path:

@@ -20,6 +20,22 @@ def _add_model_options(p, flow_help: str = "flow estimator: the learned pyramid 
     p.add_argument("--flow", choices=list(FLOW_MODES), default=None, help=flow_help)
 
 
+def _add_hardware_options(p, precision: bool = True, batch: bool = True):
+    """--device, --precision and --batch, shared by the commands that run STPR."""
+    from stpr.hardware import DEVICES, PRECISIONS
+
+    p.add_argument("--device", default="auto", metavar="|".join(DEVICES),
+                   help="where the network runs: auto (a CUDA GPU when PyTorch sees one, else the CPU; default), "
+                        "cpu, cuda or cuda:N")
+    if precision:
+        p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                       help="convolution precision: auto (bf16 on CPUs with AVX512-BF16/AMX and on GPUs, else "
+                            "fp32; default), fp32, bf16, or fp16 (GPUs)")
+    if batch:
+        p.add_argument("--batch", type=int, default=None, metavar="N",
+                       help="windows per network call (default: 1 on a CPU, 8 on a GPU, 2 at 4K)")
+
+
 def _add_train(sub):
     # the config module is light; the training loop (stpr.train) is imported only to run
     from stpr.train_config import TRAIN_DESCRIPTION, TRAIN_HELP, add_train_arguments
@@ -71,16 +87,16 @@ def _add_enhance(sub):
                         "30000/1001 (default 25; a video input keeps its own timing)")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in pixels for large frames (0 = never tile; default: automatic)")
-    p.add_argument("--memory-mb", type=int, default=1000,
-                   help="working-memory budget of the network for automatic tiling (MB, default 1000)")
+    p.add_argument("--memory-mb", type=int, default=None,
+                   help="working-memory budget of the network for automatic tiling (MB; default 1000 on a CPU, "
+                        "half the free memory of a GPU)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the network (default: torch's, one per core)")
     p.add_argument("--engine", choices=["torch", "onnx"], default="torch",
                    help="run the network in PyTorch (default) or onnxruntime (needs stpr[onnx]; --model may then "
                         "be a folder made by stpr export --onnx)")
-    p.add_argument("--bf16", action="store_true",
-                   help="bfloat16 convolutions (PyTorch engine): faster on CPUs with AVX512-BF16 or AMX, "
-                        "outputs differ by a fraction of a level")
+    _add_hardware_options(p)
+    p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)  # before --precision: = --precision bf16
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--strip-metadata", action="store_true",
                    help="leave out the input's tags (title, creation time, GPS location...) and track titles; "
@@ -104,7 +120,7 @@ def _add_enhance(sub):
 
 def _check_enhance_numbers(args) -> None:
     """Option values argparse cannot check by type alone (exit 2 before anything is loaded)."""
-    for flag in ("frames", "crf", "tile", "memory_mb", "threads", "segment_frames"):
+    for flag in ("frames", "crf", "tile", "memory_mb", "threads", "segment_frames", "batch"):
         value = getattr(args, flag)
         if value is not None and not isinstance(value, int):  # e.g. argparse turns "--crf=--" into []
             raise UsageError(f"--{flag.replace('_', '-')} needs a whole number, got {value!r}")
@@ -114,7 +130,9 @@ def _check_enhance_numbers(args) -> None:
         raise UsageError(f"--tile must be >= 0, got {args.tile}")
     if args.crf < 0 or args.crf > 63:
         raise UsageError(f"--crf must be between 0 and 63, got {args.crf}")
-    if args.memory_mb < 1:
+    if args.batch is not None and args.batch < 1:
+        raise UsageError(f"--batch must be >= 1, got {args.batch}")
+    if args.memory_mb is not None and args.memory_mb < 1:
         raise UsageError(f"--memory-mb must be >= 1, got {args.memory_mb}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
@@ -123,8 +141,12 @@ def _check_enhance_numbers(args) -> None:
             raise UsageError(f"--segment-frames must be >= 1, got {args.segment_frames}")
         if not args.resume:
             raise UsageError("--segment-frames only applies to resumable runs: add --resume")
-    if args.bf16 and args.engine != "torch":
-        raise UsageError("--bf16 applies to --engine torch only")
+    if args.bf16:
+        if args.precision not in ("auto", "bf16"):
+            raise UsageError(f"--bf16 and --precision {args.precision} contradict each other")
+        args.precision = "bf16"
+    if args.engine != "torch" and (args.precision not in ("auto", "fp32") or args.device not in ("auto", "cpu")):
+        raise UsageError("--precision and --device apply to --engine torch only (onnx runs on the CPU in fp32)")
     from stpr.exposure import ExposureControl
 
     ExposureControl(ev=args.exposure, target=args.brightness)  # checks the ranges
@@ -190,7 +212,8 @@ def _run_enhance(args) -> int:
         check_compare_target(default_compare_output(dst), [src], args.overwrite)  # fail before enhancing
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
-                                        bf16=args.bf16, exposure=args.exposure, brightness=args.brightness)
+                                        precision=args.precision, device=args.device, batch=args.batch,
+                                        exposure=args.exposure, brightness=args.brightness)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
                                  segment_frames=args.segment_frames, strip_metadata=args.strip_metadata,
@@ -281,7 +304,10 @@ def _add_bench(sub):
                    help="also enhance the same content at these lengths in seconds (25 frames/s), e.g. 10,60, "
                         "to show peak memory does not grow with length")
     p.add_argument("--duration-size", default="640x360", metavar="WxH", help="frame size for --durations")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 convolutions in the torch-engine cases")
+    p.add_argument("--precisions", default="auto", metavar="P[,P...]",
+                   help="precisions of the torch-engine cases, from auto, fp32, bf16, fp16 (GPU), e.g. fp32,bf16 "
+                        "(default auto)")
+    _add_hardware_options(p, precision=False)
     p.add_argument("--side-by-side", type=int, default=None, metavar="N",
                    help="instead: time stpr alone and N jobs at once, with stpr's OpenMP wait policy and with "
                         "libgomp's spinning default (sizes default 640x360; use --frames 60 or more)")
@@ -315,10 +341,12 @@ def _run_bench(args) -> int:
     data = run_bench(parse_sizes(args.sizes), frames=args.frames, methods=methods, model=args.model,
                      flow=args.flow, threads=args.threads, json_path=args.json, log=log, engines=engines,
                      repeat=args.repeat, io_threads=not args.no_io_threads, durations=durations,
-                     duration_size=parse_sizes(args.duration_size)[0], bf16=args.bf16)
+                     duration_size=parse_sizes(args.duration_size)[0],
+                     precisions=[v.strip() for v in args.precisions.split(",") if v.strip()], device=args.device,
+                     batch=args.batch)
     for note in data["notes"]:
         print(f"note: {note}")
-    print(format_table(data["results"], data["machine"]["matmul_peak_gflops"]))
+    print(format_table(data["results"], data["machine"]["matmul_peaks_gflops"]))
     if data["durations"]:
         print()
         print(format_durations(data["durations"]))
@@ -394,6 +422,7 @@ def _add_batch(sub):
     p.add_argument("--gpus-per-worker", type=float, default=None, metavar="F",
                    help="GPUs per Ray actor, fractions allowed (default: the cluster's GPUs shared by the "
                         "workers; 0 when it has none)")
+    _add_hardware_options(p, batch=False)
     p.add_argument("--quiet", action="store_true", help="only print the summary table")
 
 
@@ -415,7 +444,8 @@ def _run_batch(args) -> int:
     inp, out, ray = _batch_paths(args)
     results = run_batch(inp, out, model=args.model, crf=args.crf, threads=args.threads, overwrite=args.overwrite,
                         ray=ray is not None, address=ray or None, workers=args.workers,
-                        gpus_per_worker=args.gpus_per_worker, quiet=args.quiet)
+                        gpus_per_worker=args.gpus_per_worker, quiet=args.quiet, device=args.device,
+                        precision=args.precision)
     print(format_table(results))
     return 1 if any(r.failed for r in results) else 0
 
@@ -540,7 +570,7 @@ def _failure_message(e: BaseException, args) -> tuple[str, int]:
     if _is_out_of_memory(e):
         if enhancing:
             return (f"error: out of memory while enhancing {args.input}; use tiles, e.g. --tile 256, or a lower "
-                    f"--memory-mb (now {args.memory_mb})", 1)
+                    f"--memory-mb (now {args.memory_mb or 'automatic'}) or --batch", 1)
         return "error: out of memory", 1
     import av
 

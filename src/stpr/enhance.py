@@ -26,6 +26,7 @@ import torch
 from stpr.checkpoint import load_model
 from stpr.errors import InputError, ModelError, UsageError
 from stpr.exposure import ExposureControl
+from stpr.hardware import autocast, default_batch, free_memory_mb, resolve_device, resolve_precision
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
@@ -76,60 +77,99 @@ def limit_malloc_arenas(n: int = 2) -> bool:
 class _WindowStream:
     """Sliding-window enhancement of one stream of (tiles of) frames.
 
-    ``push`` encodes a frame and returns the outputs that became ready (centre frames whose
+    ``push`` takes a frame and returns the outputs that became ready (centre frames whose
     look-ahead has arrived); ``finish`` flushes the rest, reflecting the window at the end.
+
+    With ``batch`` > 1 frames are encoded ``batch`` at a time and windows decoded ``batch`` at a
+    time (one network call for several frames: what keeps a GPU busy); outputs then come in bursts.
 
     Kept states hold their input frame as uint8 (it came from uint8, so ``/ 255`` restores it
     bit for bit): a quarter of the float32 copy, which matters at 4K where T + 1 states are alive.
     """
 
-    def __init__(self, model: STPR, half_states: bool = False, bf16: bool = False):
+    def __init__(self, model: STPR, half_states: bool = False, precision: str = "fp32", batch: int = 1,
+                 device: torch.device = torch.device("cpu")):
         self.model = model
         self.half_states = half_states
-        self.bf16 = bf16
+        self.device = device
+        self.precision = precision
+        self.batch = max(1, int(batch))
         self.half = model.cfg.frames // 2
         self.states: dict[int, FrameState] = {}
+        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.count = 0
         self.next = 0
 
     def push(self, x: torch.Tensor, stats: torch.Tensor) -> list[torch.Tensor]:
-        with self._autocast():
-            state = self.model.encode_frame(x, stats)
-        state.x = x.mul(255.0).round_().to(torch.uint8)
-        if self.half_states:
-            state = _map_state(state, lambda t: t.to(torch.float16))
-        self.states[self.count] = state
-        self.count += 1
+        """x: (1, 3, H, W) padded frame in [0, 1]; stats: (1, 6) of the whole frame."""
+        self.pending.append((x, stats))
+        if len(self.pending) < self.batch:
+            return []
+        self._encode_pending()
         return self._emit(final=False)
 
     def finish(self) -> list[torch.Tensor]:
+        self._encode_pending()
         return self._emit(final=True)
 
-    def _autocast(self):
-        if self.bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _encode_pending(self) -> None:
+        if not self.pending:
+            return
+        xs, stats = zip(*self.pending)
+        self.pending = []
+        x = xs[0] if len(xs) == 1 else torch.cat(xs)
+        with autocast(self.device, self.precision):
+            state = self.model.encode_frame(x, stats[0] if len(stats) == 1 else torch.cat(stats))
+        state.x = x.mul(255.0).round_().to(torch.uint8)
+        if self.half_states:
+            state = _map_state(state, lambda t: t.to(torch.float16))
+        for k in range(len(xs)):
+            self.states[self.count] = state if len(xs) == 1 else _index_state(state, k)
+            self.count += 1
 
     def _emit(self, final: bool) -> list[torch.Tensor]:
-        outs = []
+        ready = []
         while self.next < self.count and (final or self.next + self.half < self.count):
-            c = self.next
-            idx = window_indices(c, self.count, self.model.cfg.frames)
-            window = [self.states[i] for i in idx]
+            ready.append(self.next)
+            self.next += 1
+        outs = []
+        for i in range(0, len(ready), self.batch):
+            centres = ready[i:i + self.batch]
+            windows = [[self.states[k] for k in window_indices(c, self.count, self.model.cfg.frames)]
+                       for c in centres]
+            window = windows[0] if len(windows) == 1 else [_cat_states(col) for col in zip(*windows)]
             if self.half_states:
                 window = [_map_state(st, lambda t: t.float()) for st in window]
             # decode reads the centre's pixels, and with pixel fusion the neighbours' too
             pixels = range(len(window)) if self.model.cfg.pixel_fusion else [len(window) // 2]
-            for i in pixels:
-                window[i] = replace(window[i], x=window[i].x.float().div_(255.0))
-            with self._autocast():
+            for j in pixels:
+                window[j] = replace(window[j], x=window[j].x.float().div_(255.0))
+            with autocast(self.device, self.precision):
                 out, _ = self.model.decode(window)
-            outs.append(out.float())
-            self.next += 1
-            keep_from = max(0, self.next - self.half)
-            for k in [k for k in self.states if k < keep_from]:
-                del self.states[k]
+            out = out.float()
+            outs.extend(out[k:k + 1] for k in range(out.shape[0]))
+        keep_from = max(0, self.next - self.half)
+        for k in [k for k in self.states if k < keep_from]:
+            del self.states[k]
         return outs
+
+
+def _index_state(s: FrameState, k: int) -> FrameState:
+    """Frame ``k`` of a batched state (views, batch dimension kept)."""
+    return FrameState(x=s.x[k:k + 1], stats=s.stats[k:k + 1], norm_small=s.norm_small[k:k + 1],
+                      logb=s.logb[k:k + 1], feats=s.feats[k:k + 1],
+                      flow_pyr=[t[k:k + 1] for t in s.flow_pyr] if s.flow_pyr is not None else None)
+
+
+def _cat_states(states: tuple[FrameState, ...]) -> FrameState:
+    """One batched state from single-frame states."""
+    pyr = None
+    if states[0].flow_pyr is not None:
+        pyr = [torch.cat(level) for level in zip(*(s.flow_pyr for s in states))]
+    return FrameState(x=torch.cat([s.x for s in states]), stats=torch.cat([s.stats for s in states]),
+                      norm_small=torch.cat([s.norm_small for s in states]),
+                      logb=torch.cat([s.logb for s in states]), feats=torch.cat([s.feats for s in states]),
+                      flow_pyr=pyr)
 
 
 def _map_state(s: FrameState, fn) -> FrameState:
@@ -186,26 +226,40 @@ class Enhancer:
         model: an STPR network (eval mode is set here), or an :class:`~stpr.onnx_engine.OnnxSTPR`.
         tile: tile size in pixels; 0 disables tiling, None picks one from ``memory_mb``.
         tile_overlap: overlap between neighbouring tiles in pixels.
-        memory_mb: working-memory budget used when ``tile`` is None.
         threads: torch intra-op threads (None: leave torch's default).
         half_states: keep the per-frame features between windows in float16 (half the memory of
             the T + 1 frames' states; computation stays float32). None: only for tiled frames,
             where those states, spanning the whole frame, dominate memory.
-        bf16: run convolutions in bfloat16 (CPU autocast; fast on CPUs with AVX512-BF16/AMX,
-            slow elsewhere). Changes outputs by a fraction of a level on average.
+        precision: "auto", "fp32", "bf16" or "fp16" (GPU only): the convolutions' precision.
+            "auto" is bf16 on CPUs with AVX512-BF16 or AMX and on GPUs, else fp32
+            (:func:`stpr.hardware.resolve_precision`). bf16 changes outputs by a fraction of a level.
+        device: "auto" (a CUDA GPU when there is one), "cpu", "cuda" or "cuda:N".
+        batch: windows per network call; None: 1 on a CPU, 8 on a GPU (2 at 4K).
         exposure: stops added to the model's exposure guess (``ExposureControl.ev``).
         brightness: mean output brightness (luma 0-255) to hold, smoothed over time, or None for
             the model's guess (``ExposureControl.target``).
+        memory_mb: working-memory budget used when ``tile`` is None; None: 1000 MB on a CPU,
+            half the free memory of a GPU.
     """
 
-    def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int = 1000,
-                 threads: int | None = None, half_states: bool | None = None, bf16: bool = False,
-                 exposure: float = 0.0, brightness: float | None = None):
+    def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int | None = None,
+                 threads: int | None = None, half_states: bool | None = None, precision: str = "auto",
+                 device: str = "auto", batch: int | None = None, exposure: float = 0.0,
+                 brightness: float | None = None):
         self.exposure = ExposureControl(ev=exposure, target=brightness)
+        if not isinstance(model, STPR):  # onnxruntime: CPU, float32
+            if str(device).lower() not in ("auto", "cpu") or str(precision).lower() not in ("auto", "fp32"):
+                raise UsageError("--device and --precision apply to the PyTorch engine only (onnx runs on the "
+                                 "CPU in fp32)")
+            self.device, self.precision = torch.device("cpu"), "fp32"
+        else:
+            self.device = resolve_device(device)
+            self.precision = resolve_precision(precision, self.device)
+            model = model.to(self.device)
+        if batch is not None and batch < 1:
+            raise UsageError(f"batch must be >= 1, got {batch}")
         self.model = model.eval()
-        if bf16 and not isinstance(model, STPR):
-            raise UsageError("--bf16 applies to the PyTorch engine only")
-        self.bf16 = bf16
+        self.batch = batch
         self.half_states = half_states
         self.tile = tile
         self.tile_overlap = tile_overlap
@@ -245,19 +299,38 @@ class Enhancer:
         return load_model(path or None, flow_mode=flow, frames=frames)
 
     # ------------------------------------------------------------------ tiling
+    def batch_for(self, h: int, w: int) -> int:
+        """Windows per network call for (h, w) frames (``batch``, or the device's default)."""
+        return self.batch or default_batch(self.device, h, w)
+
+    def budget_mb(self) -> int:
+        """Working-memory budget for tiling: ``memory_mb``, else 1000 MB on a CPU and half the free
+        memory of a GPU."""
+        if self.memory_mb is not None:
+            return self.memory_mb
+        free = free_memory_mb(self.device)
+        return 1000 if free is None else max(1000, free // 2)
+
     def tile_size_for(self, h: int, w: int) -> int:
         """Tile size used for an (h, w) frame; 0 means the whole frame at once."""
         if self.tile is not None:
             return self.tile if 0 < self.tile < max(h, w) else 0
-        if h * w * BYTES_PER_PIXEL <= self.memory_mb * 2 ** 20:
+        # every window of a batch is alive at once
+        budget = self.budget_mb() * 2 ** 20 / self.batch_for(h, w)
+        if h * w * BYTES_PER_PIXEL <= budget:
             return 0
-        side = int((self.memory_mb * 2 ** 20 / BYTES_PER_PIXEL) ** 0.5)
+        side = int((budget / BYTES_PER_PIXEL) ** 0.5)
         return max(128, side // 32 * 32)
+
+    def _stream(self, half: bool, batch: int) -> _WindowStream:
+        return _WindowStream(self.model, half, self.precision, batch, self.device)
 
     def _make_tiles(self, h: int, w: int) -> list[_Tile]:
         t = self.tile_size_for(h, w)
+        batch = self.batch_for(h, w)
+        dev = self.device
         if t == 0:
-            return [_Tile(0, 0, h, w, _WindowStream(self.model, bool(self.half_states), self.bf16), torch.ones(1, 1, h, w))]
+            return [_Tile(0, 0, h, w, self._stream(bool(self.half_states), batch), torch.ones(1, 1, h, w, device=dev))]
         ov = min(self.tile_overlap, t // 2)
         th, ys = _tile_starts(h, t, ov, self.model.multiple)
         tw, xs = _tile_starts(w, t, ov, self.model.multiple)
@@ -268,9 +341,9 @@ class Enhancer:
                 wgt = _feather(th, tw, ov, y0 > 0, y0 + th < h, x0 > 0, x0 + tw < w)
                 norm[..., y0:y0 + th, x0:x0 + tw] += wgt
                 half = self.half_states is None or self.half_states
-                tiles.append(_Tile(y0, x0, th, tw, _WindowStream(self.model, half, self.bf16), wgt))
+                tiles.append(_Tile(y0, x0, th, tw, self._stream(half, batch), wgt))
         for t in tiles:  # normalise once, so blending is one multiply-add per tile
-            t.weight = t.weight / norm[..., t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
+            t.weight = (t.weight / norm[..., t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]).to(dev)
         return tiles
 
     # ------------------------------------------------------------------ streaming
@@ -295,7 +368,7 @@ class Enhancer:
         def to_uint8(img: torch.Tensor) -> np.ndarray:
             img = self.exposure(img)  # the user's exposure choice, if any (a no-op otherwise)
             img = img.clamp_(0, 1).mul_(255.0).add_(0.5)  # in place: at 4K a float frame is 100 MB
-            return img.permute(1, 2, 0).to(torch.uint8).numpy()
+            return img.permute(1, 2, 0).to(torch.uint8).cpu().numpy()  # uint8 crosses the bus
 
         def blend(t: _Tile, outs: list[torch.Tensor], first: int) -> None:
             for k, o in enumerate(outs):
@@ -304,7 +377,7 @@ class Enhancer:
                     acc[first + k] = o
                     continue
                 if first + k not in acc:
-                    acc[first + k] = torch.zeros(3, *shape)
+                    acc[first + k] = torch.zeros(3, *shape, device=self.device)
                 # tile weights are normalised so the overlapping tiles sum to 1
                 acc[first + k][:, t.y0:t.y0 + t.h, t.x0:t.x0 + t.w].addcmul_(o, t.weight[0])
 
@@ -321,10 +394,12 @@ class Enhancer:
                 tiles = self._make_tiles(*shape)
             elif frame.shape[:2] != shape:
                 raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
-            stats = frame_stats(torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255.0))
+            # uint8 crosses the bus (a quarter of float32) and is converted on the device
+            frame_u8 = torch.from_numpy(frame).to(self.device)
+            stats = frame_stats(frame_u8.permute(2, 0, 1)[None].float().div_(255.0))
             n_out = 0
             for t in tiles:  # each tile converted on its own: no full-frame float copy stays alive
-                crop = torch.from_numpy(frame[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w])
+                crop = frame_u8[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
                 xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
                 outs = t.stream.push(xt, stats)
                 blend(t, outs, emitted)

@@ -22,7 +22,7 @@ _Y = torch.tensor([0.299, 0.587, 0.114])
 
 def _mean_luma(srgb: torch.Tensor) -> float:
     """Mean BT.601 luma (0-255) of a (3, H, W) sRGB image in [0, 1]."""
-    return float((srgb * _Y.to(srgb.dtype)[:, None, None]).sum(0).mean()) * 255.0
+    return float((srgb * _Y.to(srgb)[:, None, None]).sum(0).mean()) * 255.0
 
 
 @dataclass

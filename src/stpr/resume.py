@@ -116,7 +116,9 @@ def _mismatch(old: dict, new: dict) -> str | None:
         return "the input changed since the interrupted run (size or modification time differ)"
     if old.get("model") != new["model"]:
         return "it was made with another model or --flow/--frames setting"
-    old_opts, new_opts = old.get("options", {}), new["options"]
+    old_opts, new_opts = dict(old.get("options", {})), new["options"]
+    if "bf16" in old_opts:  # written before --precision: bf16 on or off
+        old_opts["precision"] = "bf16" if old_opts.pop("bf16") else "fp32"
     for key in list(new_opts) + [k for k in old_opts if k not in new_opts]:  # keys of either run
         if old_opts.get(key) != new_opts.get(key):
             return f"it was made with {key}={old_opts.get(key)!r}, now {key}={new_opts.get(key)!r}"
@@ -301,7 +303,7 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         "tile": enhancer.tile_size_for(info.height, info.width),
                         "tile_overlap": enhancer.tile_overlap,
                         # numerics that change the pixels slightly
-                        "bf16": enhancer.bf16, "half_states": enhancer.half_states,
+                        "precision": enhancer.precision, "half_states": enhancer.half_states,
                         # the user's exposure choice changes every pixel
                         "exposure": enhancer.exposure.ev, "brightness": enhancer.exposure.target,
                         # frame folders and images: the frame rate (--fps or the default) times them

@@ -1,0 +1,81 @@
+"""Device and precision choices (stpr.hardware), on CPU-only machines."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stpr import hardware
+from stpr.errors import UsageError
+from stpr.hardware import (autocast, cpuinfo_has_bf16, default_batch, resolve_device, resolve_precision)
+
+CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f {}\nbugs\t\t: none\n"
+
+
+def test_cpuinfo_flags():
+    assert cpuinfo_has_bf16(CPUINFO.format("avx512_bf16 avx512_vnni"))
+    assert cpuinfo_has_bf16(CPUINFO.format("amx_bf16 amx_tile"))
+    assert not cpuinfo_has_bf16(CPUINFO.format("avx512_vnni"))
+    assert not cpuinfo_has_bf16("no flags here")
+
+
+def test_resolve_device_cpu_and_auto():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected and resolve_device(None).type == expected
+
+
+@pytest.mark.parametrize("bad", ["tpu", "cuda:x", "gpu", ""])
+def test_resolve_device_rejects_unknown(bad):
+    if bad == "":  # empty means auto
+        assert resolve_device(bad).type in ("cpu", "cuda")
+        return
+    with pytest.raises(UsageError, match="--device"):
+        resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_usage_error():
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        resolve_device("cuda:1")
+
+
+@pytest.mark.parametrize("has_bf16, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_on_cpu_follows_the_instruction_set(monkeypatch, has_bf16, expected):
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: has_bf16)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"  # asked for: honoured, even if slow
+
+
+def test_auto_precision_on_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+    assert resolve_precision("fp16", torch.device("cuda")) == "fp16"
+
+
+def test_bad_precisions():
+    with pytest.raises(UsageError, match="fp16 is for GPUs"):
+        resolve_precision("fp16", torch.device("cpu"))
+    with pytest.raises(UsageError, match="--precision must be one of"):
+        resolve_precision("int8", torch.device("cpu"))
+
+
+def test_default_batch():
+    assert default_batch(torch.device("cpu"), 2160, 3840) == 1
+    assert default_batch(torch.device("cuda"), 1080, 1920) == 8
+    assert default_batch(torch.device("cuda"), 2160, 3840) == 2
+
+
+def test_autocast_runs_convolutions_in_the_precision():
+    conv = torch.nn.Conv2d(3, 4, 3)
+    x = torch.rand(1, 3, 8, 8)
+    with autocast(torch.device("cpu"), "fp32"):
+        assert conv(x).dtype == torch.float32
+    with autocast(torch.device("cpu"), "bf16"):
+        assert conv(x).dtype == torch.bfloat16
