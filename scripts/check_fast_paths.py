@@ -47,9 +47,11 @@ def main() -> int:
     export_onnx(model, tmp.name, weights=DEFAULT_WEIGHTS)
     onnx_model = OnnxSTPR(tmp.name, threads=args.threads)
     paths = {
-        "torch, whole frame": Enhancer(model, tile=0),
-        f"torch, tiles {args.tile} + fp16 states": Enhancer(model, tile=args.tile),
-        "torch bf16 autocast, whole frame": Enhancer(model, tile=0, bf16=True),
+        "torch fp32, whole frame": Enhancer(model, tile=0, precision="fp32", device="cpu"),
+        f"torch fp32, tiles {args.tile} + fp16 states": Enhancer(model, tile=args.tile, precision="fp32", device="cpu"),
+        "torch bf16, whole frame": Enhancer(model, tile=0, precision="bf16", device="cpu"),
+        f"torch bf16, tiles {args.tile} + fp16 states": Enhancer(model, tile=args.tile, precision="bf16", device="cpu"),
+        "torch bf16, 4 windows per call": Enhancer(model, tile=0, precision="bf16", device="cpu", batch=4),
         "onnxruntime, whole frame": Enhancer(onnx_model, tile=0),
         f"onnxruntime, tiles {args.tile} + fp16 states": Enhancer(onnx_model, tile=args.tile),
     }

@@ -1,0 +1,65 @@
+"""Interleaved A/B speed test of streaming enhancement between source trees and precisions.
+
+    git worktree add /tmp/before <commit>
+    .venv/bin/python experiments/ab_speed.py /tmp/before/src:fp32 /tmp/before/src:bf16 src:fp32 src:bf16
+
+Each case is ``SRC:PRECISION``: the ``src`` folder to import stpr from and fp32 or bf16. Every round
+runs each case once, in its own process (so no case warms another's caches), in turn; the
+median over ``--rounds`` is printed. This machine is shared with other virtual machines and one
+run can be 30 % off another, so only interleaved medians are compared. The rate is model only:
+``Enhancer.enhance_frames`` on frames already in memory (640x360 by default), after a warm-up.
+Trees from before ``--precision`` existed take ``bf16=True`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+CHILD = r"""
+import inspect, json, sys, time
+import numpy as np, torch
+from stpr.enhance import Enhancer
+precision, w, h, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+params = inspect.signature(Enhancer.__init__).parameters
+kw = {"precision": precision, "device": "cpu"} if "precision" in params else {"bf16": precision == "bf16"}
+frames = list((np.random.default_rng(0).random((n, h, w, 3)) * 40).astype(np.uint8))
+enh = Enhancer.from_pretrained(tile=0, **kw)
+list(enh.enhance_frames(frames[:4]))
+t0 = time.perf_counter()
+k = sum(1 for _ in enh.enhance_frames(frames))
+print(json.dumps({"fps": k / (time.perf_counter() - t0)}))
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("cases", nargs="+", metavar="SRC:PRECISION")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--size", default="640x360")
+    ap.add_argument("--frames", type=int, default=16)
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    rates: dict[str, list[float]] = {c: [] for c in args.cases}
+    for _ in range(args.rounds):
+        for case in args.cases:
+            src, precision = case.rsplit(":", 1)
+            env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
+            out = subprocess.run([sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames)],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            rates[case].append(json.loads(out.strip().splitlines()[-1])["fps"])
+    base = statistics.median(rates[args.cases[0]])
+    print(f"| case ({args.size}, model only) | median frames/s | range | vs first |")
+    print("|---|---:|---|---:|")
+    for case, r in rates.items():
+        med = statistics.median(r)
+        print(f"| {case} | {med:.2f} | {min(r):.2f}–{max(r):.2f} | {med / base:.2f}× |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
