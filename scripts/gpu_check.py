@@ -44,7 +44,7 @@ def _frames(w: int, h: int, n: int, tmp: Path) -> list[np.ndarray]:
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 def _sync(dev: torch.device) -> None:
@@ -64,7 +64,7 @@ def equality(dev: torch.device, frames: list[np.ndarray]) -> list[dict]:
         rows.append({"device": str(dev), "precision": enh.precision, "batch": enh.batch_for(*frames[0].shape[:2]),
                      "frames": len(out), "psnr_vs_cpu_fp32": psnr, "mean_abs_levels": float(diff.mean()),
                      "max_abs_levels": int(diff.max()), "floor_db": floor,
-                     "ok": len(out) == len(frames) and psnr >= floor})
+                     "ok": bool(len(out) == len(frames) and psnr >= floor)})
     return rows
 
 
