@@ -93,3 +93,54 @@ def test_resume_refuses_segments_made_with_other_exposure_or_frame_rate():
     # a key only the earlier run recorded counts too (e.g. --fps given then, not now)
     assert "fps" in _mismatch(job(fps="30"), job())
     assert _mismatch(job(exposure=0.0), job(exposure=0.0)) is None
+
+
+def _luma(img: torch.Tensor) -> float:
+    return float((img.clamp(0, 1) * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0).mean()) * 255
+
+
+def test_steady_exposure_smooths_a_pumping_guess():
+    """The network's brightness jumps from frame to frame: the output's changes far less, and the
+    first frame is left as it was."""
+    ctl = ExposureControl()
+    assert ctl.steady and ctl.active
+    guesses = [_img(0.3, 0), _img(0.3, 0) * 1.4, _img(0.3, 0), _img(0.3, 0) * 1.4, _img(0.3, 0)]
+    before = [_luma(g) for g in guesses]
+    after = [_luma(ctl(g.clone())) for g in guesses]
+    assert after[0] == pytest.approx(before[0], abs=1e-3)
+    assert np.abs(np.diff(after)).mean() < 0.25 * np.abs(np.diff(before)).mean()
+
+
+def test_steady_exposure_follows_a_lasting_change():
+    """A light comes on and stays on: the output settles at the new brightness (0.9 per frame: 99 %
+    of the way after 40 frames)."""
+    ctl = ExposureControl()
+    outs = [_luma(ctl(_img(0.2, 0).clone() * k)) for k in [1.0] * 5 + [2.0] * 40]
+    assert outs[5] < 1.3 * outs[0]  # not at once
+    assert outs[-1] == pytest.approx(_luma(_img(0.2, 0) * 2.0), rel=0.03)
+
+
+def test_steady_exposure_leaves_black_frames_and_can_be_turned_off():
+    ctl = ExposureControl()
+    black = torch.zeros(3, 8, 8)
+    assert torch.equal(ctl(black.clone()), black)
+    off = ExposureControl(steady=False)
+    img = _img()
+    assert not off.active and torch.equal(off(img), img)
+    # --brightness replaces it; --exposure adds to it
+    assert ExposureControl(target=100.0).active and ExposureControl(ev=1.0).steady
+
+
+def test_enhancer_steady_exposure_only_rescales_frames():
+    model = tiny()
+    rng = np.random.default_rng(1)
+    frames = [(rng.integers(0, 30, (32, 40, 3)) * (1 + (i % 2))).astype(np.uint8) for i in range(5)]
+    free = list(Enhancer(model, precision="fp32", steady_exposure=False).enhance_frames(frames))
+    steady = list(Enhancer(model, precision="fp32").enhance_frames(frames))
+    assert np.array_equal(free[0], steady[0])  # nothing to smooth yet
+    for a, b in zip(free, steady):  # one factor per frame (up to rounding and clipping)
+        sel = (a > 20) & (a < 200) & (b < 250)
+        r = b[sel].astype(float) / a[sel]
+        assert r.std() < 0.05 * r.mean() + 0.02
+    fb, sb = frame_brightness(free), frame_brightness(steady)
+    assert np.abs(np.diff(sb)).mean() < np.abs(np.diff(fb)).mean()

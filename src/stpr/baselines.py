@@ -156,10 +156,11 @@ ALL_METHODS = (*STPR_METHODS, *METHODS)
 def stpr_method(weights: str | Path | None = None, frames: int | None = None, flow: str | None = None,
                 tile: int | None = None) -> Method:
     """STPR as a method: loads the weights once (default: the shipped model); ``frames=1`` gives
-    the per-frame variant, ``flow`` overrides the flow estimator ("learned", "dis", "zero")."""
+    the per-frame variant (each frame wholly on its own: no window and no exposure smoothing),
+    ``flow`` overrides the flow estimator ("learned", "dis", "zero")."""
     from stpr.enhance import Enhancer
 
-    enhancer = Enhancer.from_pretrained(weights, flow=flow, frames=frames, tile=tile)
+    enhancer = Enhancer.from_pretrained(weights, flow=flow, frames=frames, tile=tile, steady_exposure=frames != 1)
 
     def run(seq: list[np.ndarray]) -> list[np.ndarray]:
         return list(enhancer.enhance_frames(seq))

@@ -111,6 +111,9 @@ def _add_enhance(sub):
     p.add_argument("--brightness", type=float, default=None, metavar="Y",
                    help="hold the output at this mean brightness (luma 0-255, e.g. 110), smoothed over "
                         "time so it does not pump (default: the model's guess)")
+    p.add_argument("--exposure-per-frame", action="store_true",
+                   help="let the model set each frame's exposure on its own (default: its gain is smoothed over "
+                        "time so the output brightens and darkens with the scene and does not pump)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--compare", action="store_true",
                    help="also write OUTPUT_compare.html, a before/after viewer for the browser (see stpr compare)")
@@ -213,7 +216,8 @@ def _run_enhance(args) -> int:
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
                                         precision=args.precision, device=args.device, batch=args.batch,
-                                        exposure=args.exposure, brightness=args.brightness)
+                                        exposure=args.exposure, brightness=args.brightness,
+                                        steady_exposure=not args.exposure_per_frame)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
                                  segment_frames=args.segment_frames, strip_metadata=args.strip_metadata,

@@ -238,6 +238,9 @@ class Enhancer:
         exposure: stops added to the model's exposure guess (``ExposureControl.ev``).
         brightness: mean output brightness (luma 0-255) to hold, smoothed over time, or None for
             the model's guess (``ExposureControl.target``).
+        steady_exposure: smooth the output's brightness over time, as auto-exposure settles, so it
+            does not pump with the model's per-frame guess (``ExposureControl.steady``); False:
+            each frame's own guess.
         memory_mb: working-memory budget used when ``tile`` is None; None: 1000 MB on a CPU,
             half the free memory of a GPU.
     """
@@ -245,8 +248,8 @@ class Enhancer:
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int | None = None,
                  threads: int | None = None, half_states: bool | None = None, precision: str = "auto",
                  device: str = "auto", batch: int | None = None, exposure: float = 0.0,
-                 brightness: float | None = None):
-        self.exposure = ExposureControl(ev=exposure, target=brightness)
+                 brightness: float | None = None, steady_exposure: bool = True):
+        self.exposure = ExposureControl(ev=exposure, target=brightness, steady=steady_exposure)
         if not isinstance(model, STPR):  # onnxruntime: CPU, float32
             if str(device).lower() not in ("auto", "cpu") or str(precision).lower() not in ("auto", "fp32"):
                 raise UsageError("--device and --precision apply to the PyTorch engine only (onnx runs on the "
@@ -348,14 +351,18 @@ class Enhancer:
 
     # ------------------------------------------------------------------ streaming
     @torch.inference_mode()
-    def enhance_frames(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def enhance_frames(self, frames: Iterable[np.ndarray], context: int = 0) -> Iterator[np.ndarray]:
         """Enhance a stream of frames.
 
         Args:
             frames: iterable of (H, W, 3) uint8 RGB frames, all the same size.
+            context: the first ``context`` frames only lend the temporal window their content (a
+                resumed run re-reads the frames before its start): no output is made for them and
+                they do not move the exposure smoothing.
 
         Yields:
-            (H, W, 3) uint8 enhanced frames, one per input frame, in order (lagging T // 2 frames).
+            (H, W, 3) uint8 enhanced frames, one per input frame after the first ``context``, in order
+            (lagging T // 2 frames).
         """
         tiles: list[_Tile] | None = None
         shape = None
@@ -366,7 +373,7 @@ class Enhancer:
         self.exposure.reset()
 
         def to_uint8(img: torch.Tensor) -> np.ndarray:
-            img = self.exposure(img)  # the user's exposure choice, if any (a no-op otherwise)
+            img = self.exposure(img)  # steady over time, and the user's choice if any
             img = img.clamp_(0, 1).mul_(255.0).add_(0.5)  # in place: at 4K a float frame is 100 MB
             return img.permute(1, 2, 0).to(torch.uint8).cpu().numpy()  # uint8 crosses the bus
 
@@ -383,7 +390,9 @@ class Enhancer:
 
         def ready(upto: int):
             for k in sorted(k for k in acc if k < upto):
-                yield to_uint8(acc.pop(k))
+                img = acc.pop(k)
+                if k >= context:
+                    yield to_uint8(img)
 
         emitted = 0  # tiles run in lockstep: output k of every tile belongs to frame k
         for frame in frames:

@@ -1,10 +1,15 @@
-"""Exposure as the user's choice: an EV offset on the model's guess, or a target brightness.
+"""Exposure after the network: steady over time by default, and the user's choice on top.
 
 The network guesses an exposure for every frame ("normal" brightness is not knowable from a dark
-frame). ``ExposureControl`` changes it after the network, in linear light, where exposure is a
-plain scale: ``ev`` multiplies by 2**ev; ``target`` (mean BT.601 luma, 0-255) solves for the gain
-that brings each frame there and smooths that gain over time (in log units), so the picture does
-not pump when the scene's content changes for a frame or two.
+frame), and a guess made frame by frame pumps: the output's brightness changes more from frame to
+frame than the input's does. ``ExposureControl`` works on each output frame:
+
+* ``steady`` (default): the output's mean brightness is smoothed over time in log units and each
+  frame rescaled to it, as a camera's auto-exposure settles: a lasting change (a light comes on,
+  a cut) is followed within ~10 frames, a jump of the guess from one frame to the next is not.
+* ``ev`` multiplies the light by 2**ev (in linear light, where exposure is a plain scale).
+* ``target`` (mean BT.601 luma, 0-255) solves for the gain that brings each frame there and
+  smooths that gain over time; it replaces ``steady``.
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ class ExposureControl:
     """Args:
         ev: stops added to the model's exposure (+1 doubles the light, -1 halves it).
         target: mean brightness (BT.601 luma, 0-255) to hold each output frame at, or None.
-        smoothing: per-frame weight of the previous gain when following ``target`` (0: each
-            frame on its own; 0.9: a time constant of about 10 frames).
+        smoothing: per-frame weight of the previous gain when following ``target`` or keeping the
+            exposure steady (0: each frame on its own; 0.9: a time constant of about 10 frames).
+        steady: smooth the network's gain over time (see the module's docstring).
     """
 
     ev: float = 0.0
     target: float | None = None
     smoothing: float = 0.9
+    steady: bool = True
     _log_gain: float | None = field(default=None, init=False, repr=False)
     # The smoothed gain a resumed run starts from (``--resume``: the end of its last segment).
     carry: float | None = field(default=None, init=False, repr=False)
@@ -53,7 +60,7 @@ class ExposureControl:
 
     @property
     def active(self) -> bool:
-        return self.ev != 0 or self.target is not None
+        return self.ev != 0 or self.target is not None or self.steady
 
     def reset(self) -> None:
         """Start a video: from ``carry`` if a resumed run set it, else with no smoothed gain."""
@@ -61,7 +68,8 @@ class ExposureControl:
 
     @property
     def log_gain(self) -> float | None:
-        """The current smoothed gain (log2) when following ``target``, for a resumable run to store."""
+        """The smoothing's state (log2: the gain when following ``target``, the brightness when
+        keeping the exposure steady), for a resumable run to store."""
         return self._log_gain
 
     def _gain_for(self, lin: torch.Tensor) -> float:
@@ -77,9 +85,28 @@ class ExposureControl:
                 hi = mid
         return 0.5 * (lo + hi)
 
+    def _steady(self, img: torch.Tensor) -> torch.Tensor:
+        """Rescale ``img`` (sRGB, in place) to its smoothed mean brightness."""
+        step = max(1, min(img.shape[-2:]) // 128)  # >= 128 rows and columns of samples
+        luma = _mean_luma(img[:, ::step, ::step].clamp(0, 1))
+        if luma < 0.5:  # a black frame has no brightness to smooth
+            return img
+        b = math.log2(luma)
+        s = b if self._log_gain is None else self.smoothing * self._log_gain + (1 - self.smoothing) * b
+        self._log_gain = s
+        # at most two stops either way in one frame: a scene cut re-settles within a few frames
+        return img.mul_(2.0 ** max(-2.0, min(2.0, s - b)))
+
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        """Re-expose one (3, H, W) sRGB output frame in [0, 1]; returns a new tensor."""
+        """Re-expose one (3, H, W) sRGB output frame in [0, 1] (a frame of a video: ``steady`` and
+        ``target`` smooth over the frames seen since ``reset``). May work in place."""
         if not self.active:
+            return img
+        if self.target is None and self.steady:
+            img = self._steady(img)
+            if self.ev == 0:
+                return img
+        elif self.target is None and self.ev == 0:
             return img
         lin = srgb_to_linear(img.clamp(0, 1))
         log_gain = self.ev

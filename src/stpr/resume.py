@@ -306,6 +306,7 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         "precision": enhancer.precision, "half_states": enhancer.half_states,
                         # the user's exposure choice changes every pixel
                         "exposure": enhancer.exposure.ev, "brightness": enhancer.exposure.target,
+                        "steady_exposure": enhancer.exposure.steady,
                         # frame folders and images: the frame rate (--fps or the default) times them
                         **({"fps": str(info.fps)} if info.kind != "video" else {})},
         }
@@ -360,7 +361,7 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
             meta.append(f)
             yield f.rgb
 
-    if segments:  # a resumed run: --brightness's smoothing continues from the last segment's end
+    if segments:  # a resumed run: the exposure smoothing (steady or --brightness) goes on from the last segment
         enhancer.exposure.carry = segments[-1].get("exposure_log_gain")
     writer = None
     offset: tuple[int, Fraction] = (0, Fraction(0))  # first pts of the segment being written, its time base
@@ -373,7 +374,7 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
         w.close()
         segments.append({"file": w.path.name, "start": n - count, "frames": count,
                          "pts_offset": str(offset[0] * offset[1]),
-                         # --brightness: the smoothed gain goes on from here after a resume
+                         # the smoothed exposure gain goes on from here after a resume
                          "exposure_log_gain": enhancer.exposure.log_gain})
         _write_json(work / MANIFEST, manifest)
         if on_segment is not None:
@@ -382,10 +383,10 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
     try:
         with tqdm(total=info.num_frames, initial=start, unit="frame", disable=not progress, desc="enhance",
                   dynamic_ncols=True) as bar:
-            for i, out in enumerate(enhancer.enhance_frames(frames())):
+            for out in enhancer.enhance_frames(frames(), context=warm):
+                while meta[0].index < start:  # the context frames make no output
+                    meta.popleft()
                 m = meta.popleft()
-                if i < warm:
-                    continue
                 if m.pts is None or m.time_base is None:  # images: numbered, as the single-pass writer does
                     pts, tb = m.index, 1 / fps
                 else:
