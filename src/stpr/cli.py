@@ -112,8 +112,8 @@ def _add_enhance(sub):
                    help="hold the output at this mean brightness (luma 0-255, e.g. 110), smoothed over "
                         "time so it does not pump (default: the model's guess)")
     p.add_argument("--exposure-per-frame", action="store_true",
-                   help="let the model set each frame's exposure on its own (default: its gain is smoothed over "
-                        "time so the output brightens and darkens with the scene and does not pump)")
+                   help="let the model set each frame's exposure on its own (default: the output's brightness is "
+                        "smoothed over time, as auto-exposure settles, so it does not pump from frame to frame)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--compare", action="store_true",
                    help="also write OUTPUT_compare.html, a before/after viewer for the browser (see stpr compare)")
