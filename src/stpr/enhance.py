@@ -156,9 +156,7 @@ class _WindowStream:
 
 def _index_state(s: FrameState, k: int) -> FrameState:
     """Frame ``k`` of a batched state (views, batch dimension kept)."""
-    return FrameState(x=s.x[k:k + 1], stats=s.stats[k:k + 1], norm_small=s.norm_small[k:k + 1],
-                      logb=s.logb[k:k + 1], feats=s.feats[k:k + 1],
-                      flow_pyr=[t[k:k + 1] for t in s.flow_pyr] if s.flow_pyr is not None else None)
+    return replace(_map_state(s, lambda t: t[k:k + 1]), x=s.x[k:k + 1], stats=s.stats[k:k + 1])
 
 
 def _cat_states(states: tuple[FrameState, ...]) -> FrameState:

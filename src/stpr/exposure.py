@@ -37,7 +37,7 @@ class ExposureControl:
         target: mean brightness (BT.601 luma, 0-255) to hold each output frame at, or None.
         smoothing: per-frame weight of the previous gain when following ``target`` or keeping the
             exposure steady (0: each frame on its own; 0.9: a time constant of about 10 frames).
-        steady: smooth the network's gain over time (see the module's docstring).
+        steady: smooth the output's mean brightness over time (see the module's docstring).
     """
 
     ev: float = 0.0
@@ -102,12 +102,11 @@ class ExposureControl:
         ``target`` smooth over the frames seen since ``reset``). May work in place."""
         if not self.active:
             return img
-        if self.target is None and self.steady:
-            img = self._steady(img)
+        if self.target is None:
+            if self.steady:
+                img = self._steady(img)
             if self.ev == 0:
                 return img
-        elif self.target is None and self.ev == 0:
-            return img
         lin = srgb_to_linear(img.clamp(0, 1))
         log_gain = self.ev
         if self.target is not None:

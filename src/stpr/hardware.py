@@ -2,9 +2,9 @@
 
 * ``device``: "auto" (a CUDA GPU when PyTorch sees one, else the CPU), "cpu", "cuda" or "cuda:N".
 * ``precision``: "auto", "fp32", "bf16" or "fp16". "auto" is bfloat16 on CPUs whose instruction
-  set multiplies bfloat16 natively (AVX512-BF16 or AMX: the convolutions run ~1.35x faster end to
-  end here, at equal quality; see docs/research/speed-and-memory.md), float32 on other CPUs (there
-  bfloat16 is emulated and slower), and bfloat16 on GPUs that support it (fp16 on older ones).
+  set multiplies bfloat16 natively (AVX512-BF16 or AMX: 1.14-1.23x faster end to end on this
+  project's CPU, within 0.03 dB; see docs/research/speed-and-memory.md), float32 on other CPUs
+  (there bfloat16 is emulated and slower), and bfloat16 on GPUs that support it (fp16 on older ones).
 
 Reduced precision applies to the convolutions (autocast); warps, statistics and the full-resolution
 gain stay float32.
