@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from stpr.cli import main
+from stpr.report import _against_gt
 
 from helpers import save_weights, tiny_model
 from media import write_test_video
@@ -87,10 +88,25 @@ def test_eval_paired_folders(tmp_path, weights, capsys):
     assert seq["num_frames"] == 4
     assert len(seq["results"]["stpr"]["frames"]) == 4 and "psnr_y" in seq["results"]["stpr"]["frames"][0]
     assert data["summary"]["gt"]["ewarp"] < data["summary"]["input"]["ewarp"] * 1000  # reference row present
+    # the dark input's blacks sit below the truth's; the truth is not scored against itself
+    assert data["summary"]["input"]["black_vs_gt"] < 0 and "black_vs_gt" not in data["summary"]["gt"]
+    assert "saturation_vs_gt" in data["summary"]["stpr"]
     printed = capsys.readouterr().out
     assert "| method |" in printed
     if data["lpips_skipped"]:
         assert "LPIPS skipped:" in printed and "LPIPS skipped:" in (out / "results.md").read_text()
+
+
+def test_against_gt_sees_haze_and_washed_out_colour():
+    gt = clean_clip(2)
+    same = _against_gt(gt, gt)
+    assert same["black_vs_gt"] == 0 and same["saturation_vs_gt"] == pytest.approx(1.0)
+    # haze: blacks lifted, colour diluted toward grey
+    hazy = [(f * 0.7 + 60).astype(np.uint8) for f in gt]
+    got = _against_gt(hazy, gt)
+    assert got["black_vs_gt"] > 20 and got["saturation_vs_gt"] < 0.8
+    # a darker exposure of the same picture is not crushed blacks
+    assert abs(_against_gt([(f * 0.5).astype(np.uint8) for f in gt], gt)["black_vs_gt"]) < 2
 
 
 def test_eval_unpaired_clips(tmp_path, weights):

