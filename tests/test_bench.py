@@ -81,12 +81,14 @@ def test_bench_compares_engines(tmp_path, weights, capsys):
     assert all("error" not in r and r["fps"] > 0 for r in data["results"])
 
 
-def test_bench_compares_precisions(tmp_path, weights):
+def test_bench_compares_precisions(tmp_path, weights, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--sizes", "64x48", "--frames", "3", "--methods", "stpr", "--model", str(weights),
                  "--threads", "1", "--engines", "torch", "--precisions", "fp32,bf16", "--device", "cpu",
-                 "--repeat", "1", "--json", str(out), "--quiet"]) == 0
+                 "--repeat", "1", "--preset", "ultrafast", "--json", str(out), "--quiet"]) == 0
+    assert "preset ultrafast" in capsys.readouterr().out
     data = json.loads(out.read_text())
+    assert data["machine"]["preset"] == "ultrafast"
     assert [(r["device"], r["precision"]) for r in data["results"]] == [("cpu", "fp32"), ("cpu", "bf16")]
     assert all("error" not in r and r["fps"] > 0 for r in data["results"])
     assert set(data["machine"]["matmul_peaks_gflops"]) == {"fp32", "bf16"}
@@ -94,7 +96,8 @@ def test_bench_compares_precisions(tmp_path, weights):
 
 @pytest.mark.parametrize("args", [["--repeat", "0"], ["--engines", "tensorrt"], ["--durations", "ten"],
                                   ["--durations", "-1"], ["--precisions", "int4"],
-                                  ["--precisions", "fp16", "--device", "cpu"], ["--device", "tpu"]])
+                                  ["--precisions", "fp16", "--device", "cpu"], ["--device", "tpu"],
+                                  ["--preset", "warp9"]])
 def test_bench_bad_options(args, weights):
     assert main(["bench", "--sizes", "64x48", "--model", str(weights), "--quiet", *args]) == 2
 

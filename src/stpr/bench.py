@@ -222,7 +222,7 @@ def _worker(spec: dict) -> dict:
 
         # enhance_video pulls decoded frames through enhance_frames: time both, subtract decode.
         enhancer.enhance_frames = lambda frames: timed(orig(timed(frames, dec)), enh)
-        res = enhancer.enhance_video(clip, dst, overwrite=True, progress=False,
+        res = enhancer.enhance_video(clip, dst, overwrite=True, progress=False, preset=spec.get("preset", "medium"),
                                      io_threads=spec.get("io_threads", True))
         n, total = res["frames"], res["seconds"]
         decode_s, model_s = dec[0], enh[0] - dec[0]
@@ -241,7 +241,7 @@ def _worker(spec: dict) -> dict:
         t1 = time.perf_counter()
         outs = fn([f.rgb for f in src])
         t2 = time.perf_counter()
-        with open_output(dst, info, source=Path(clip), overwrite=True) as writer:
+        with open_output(dst, info, source=Path(clip), overwrite=True, preset=spec.get("preset", "medium")) as writer:
             for f, o in zip(src, outs):
                 writer.write(Frame(rgb=o, pts=f.pts, time_base=f.time_base, index=f.index))
         t3 = time.perf_counter()
@@ -268,11 +268,11 @@ def _worker_main(argv: list[str]) -> int:
 def _start_case(clip: Path, method: str, out_dir: Path, model: str | None = None, flow: str | None = None,
                 threads: int | None = None, engine: str = "torch", io_threads: bool = True,
                 precision: str = "auto", device: str = "auto", batch: int | None = None,
-                env: dict | None = None, tag: str = "") -> tuple[subprocess.Popen, Path]:
+                preset: str = "medium", env: dict | None = None, tag: str = "") -> tuple[subprocess.Popen, Path]:
     """Start one (clip, method) case in a fresh Python process (``env``: extra environment)."""
     spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}{tag}.mp4"),
             "model": str(model) if model else None, "flow": flow, "threads": threads, "engine": engine,
-            "io_threads": io_threads, "precision": precision, "device": device, "batch": batch}
+            "io_threads": io_threads, "precision": precision, "device": device, "batch": batch, "preset": preset}
     proc = subprocess.Popen([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
@@ -378,13 +378,13 @@ def _spread(r: dict) -> str:
     return f" ({min(runs):.2f}–{max(runs):.2f})" if len(runs) > 1 else ""
 
 
-def format_table(results: list[dict], peaks: dict[str, float] | None) -> str:
+def format_table(results: list[dict], peaks: dict[str, float] | None, preset: str = "medium") -> str:
     lines = []
     if peaks:
         lines.append("CPU matmul peak of this machine (2048², the % column's reference): " +
                      ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
         lines.append("")
-    lines.append("end-to-end: decode + enhance + encode (H.264, crf 18, preset medium), median of the runs "
+    lines.append(f"end-to-end: decode + enhance + encode (H.264, crf 18, preset {preset}), median of the runs "
                  "(range in brackets); model: enhancement only; RSS: per-case process (largest of the runs), "
                  "start-up = after imports and model load.")
     lines.append("")
@@ -411,10 +411,12 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
               json_path: str | Path | None = None, log: Callable[[str], None] = lambda s: None,
               engines: list[str] | None = None, repeat: int = 3, io_threads: bool = True,
               durations: list[float] | None = None, duration_size: tuple[int, int] = (640, 360),
-              precisions: list[str] | None = None, device: str = "auto", batch: int | None = None) -> dict:
+              precisions: list[str] | None = None, device: str = "auto", batch: int | None = None,
+              preset: str = "medium") -> dict:
     """Benchmark every (size, method, engine, precision) case, each ``repeat`` times (median
     reported). ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
-    installed); ``precisions`` (default ["auto"]), ``device`` and ``batch`` to the torch engine. ``durations`` (seconds at 25 frames/s, ``duration_size``) adds runs of the same
+    installed); ``precisions`` (default ["auto"]), ``device`` and ``batch`` to the torch engine;
+    ``preset`` is the x264 preset of every case's encoder. ``durations`` (seconds at 25 frames/s, ``duration_size``) adds runs of the same
     content at several lengths, to show peak memory does not grow with the video's length.
     Returns {"machine": ..., "results": [...], "durations": [...]}."""
     from stpr.baselines import ALL_METHODS, STPR_METHODS
@@ -441,6 +443,9 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
         raise UsageError("--engines onnx needs onnx and onnxruntime: pip install 'stpr[onnx]'")
     if threads is not None and threads < 1:
         raise UsageError("--threads must be >= 1")
+    from stpr.io.encoding import check_encoder
+
+    check_encoder("libx264", crf=18, preset=preset)  # a bad --preset: one usage error, before any case
     bad = [m for m in methods if m not in ALL_METHODS]
     if bad:
         raise UsageError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}")
@@ -467,7 +472,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": threads or torch.get_num_threads(),
                "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks,
-               "cuda": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None}
+               "cuda": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "preset": preset}
     results = []
     with tempfile.TemporaryDirectory(prefix="stpr_bench_") as tmp:
         tmp = Path(tmp)
@@ -486,7 +491,8 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
                         r.update(device="cpu", precision="–")
                     r.update(run_repeated(repeat, clip, m, tmp, model=model, flow=flow, threads=threads,
                                           engine=engine or "torch", io_threads=io_threads, precision=prec,
-                                          device=device if engine == "torch" else "cpu", batch=batch))
+                                          device=device if engine == "torch" else "cpu", batch=batch,
+                                          preset=preset))
                     _add_rates(r, m, model, flow, w, h, peaks)
                     results.append(r)
             clip.unlink()
@@ -499,7 +505,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             make_clip(clip, w, h, n)
             r = {"size": f"{w}x{h}", "width": w, "height": h, "method": "stpr", "engine": "torch", "seconds_of_video": secs}
             r.update(run_case(clip, "stpr", tmp, model=model, flow=flow, threads=threads, io_threads=io_threads,
-                              precision=precisions[0], device=device, batch=batch))
+                              precision=precisions[0], device=device, batch=batch, preset=preset))
             _add_rates(r, "stpr", model, flow, w, h, peaks)
             dur_results.append(r)
             clip.unlink()
