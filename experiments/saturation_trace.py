@@ -122,12 +122,15 @@ def main() -> int:
         st["plain"] = plain_brighten(dark, mean_brightness(st["gt"]))
         groups[Path(v).name + " (synthetic dark)"] = [measure(st)]
     if args.clips:
+        clips = []
         for d in sorted(Path(args.clips).iterdir()):
             frames = [read_rgb(f) for f in sorted(d.iterdir()) if f.suffix.lower() in (".png", ".jpg")]
             if frames:
                 st = traced(model, frames)
                 st["plain"] = plain_brighten(frames, mean_brightness(st["out"]))
                 groups[d.name] = [measure(st)]
+                clips.append(groups[d.name][0])
+        groups[f"real clips (mean of {len(clips)})"] = clips
     print("| data | n | " + " | ".join(f"saturation: {s}" for s in STAGES) + " | "
           + " | ".join(f"blacks: {s}" for s in STAGES) + " |")
     print("|---|---:|" + "---:|" * (2 * len(STAGES)))
