@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def check_sample(s: dict, n: int, crop: int) -> None:
     q = crop // 4
-    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid", "stats"}
+    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid", "stats", "lol"}
     assert s["low"].shape == s["high"].shape == (n, 3, crop, crop)
     assert s["stats"].shape == (n, 6)
     assert s["flow_fw"].shape == s["flow_bw"].shape == (n - 1, 2, q, q)
@@ -124,6 +124,7 @@ def test_lol_clips_keys_shapes_and_seeding(lol_root):
     check_sample(a, 4, 32)
     assert a["low"].mean() < 0.5 * a["high"].mean()  # dark input, bright target
     assert a["flow_valid"].eq(1).all()
+    assert a["lol"] == 1  # real pairs are marked (TrainConfig.lol_tone_free)
     b = ds[0]
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -190,7 +191,7 @@ def test_synthetic_video_clips():
     ds = SyntheticVideoClips([video], frames=4, crop=48, length=6, seed=0, h264_prob=0.0)
     s = ds[0]
     check_sample(s, 4, 48)
-    assert s["low"].mean() < 0.7 * s["high"].mean()
+    assert s["low"].mean() < 0.7 * s["high"].mean() and s["lol"] == 0
     # high frames are crops of the clean video
     hi = (s["high"][0].permute(1, 2, 0) * 255).round().byte().numpy()
     found = any(np.array_equal(hi, f[y:y + 48, x:x + 48]) or np.array_equal(hi, f[y:y + 48, x:x + 48][:, ::-1])

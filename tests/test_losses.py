@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stpr.losses import colour_loss, edge_loss, tone_loss
+from stpr.losses import colour_loss, edge_loss, fit_affine, tone_loss
 
 
 def _img(seed=0):
@@ -44,3 +44,15 @@ def test_gradients_flow():
     x = _img(1).requires_grad_()
     (tone_loss(x, y) + colour_loss(x, y) + edge_loss(x, y)).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_fit_affine_takes_out_gain_and_offset_per_channel_only():
+    x, y = _img(), _img(1)
+    gain, offset = torch.tensor([0.5, 0.8, 1.3]).view(1, 3, 1, 1), torch.tensor([0.3, 0.1, -0.05]).view(1, 3, 1, 1)
+    assert torch.allclose(fit_affine(x, x * gain + offset), x * gain + offset, atol=1e-5)
+    # what no gain and offset can explain (another picture) stays
+    assert float((fit_affine(x, y) - y).abs().mean()) > 0.1
+    # the fit is a constant for back-propagation: the gradient is the gain times the upstream one
+    xg = x.clone().requires_grad_()
+    fit_affine(xg, x * gain + offset).sum().backward()
+    assert torch.allclose(xg.grad, gain.expand_as(x), atol=1e-4)

@@ -405,6 +405,35 @@ def test_config_refuses_a_retired_option_turned_on(tmp_path, data, overrides, na
     assert "\n" not in str(e.value)
 
 
+def test_lol_tone_free_scores_lol_pairs_after_a_gain_and_offset():
+    """``lol_tone_free``: a LOL ground truth that differs from the output only by a gain and offset
+    per channel (LOL's tone) costs nothing in the reconstruction, SSIM, tone and colour terms; the
+    same truth on a non-LOL clip still costs, and the flag changes nothing for non-LOL clips."""
+    torch.manual_seed(0)
+    model = STPR(STPRConfig(**TINY))
+    g = torch.Generator().manual_seed(0)
+    n = 4
+    low = torch.rand(2, n, 3, 32, 32, generator=g) * 0.2
+    with torch.no_grad():
+        outs, _ = model.forward_clip(low, [n // 2 - 1, n // 2])
+    high = torch.rand(2, n, 3, 32, 32, generator=g)
+    for o, c in zip(outs, [n // 2 - 1, n // 2]):
+        high[:, c] = 0.4 * o + torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)  # hazier, less saturated
+    batch = {"low": low, "high": high, "flow_fw": torch.zeros(2, n - 1, 2, 8, 8),
+             "flow_bw": torch.zeros(2, n - 1, 2, 8, 8), "flow_valid": torch.ones(2, n - 1, 1, 8, 8)}
+    kw = dict(w_tone=1.0, w_colour=1.0, w_edge=0.5)
+    tone_free = TrainConfig(lol_tone_free=True, **kw)
+    _, lol = train_mod.train_step(model, {**batch, "lol": torch.ones(2)}, tone_free)
+    _, other = train_mod.train_step(model, {**batch, "lol": torch.zeros(2)}, tone_free)
+    _, off = train_mod.train_step(model, {**batch, "lol": torch.zeros(2)}, TrainConfig(**kw))
+    assert lol["rec"] < 2e-3 and lol["ssim"] < 1e-3 and lol["tone"] == lol["colour"] == 0
+    assert other["rec"] > 0.05 and other["tone"] > 0.05
+    assert other == off
+    mixed, parts = train_mod.train_step(model, {**batch, "lol": torch.tensor([1.0, 0.0])}, tone_free)
+    mixed.backward()  # the fitted rows and the others train together
+    assert lol["rec"] < parts["rec"] < other["rec"]
+
+
 # ------------------------------------------------------------------------------- flow-only stage
 
 

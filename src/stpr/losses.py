@@ -75,3 +75,16 @@ def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     dx = (x[..., :, 1:] - x[..., :, :-1]) - (y[..., :, 1:] - y[..., :, :-1])
     dy = (x[..., 1:, :] - x[..., :-1, :]) - (y[..., 1:, :] - y[..., :-1, :])
     return 0.5 * (dx.abs().mean() + dy.abs().mean())
+
+
+def fit_affine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``x`` mapped by the per-sample, per-channel gain and offset that best fit it to ``y``
+    (least squares); the fit itself is not back-propagated, so a loss on the result scores
+    ``x``'s structure and noise but not its tone. (B, C, H, W) each."""
+    with torch.no_grad():
+        xm, ym = x.mean((2, 3), keepdim=True), y.mean((2, 3), keepdim=True)
+        cov = ((x - xm) * (y - ym)).mean((2, 3), keepdim=True)
+        var = ((x - xm) ** 2).mean((2, 3), keepdim=True)
+        a = cov / var.clamp_min(1e-6)
+        b = ym - a * xm
+    return x * a + b

@@ -42,7 +42,8 @@ from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, Synthet
     SyntheticVideoClips, lol_split, read_stills, read_video_frames
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
-from stpr.losses import charbonnier, colour_loss, edge_loss, flow_loss, ssim_loss, temporal_loss, tone_loss
+from stpr.losses import (charbonnier, colour_loss, edge_loss, fit_affine, flow_loss, ssim_loss, temporal_loss,
+                         tone_loss)
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_arguments, check_retired,  # noqa: F401
@@ -241,14 +242,27 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     if cfg.amp:  # losses in float32: SSIM's variances and the flow error lose too much in bfloat16
         outs = [o.float() for o in outs]
         auxes = [{k: [f.float() for f in v] if k == "flows" else v for k, v in a.items()} for a in auxes]
-    rec = reduce.mean(sum(charbonnier(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
-    sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
+    scored, tone_rows = outs, None
+    if cfg.lol_tone_free and "lol" in batch and bool(batch["lol"].any()):
+        # LOL pairs: scored after the best gain and offset per channel; kept out of tone and colour
+        lol = batch["lol"].to(outs[0].dtype).view(-1, 1, 1, 1)
+        scored = [o + lol * (fit_affine(o, high[:, c]) - o) for o, c in zip(outs, centers)]
+        tone_rows = batch["lol"] < 0.5
+    rec = reduce.mean(sum(charbonnier(o, high[:, c]) for o, c in zip(scored, centers)) / len(centers))
+    sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(scored, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl
     parts = {"rec": rec.item(), "ssim": sl.item()}
     for name, weight, fn in (("tone", cfg.w_tone, tone_loss), ("colour", cfg.w_colour, colour_loss),
                              ("edge", cfg.w_edge, edge_loss)):
         if weight > 0:  # per-sample statistics averaged like the reconstruction loss
-            term = reduce.mean(sum(fn(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
+            if name == "edge" or tone_rows is None:
+                src = scored if name == "edge" else outs
+                term = reduce.mean(sum(fn(o, high[:, c]) for o, c in zip(src, centers)) / len(centers))
+            elif bool(tone_rows.any()):
+                term = reduce.mean(sum(fn(o[tone_rows], high[:, c][tone_rows]) for o, c in zip(outs, centers))
+                                   / len(centers)) * tone_rows.float().mean()
+            else:
+                term = outs[0].new_zeros(())
             loss = loss + weight * term
             parts[name] = term.item()
     if len(centers) >= 2 and cfg.w_temporal > 0:

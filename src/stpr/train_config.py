@@ -51,6 +51,11 @@ class TrainConfig:
         w_tone, w_colour, w_edge: weights of ``losses.tone_loss`` (luma quantiles: blacks and
             contrast), ``colour_loss`` (hue and saturation) and ``edge_loss`` (image gradients);
             0 (off) in every model up to v7.
+        lol_tone_free: LOL pairs teach restoration, not tone: their reconstruction, SSIM and edge
+            losses score the output after the per-sample, per-channel gain and offset that best
+            fit it to the ground truth (least squares, not back-propagated), and the tone and
+            colour losses skip them, so LOL's lifted blacks and lower saturation are not learned
+            (docs/research/real-footage.md section 7).
         val_every, ckpt_every, log_every: in steps.
         seed: everything random derives from it.
         workers: DataLoader worker processes (per training process), started by a forkserver (see
@@ -98,6 +103,7 @@ class TrainConfig:
     w_tone: float = 0.0
     w_colour: float = 0.0
     w_edge: float = 0.0
+    lol_tone_free: bool = False
     val_every: int = 1000
     ckpt_every: int = 250
     log_every: int = 25

@@ -162,6 +162,7 @@ def _finish(sample: dict) -> dict:
     # Whole-frame exposure statistics (see STPR.forward_clip); from the crop when the source has no
     # larger frame to offer.
     out["stats"] = sample["stats"] if "stats" in sample else frame_stats(out["low"])
+    out["lol"] = torch.tensor(1.0 if sample.get("lol") else 0.0)  # real LOL pair (lol_tone_free)
     return out
 
 
@@ -258,7 +259,7 @@ class LOLClips(torch.utils.data.Dataset):
                 lows.append(np.clip(np.round(base + rng.normal(size=base.shape) * std), 0, 255).astype(np.uint8))
         fw, bw, valid = _trajectory_teacher(mats, s)
         sample = {"low": np.stack(lows), "high": np.stack(highs), "flow_fw": fw, "flow_bw": bw,
-                  "flow_valid": valid, "stats": stats.expand(n, -1).clone()}
+                  "flow_valid": valid, "stats": stats.expand(n, -1).clone(), "lol": True}
         return _finish(_flip(sample, rng))
 
 
