@@ -416,8 +416,9 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
     """Benchmark every (size, method, engine, precision) case, each ``repeat`` times (median
     reported). ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
     installed); ``precisions`` (default ["auto"]), ``device`` and ``batch`` to the torch engine;
-    ``preset`` is the x264 preset of every case's encoder. ``durations`` (seconds at 25 frames/s, ``duration_size``) adds runs of the same
-    content at several lengths, to show peak memory does not grow with the video's length.
+    ``preset`` is the x264 preset of every case's encoder. ``durations`` (seconds at 25 frames/s,
+    ``duration_size``) adds runs of the same content at several lengths, to show peak memory does
+    not grow with the video's length.
     Returns {"machine": ..., "results": [...], "durations": [...]}."""
     from stpr.baselines import ALL_METHODS, STPR_METHODS
     from stpr.checkpoint import DEFAULT_WEIGHTS

@@ -317,7 +317,7 @@ def _add_bench(sub):
                         "libgomp's spinning default (sizes default 640x360; use --frames 60 or more)")
     p.add_argument("--preset", default="medium",
                    help="x264 speed preset of every case's encoder, as in stpr enhance (default medium; "
-                        "veryfast encodes 1080p ~3x faster here)")
+                        "veryfast encodes 1080p ~2.5x faster here)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--quiet", action="store_true", help="only print the table")
 
