@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from stpr.cli import main
+from stpr.metrics.video import mean_brightness
 from stpr.report import _against_gt
 
 from helpers import save_weights, tiny_model
@@ -99,14 +100,15 @@ def test_eval_paired_folders(tmp_path, weights, capsys):
 
 def test_against_gt_sees_haze_and_washed_out_colour():
     gt = clean_clip(2)
-    same = _against_gt(gt, gt)
+    same = _against_gt(gt, gt, mean_brightness(gt))
     assert same["black_vs_gt"] == 0 and same["saturation_vs_gt"] == pytest.approx(1.0)
     # haze: blacks lifted, colour diluted toward grey
     hazy = [(f * 0.7 + 60).astype(np.uint8) for f in gt]
-    got = _against_gt(hazy, gt)
+    got = _against_gt(hazy, gt, mean_brightness(hazy))
     assert got["black_vs_gt"] > 20 and got["saturation_vs_gt"] < 0.8
     # a darker exposure of the same picture is not crushed blacks
-    assert abs(_against_gt([(f * 0.5).astype(np.uint8) for f in gt], gt)["black_vs_gt"]) < 2
+    darker = [(f * 0.5).astype(np.uint8) for f in gt]
+    assert abs(_against_gt(darker, gt, mean_brightness(darker))["black_vs_gt"]) < 2
 
 
 def test_eval_unpaired_clips(tmp_path, weights):

@@ -249,7 +249,7 @@ def _score(outputs: list[np.ndarray], seq: EvalSequence, flows, use_lpips: bool,
                 frames[i]["lpips"] = lp[i]
         for k in ("psnr", "ssim", "psnr_y", "ssim_y", "psnr_gtmean", "lpips"):
             seqm[k] = _nanmean(f.get(k) for f in frames)
-        seqm.update(_against_gt(outputs, seq.gt))
+        seqm.update(_against_gt(outputs, seq.gt, seqm["brightness"]))
     mabd_vec: list[float] = []
     if n > 1:
         seqm["ewarp"] = warping_error(outputs, flows=flows)
@@ -266,13 +266,12 @@ def _score(outputs: list[np.ndarray], seq: EvalSequence, flows, use_lpips: bool,
 NIQE_FRAMES = 3  # frames per sequence that NIQE scores (it takes ~1 s per 1080p frame)
 
 
-def _against_gt(outputs: list[np.ndarray], gt: list[np.ndarray]) -> dict:
+def _against_gt(outputs: list[np.ndarray], gt: list[np.ndarray], mean_out: float) -> dict:
     """Tone and colour against the ground truth: what "vs plain" measures where there is no truth.
     The blacks are compared at the truth's brightness (the output times one gain to its mean, as
     for "PSNR (GT mean)"), so a darker or brighter exposure guess does not read as crushed or
-    lifted blacks."""
+    lifted blacks. ``mean_out``: the outputs' mean brightness (``frame_brightness``)."""
     sat_gt = saturation(gt)
-    mean_out = float(frame_brightness(outputs).mean())
     g = float(frame_brightness(gt).mean()) / mean_out if mean_out > 0 else 1.0
     return {"black_vs_gt": black_levels(outputs)[0] * g - black_levels(gt)[0],
             "saturation_vs_gt": saturation(outputs) / sat_gt if sat_gt > 0 else None}
