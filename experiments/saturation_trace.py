@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from stpr.checkpoint import load_model
+from stpr.data.datasets import read_rgb, read_video_frames
 from stpr.evaluate import synthetic_eval_clip, to_tensor
 from stpr.metrics.noref import black_levels, plain_brighten, saturation
 from stpr.metrics.video import mean_brightness
@@ -78,21 +79,6 @@ def measure(stages: dict[str, list[np.ndarray]]) -> dict[str, tuple[float, float
     return res
 
 
-def read_rgb(p: Path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-
-
-def read_video(path: str, n: int) -> np.ndarray:
-    cap, frames = cv2.VideoCapture(path), []
-    while len(frames) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        h, w = f.shape[0] // 2 // 16 * 16, f.shape[1] // 2 // 16 * 16
-        frames.append(cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), (w, h), interpolation=cv2.INTER_AREA))
-    return np.stack(frames)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lol", help="LOL folder with low/ and high/")
@@ -115,7 +101,7 @@ def main() -> int:
                 label = f"LOL pairs {args.first}–{args.last}" if args.last < 10 ** 9 else f"LOL pairs ≥ {args.first}"
                 groups.setdefault(label, []).append(measure(st))
     for v in args.synthetic:
-        clean = read_video(v, 20)
+        clean = read_video_frames(Path(v), max_frames=20, scale=0.5)
         dark = list(synthetic_eval_clip(clean, seed=7))
         st = traced(model, dark)
         st["gt"] = list(clean)
