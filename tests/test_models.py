@@ -45,10 +45,15 @@ def textured(b: int, t: int, h: int, w: int, seed: int = 0, scale: float = 0.3) 
 # ------------------------------------------------------------------------------------- shapes
 
 
+# the fast model's layout: strided encoder, flow pyramid from 1/8 resolution
+FAST = {"encoder": "strided", "flow_stride": 8}
+
+
 @pytest.mark.parametrize("frames", [1, 3, 5])
 @pytest.mark.parametrize("hw", [(17, 9), (33, 50), (1, 1)])
-def test_output_shape_matches_input(frames, hw):
-    model = tiny(frames=frames).eval()
+@pytest.mark.parametrize("layout", [{}, FAST], ids=["default", "fast"])
+def test_output_shape_matches_input(frames, hw, layout):
+    model = tiny(frames=frames, **layout).eval()
     x = textured(2, frames, *hw)
     with torch.no_grad():
         y = model(x)
@@ -82,9 +87,10 @@ def test_dis_flow_on_small_frames(hw):
     assert y.shape == (1, 3, *hw)
 
 
-def test_flow_features_are_the_pyramid_encode_frame_makes():
+@pytest.mark.parametrize("layout", [{}, FAST], ids=["default", "fast"])
+def test_flow_features_are_the_pyramid_encode_frame_makes(layout):
     """The flow-only training stage (``STPR.flow_features``) sees the same pyramid as inference."""
-    model = tiny().eval()
+    model = tiny(**layout).eval()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 0.1
     stats = frame_stats(x)
     with torch.no_grad():
@@ -275,11 +281,12 @@ def test_untrained_model_is_plain_brightening_and_flow_matters_once_awake():
 # ------------------------------------------------------------------------------------- streaming
 
 
-@pytest.mark.parametrize("frames,mode,pixel", [(3, "learned", False), (5, "learned", False), (3, "zero", False),
-                                              (3, "learned", True)])
-def test_forward_clip_matches_reflected_windows(frames, mode, pixel):
+@pytest.mark.parametrize("frames,mode,pixel,layout", [(3, "learned", False, {}), (5, "learned", False, {}),
+                                                     (3, "zero", False, {}), (3, "learned", True, {}),
+                                                     (5, "learned", False, FAST)])
+def test_forward_clip_matches_reflected_windows(frames, mode, pixel, layout):
     # non-trivial flow heads and reconstruction, so that a wrong neighbour order would show
-    model = wake(tiny(frames=frames, flow_mode=mode, seed=4, pixel_fusion=pixel)).eval()
+    model = wake(tiny(frames=frames, flow_mode=mode, seed=4, pixel_fusion=pixel, **layout)).eval()
     clip = textured(1, 5, 24, 40, seed=5)
     clip = clip * torch.linspace(0.6, 1.4, 5).view(1, 5, 1, 1, 1)  # frames differ in brightness
     with torch.no_grad():
@@ -292,6 +299,32 @@ def test_forward_clip_matches_reflected_windows(frames, mode, pixel):
             assert torch.allclose(out, ref, atol=1e-5), (c, (out - ref).abs().max())
         # different centres give different outputs (the test above is not vacuous)
         assert (outs[0] - outs[4]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("layout", [{}, FAST], ids=["default", "fast"])
+def test_neighbours_in_one_batch_equal_one_at_a_time(layout):
+    """decode runs the flow net and the propagation on all neighbours as one batch; each neighbour's
+    flow, fusion weight and output equal what it gets on its own (and the order is kept)."""
+    model = wake(tiny(frames=5, seed=6, **layout)).eval()
+    clip = textured(2, 5, 32, 48, seed=7) * torch.linspace(0.7, 1.3, 5).view(1, 5, 1, 1, 1)
+    clip = torch.stack([torch.roll(clip[:, t], shifts=(2 * t, 3 * t), dims=(-2, -1)) for t in range(5)], dim=1)
+    padded, _ = model.pad(clip)
+    with torch.no_grad():
+        states = [model.encode_frame(padded[:, i], frame_stats(clip[:, i])) for i in range(5)]
+        centre, nbrs = states[2], states[:2] + states[3:]
+        batched = model.estimate_flows(centre, nbrs)
+        single = [model.estimate_flow(centre, n) for n in nbrs]
+        for b, s in zip(batched, single):
+            assert torch.allclose(b, s, atol=1e-5)
+        assert (batched[0] - batched[3]).abs().max() > 1e-3  # the neighbours' flows differ
+        _, aux = model.decode(states, flows=single)
+        w = aux["weights"]
+        # fusion weight of each neighbour with only that neighbour in the window, against the centre's
+        for k, n in enumerate(nbrs):
+            _, one = model.decode([n, centre, n], flows=[single[k], single[k]])
+            ratio_batched = w[:, 1 + k] / w[:, 0]
+            ratio_single = one["weights"][:, 1] / one["weights"][:, 0]
+            assert torch.allclose(ratio_batched, ratio_single, rtol=1e-4, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------- pixel fusion
@@ -371,7 +404,7 @@ def test_config_round_trip():
 
 
 @pytest.mark.parametrize("bad", [{"frames": 2}, {"frames": 4}, {"frames": 0}, {"flow_mode": "magic"},
-                                 {"flow_levels": 3}, {"no_such_key": 1}])
+                                 {"flow_levels": 3}, {"no_such_key": 1}, {"encoder": "magic"}, {"flow_stride": 16}])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         STPRConfig.from_dict({**STPRConfig().to_dict(), **bad})

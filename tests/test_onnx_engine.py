@@ -27,7 +27,8 @@ def _max_diff(a, b) -> int:
 
 
 @pytest.mark.parametrize("overrides", [{}, {"flow_mode": "zero"}, {"frames": 1}, {"frames": 5},
-                                       {"pixel_fusion": True, "hf_split": False}])
+                                       {"pixel_fusion": True, "hf_split": False},
+                                       {"encoder": "strided", "flow_stride": 8}])
 def test_onnx_matches_pytorch_streaming(tmp_path, overrides):
     model = tiny_model(**overrides)
     export_onnx(model, tmp_path / "onnx")

@@ -6,7 +6,9 @@ pyramid is computed once per frame (``features``) and reused by every window tha
 frame; only the cheap per-pair refinement (``forward``) runs per neighbour.
 
 Flow is produced at 1/4 of the input resolution, in 1/4-resolution pixels, from the reference
-(centre) frame to the neighbour (see ``stpr.models.warp``).
+(centre) frame to the neighbour (see ``stpr.models.warp``). With ``stride`` 8 the pyramid starts
+at 1/8 resolution from the frame's 1/4-resolution average (no full-resolution work) and the
+finest flow is upsampled to 1/4: the cheaper choice of the ``fast`` model.
 """
 
 from __future__ import annotations
@@ -26,14 +28,21 @@ from stpr.models.warp import flow_warp
 @dataclass
 class FlowConfig:
     """Args:
-        levels: pyramid levels; level 0 is 1/4 resolution, level k is 1/(4*2^k).
+        levels: pyramid levels; level 0 is 1/stride resolution, level k is 1/(stride*2^k).
         channels: feature channels at each level (len == levels).
         hidden: hidden channels of each per-level refinement head.
+        stride: 4 (level 0 from the pixel-unshuffled full-resolution frame) or 8 (level 0 from the
+            1/4-resolution frame by a stride-2 convolution; the flow is upsampled to 1/4).
     """
 
     levels: int = 4
     channels: tuple[int, ...] = (16, 24, 32, 32)
     hidden: int = 32
+    stride: int = 4
+
+    def __post_init__(self):
+        if self.stride not in (4, 8):
+            raise ValueError(f"flow stride must be 4 or 8, got {self.stride}")
 
 
 class FlowFeaturePyramid(nn.Module):
@@ -42,22 +51,25 @@ class FlowFeaturePyramid(nn.Module):
     Args:
         cfg: FlowConfig.
 
-    Input: (B, 3, H, W) brightness-normalised frame, H and W divisible by 4 * 2^(levels-1).
-    Output: list of ``levels`` tensors, level k: (B, channels[k], H / (4 * 2^k), W / (4 * 2^k)).
+    Input: (B, 3, H, W) brightness-normalised frame, H and W divisible by 4 * 2^(levels-1); with
+    ``stride`` 8 its 1/4-resolution average (B, 3, H/4, W/4), H and W divisible by 8 * 2^(levels-1).
+    Output: list of ``levels`` tensors, level k: (B, channels[k], H / (s * 2^k), W / (s * 2^k)), s =
+    ``stride``.
     """
 
     def __init__(self, cfg: FlowConfig):
         super().__init__()
         chans = cfg.channels
-        self.stem = nn.Sequential(nn.Conv2d(3 * 16, chans[0], 3, padding=1), act(),
-                                  conv3x3(chans[0], chans[0]), act())
+        self.stride = cfg.stride
+        first = nn.Conv2d(3 * 16, chans[0], 3, padding=1) if cfg.stride == 4 else conv3x3(3, chans[0], stride=2)
+        self.stem = nn.Sequential(first, act(), conv3x3(chans[0], chans[0]), act())
         self.downs = nn.ModuleList(
             nn.Sequential(conv3x3(chans[k - 1], chans[k], stride=2), act(), conv3x3(chans[k], chans[k]), act())
             for k in range(1, cfg.levels)
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = [self.stem(F.pixel_unshuffle(x, 4))]
+        feats = [self.stem(F.pixel_unshuffle(x, 4) if self.stride == 4 else x)]
         for down in self.downs:
             feats.append(down(feats[-1]))
         return feats
@@ -87,10 +99,11 @@ class PyramidFlowNet(nn.Module):
     @property
     def multiple(self) -> int:
         """Input H and W must be divisible by this."""
-        return 4 * 2 ** (self.cfg.levels - 1)
+        return self.cfg.stride * 2 ** (self.cfg.levels - 1)
 
     def features(self, x_norm: torch.Tensor) -> list[torch.Tensor]:
-        """Per-frame pyramid. (B, 3, H, W) -> list of (B, C_k, H_k, W_k)."""
+        """Per-frame pyramid. (B, 3, H, W) (stride 4) or (B, 3, H/4, W/4) (stride 8) -> list of
+        (B, C_k, H_k, W_k)."""
         return self.pyramid(x_norm)
 
     def forward(self, ref: list[torch.Tensor], nbr: list[torch.Tensor]) -> torch.Tensor:
@@ -113,6 +126,8 @@ class PyramidFlowNet(nn.Module):
             warped = flow_warp(fn, flow)
             head = self.heads[k]
             flow = flow + head(torch.cat([fr, warped, flow], dim=1))
+        if self.cfg.stride == 8:
+            flow = upsample2(flow) * 2.0
         return flow
 
 

@@ -61,6 +61,30 @@ class FrameEncoder(nn.Module):
         return self.body(F.pixel_unshuffle(torch.cat([x, x_norm], dim=1), 4))
 
 
+class StridedFrameEncoder(nn.Module):
+    """Per-frame features at 1/4 resolution for the ``fast`` model: a 4x4 stride-4 convolution of the
+    brightness-normalised frame (no full-resolution rearrangement, which costs more here than the
+    convolution itself), told how dark the frame was (its noise level) through a learned bias per
+    channel times the frame's log mean luma.
+
+    Args:
+        channels: output channels.
+
+    Input: x_norm (B, 3, H, W) brightness-normalised frame; level (B,) log mean luma of the raw frame.
+    Output: (B, channels, H/4, W/4).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 4, stride=4)
+        self.level = nn.Parameter(torch.zeros(channels))
+        self.body = nn.Sequential(act(), conv3x3(channels, channels), act())
+
+    def forward(self, x_norm: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x_norm)
+        return self.body(y + self.level.view(1, -1, 1, 1) * level.view(-1, 1, 1, 1).to(y.dtype))
+
+
 def log_brightness(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Local log-brightness at 1/4 resolution. (B, 3, H, W) -> (B, 1, H/4, W/4)."""
     return torch.log(F.avg_pool2d(luma(x), 4) + eps)
@@ -101,30 +125,40 @@ class FeaturePropagation(nn.Module):
             errors: N + 1 maps (B, 1, h, w), photometric error of each warped, brightness-normalised
                 frame against the centre (centre first, zero), reused by pixel fusion.
         """
-        details = [self.detail(center_feats)]
-        zero = center_norm_small.new_zeros(center_norm_small.shape[0], 1, *center_norm_small.shape[-2:])
-        logits = [self.confidence(torch.cat([center_feats, center_feats, zero, zero + 1], dim=1))]
-        errors = [zero]
-        c = center_feats.shape[1]
-        for feats, norm_small, logb, flow in zip(nbr_feats, nbr_norm_small, nbr_logb, flows):
-            # one sampling grid and one warp for the features, the image and the brightness
-            grid = flow_grid(flow.float())
-            warped = flow_warp(torch.cat([feats.float(), norm_small.float(), logb.float()], dim=1), grid=grid)
-            warped_feats, warped_img, warped_logb = warped[:, :c], warped[:, c:c + 3], warped[:, c + 3:]
-            err = (warped_img - center_norm_small).abs().mean(dim=1, keepdim=True)
-            errors.append(err)
-            valid = grid_validity_mask(grid)
-            logit = self.confidence(torch.cat([center_feats, warped_feats, err, valid], dim=1))
-            if self.cfg.brightness_weight:
-                logit = logit + self.brightness_gain * (warped_logb - center_logb)
-            # Samples from outside the neighbour carry nothing: push their weight to ~0.
-            logits.append(logit - 20.0 * (1.0 - valid))
-            if self.cfg.feature_fusion:
-                # whole features are the ones already warped for the confidence net
-                details.append(flow_warp(self.detail(feats), grid=grid) if self.cfg.hf_split else warped_feats)
-        weights = torch.softmax(torch.cat(logits, dim=1), dim=1)
+        b, c = center_feats.shape[:2]
+        n = len(nbr_feats)
+        zero = center_norm_small.new_zeros(b, 1, *center_norm_small.shape[-2:])
+        centre_in = torch.cat([center_feats, center_feats, zero, zero + 1], dim=1)
+        if n == 0:
+            weights = torch.softmax(self.confidence(centre_in), dim=1)
+            return self.fuse(torch.cat([self.detail(center_feats), center_feats], dim=1)), weights, [zero]
+        # The N neighbours go through the network as one batch (N * B): one sampling grid and one
+        # warp for their features, images and brightness, one call of the confidence net for all
+        # N + 1 frames. Few large calls cost less here than many small ones.
+        grid = flow_grid(torch.cat(flows).float())
+        src = torch.cat([torch.cat(nbr_feats).float(), torch.cat(nbr_norm_small).float(),
+                         torch.cat(nbr_logb).float()], dim=1)
+        warped = flow_warp(src, grid=grid)
+        warped_feats, warped_img, warped_logb = warped[:, :c], warped[:, c:c + 3], warped[:, c + 3:]
+        err = (warped_img - center_norm_small.float().repeat(n, 1, 1, 1)).abs().mean(dim=1, keepdim=True)
+        valid = grid_validity_mask(grid)
+        nbr_in = torch.cat([center_feats.repeat(n, 1, 1, 1), warped_feats, err, valid], dim=1)
+        logit = self.confidence(torch.cat([centre_in.to(nbr_in.dtype), nbr_in]))
+        centre_logit, logit = logit[:b], logit[b:]
+        if self.cfg.brightness_weight:
+            logit = logit + self.brightness_gain * (warped_logb - center_logb.repeat(n, 1, 1, 1))
+        # Samples from outside the neighbour carry nothing: push their weight to ~0.
+        logit = logit - 20.0 * (1.0 - valid)
+        # (N * B, 1, h, w) -> (B, N, h, w), neighbour order kept
+        logits = torch.cat([centre_logit, logit.view(n, b, *logit.shape[-2:]).transpose(0, 1)], dim=1)
+        weights = torch.softmax(logits, dim=1)
+        errors = [zero, *err.chunk(n)]
         if self.cfg.feature_fusion:
-            fused = (torch.stack(details, dim=1) * weights.unsqueeze(2)).sum(dim=1)
+            # whole features are the ones already warped for the confidence net
+            nbr_detail = flow_warp(self.detail(torch.cat(nbr_feats)), grid=grid) if self.cfg.hf_split else warped_feats
+            details = torch.cat([self.detail(center_feats).unsqueeze(1).to(nbr_detail.dtype),
+                                 nbr_detail.view(n, b, *nbr_detail.shape[1:]).transpose(0, 1)], dim=1)
+            fused = (details * weights.unsqueeze(2)).sum(dim=1)
         else:
-            fused = details[0]
+            fused = self.detail(center_feats)
         return self.fuse(torch.cat([fused, center_feats], dim=1)), weights, errors

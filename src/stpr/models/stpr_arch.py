@@ -23,11 +23,13 @@ import torch.nn.functional as F
 from stpr.models.common import frame_stats, normalize_brightness
 from stpr.models.flow_arch import FlowConfig, PyramidFlowNet, dis_flow_torch
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
-from stpr.models.propagation_arch import FeaturePropagation, FrameEncoder, PropagationConfig, log_brightness
+from stpr.models.propagation_arch import (FeaturePropagation, FrameEncoder, PropagationConfig, StridedFrameEncoder,
+                                          log_brightness)
 from stpr.models.reconstruction_arch import STReconstruction
 from stpr.models.warp import flow_grid, flow_warp
 
 FLOW_MODES = ("learned", "dis", "zero")
+ENCODERS = ("unshuffle", "strided")
 
 # Options that measurements retired and no shipped model used, each with the value that turned it
 # off (None: any value, a setting of another retired option). Configs written before their removal
@@ -77,6 +79,11 @@ class STPRConfig:
         prrd_layers: dense layers per block.
         pixel_fusion: also blend the aligned full-resolution neighbour frames into the centre frame
             before the gain (temporal denoising of the pixels themselves, not only of features).
+        encoder: "unshuffle" (pixel_unshuffle of the frame and its normalised copy, then a 3x3
+            convolution) or "strided" (a 4x4 stride-4 convolution of the normalised frame: the
+            ``fast`` model's, no full-resolution rearrangement).
+        flow_stride: 4 (the flow pyramid starts at 1/4 resolution from the full frame) or 8 (at 1/8,
+            from the frame's 1/4-resolution average; the ``fast`` model's).
     """
 
     frames: int = 3
@@ -93,6 +100,8 @@ class STPRConfig:
     prrd_growth: int = 16
     prrd_layers: int = 3
     pixel_fusion: bool = True
+    encoder: str = "unshuffle"
+    flow_stride: int = 4
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -102,6 +111,10 @@ class STPRConfig:
             raise ValueError(f"flow_mode must be one of {FLOW_MODES}, got {self.flow_mode!r}")
         if len(self.flow_channels) != self.flow_levels:
             raise ValueError("flow_channels needs one entry per flow level")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.flow_stride not in (4, 8):
+            raise ValueError(f"flow_stride must be 4 or 8, got {self.flow_stride}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -188,8 +201,9 @@ class STPR(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or STPRConfig()
         c = cfg.channels
-        self.encoder = FrameEncoder(c)
-        self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden))
+        self.encoder = FrameEncoder(c) if cfg.encoder == "unshuffle" else StridedFrameEncoder(c)
+        self.flow_net = PyramidFlowNet(FlowConfig(cfg.flow_levels, cfg.flow_channels, cfg.flow_hidden,
+                                                  cfg.flow_stride))
         self.propagation = FeaturePropagation(PropagationConfig(c, cfg.hf_split, cfg.brightness_weight,
                                                                 cfg.feature_fusion))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
@@ -224,20 +238,29 @@ class STPR(nn.Module):
         if stats is None:
             stats = frame_stats(x)
         x_norm = normalize_brightness(x, stats)
+        norm_small = F.avg_pool2d(x_norm, 4)
         needs_pyr = self.cfg.flow_mode == "learned" and self.cfg.frames > 1
+        if self.cfg.encoder == "unshuffle":
+            feats = self.encoder(x, x_norm)
+        else:
+            feats = self.encoder(x_norm, stats[:, 3])
         return FrameState(
             x=x,
             stats=stats,
-            norm_small=F.avg_pool2d(x_norm, 4),
+            norm_small=norm_small,
             logb=log_brightness(x),
-            feats=self.encoder(x, x_norm),
-            flow_pyr=self.flow_net.features(x_norm) if needs_pyr else None,
+            feats=feats,
+            flow_pyr=self._flow_pyramid(x_norm, norm_small) if needs_pyr else None,
         )
+
+    def _flow_pyramid(self, x_norm: torch.Tensor, norm_small: torch.Tensor) -> list[torch.Tensor]:
+        return self.flow_net.features(x_norm if self.cfg.flow_stride == 4 else norm_small)
 
     def flow_features(self, x: torch.Tensor, stats: torch.Tensor) -> list[torch.Tensor]:
         """The learned flow's per-frame pyramid alone (as ``encode_frame`` makes it), for training
         the flow net on its own. x: (B, 3, H, W) padded as in ``encode_frame``; stats: (B, 6)."""
-        return self.flow_net.features(normalize_brightness(x, stats))
+        x_norm = normalize_brightness(x, stats)
+        return self._flow_pyramid(x_norm, F.avg_pool2d(x_norm, 4))
 
     # ---------------------------------------------------------------- per window
     def estimate_flow(self, ref: FrameState, nbr: FrameState) -> torch.Tensor:
@@ -248,6 +271,16 @@ class STPR(nn.Module):
         if mode == "dis":
             return dis_flow_torch(ref.norm_small, nbr.norm_small)
         return ref.norm_small.new_zeros(ref.norm_small.shape[0], 2, *ref.norm_small.shape[-2:])
+
+    def estimate_flows(self, ref: FrameState, nbrs: list[FrameState]) -> list[torch.Tensor]:
+        """Flows centre -> each neighbour, (B, 2, H/4, W/4) each; the learned net takes all the
+        neighbours in one batch (few large calls cost less than many small ones)."""
+        if self.cfg.flow_mode != "learned" or len(nbrs) < 2:
+            return [self.estimate_flow(ref, n) for n in nbrs]
+        k = len(nbrs)
+        flow = self.flow_net([level.repeat(k, 1, 1, 1) for level in ref.flow_pyr],
+                             [torch.cat(levels) for levels in zip(*(n.flow_pyr for n in nbrs))])
+        return list(flow.chunk(k))
 
     def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None
                ) -> tuple[torch.Tensor, dict]:
@@ -266,7 +299,7 @@ class STPR(nn.Module):
         center = window[mid]
         nbrs = [s for i, s in enumerate(window) if i != mid]
         if flows is None:
-            flows = [self.estimate_flow(center, n) for n in nbrs]
+            flows = self.estimate_flows(center, nbrs)
         propagated, weights, errors = self.propagation(
             center.feats, center.norm_small, center.logb,
             [n.feats for n in nbrs], [n.norm_small for n in nbrs], [n.logb for n in nbrs], flows)
