@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from stpr.checkpoint import DEFAULT_WEIGHTS, load_model, read_metadata, save_model
+from stpr.checkpoint import DEFAULT_WEIGHTS, MODELS, load_model, read_metadata, resolve_weights, save_model
 from stpr.errors import ModelError
 from stpr.models.stpr_arch import STPR
 
@@ -76,6 +76,17 @@ def test_inference_overrides(saved):
         load_model(path, frames=2)
     with pytest.raises(ModelError):
         load_model(path, no_such_option=1)
+
+
+def test_model_names_resolve_to_the_shipped_files_unless_a_file_has_that_name(tmp_path, monkeypatch, saved):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_weights(None) == resolve_weights("") == resolve_weights("quality") == DEFAULT_WEIGHTS
+    assert resolve_weights("fast") == MODELS["fast"] != DEFAULT_WEIGHTS
+    assert resolve_weights("runs/x.safetensors") == Path("runs/x.safetensors")
+    model, path = saved
+    Path("fast").write_bytes(path.read_bytes())  # a file the user named "fast" wins
+    assert resolve_weights("fast") == Path("fast")
+    assert load_model("fast").cfg == model.cfg
 
 
 def test_missing_file(tmp_path):

@@ -242,9 +242,9 @@ def run_ray(jobs: list[Job], model: str | None, crf: int, threads: int | None, o
             log: Callable[[str], None], report: Callable[[Result], None], quiet: bool = False,
             precision: str = "auto") -> list[Result]:
     ray = _import_ray()
-    from stpr.checkpoint import DEFAULT_WEIGHTS, load_model
+    from stpr.checkpoint import load_model, resolve_weights
 
-    weights_path = Path(model) if model else DEFAULT_WEIGHTS
+    weights_path = resolve_weights(model)
     load_model(weights_path)  # a bad weights file is one clear error here, not one per actor
     weights = weights_path.read_bytes()
     cpus = max(1, threads or 1)

@@ -336,14 +336,14 @@ def _add_rates(r: dict, method: str, model, flow, w: int, h: int, peaks: dict[st
     """frames/s, and for STPR GFLOPs/frame and the achieved fraction of the CPU's matmul peak in
     the case's precision (none for GPU cases)."""
     from stpr.baselines import STPR_METHODS
-    from stpr.checkpoint import DEFAULT_WEIGHTS
+    from stpr.checkpoint import resolve_weights
 
     if r.get("error"):
         return
     r["fps"] = r["frames"] / r["seconds"] if r["seconds"] > 0 else None
     r["model_fps"] = r["frames"] / r["model_seconds"] if r["model_seconds"] > 0 else None
     if method in STPR_METHODS:
-        g, note = _model_gflops_cached(str(model or DEFAULT_WEIGHTS), w, h,
+        g, note = _model_gflops_cached(str(resolve_weights(model)), w, h,
                                        1 if method == "stpr-perframe" else None, flow)
         r["gflops_per_frame"] = g
         if note:
@@ -421,7 +421,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
     not grow with the video's length.
     Returns {"machine": ..., "results": [...], "durations": [...]}."""
     from stpr.baselines import ALL_METHODS, STPR_METHODS
-    from stpr.checkpoint import DEFAULT_WEIGHTS
+    from stpr.checkpoint import DEFAULT_WEIGHTS, resolve_weights
 
     sizes = sizes or list(DEFAULT_SIZES)
     notes = []
@@ -511,7 +511,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             dur_results.append(r)
             clip.unlink()
     data = {"machine": machine, "frames": frames,
-            "model": (str(model) if model else str(DEFAULT_WEIGHTS)) if uses_model else None,
+            "model": str(resolve_weights(model)) if uses_model else None,
             "notes": notes, "repeat": repeat, "io_threads": io_threads, "precisions": precisions,
             "device": device, "batch": batch,
             "results": results,

@@ -18,7 +18,20 @@ from safetensors import safe_open
 from stpr.errors import ModelError
 from stpr.models.stpr_arch import STPR, RetiredOptionError, STPRConfig
 
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "stpr_default.safetensors"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "stpr_default.safetensors"
+# The shipped models, by name (``--model fast``): each has its figures in docs/model-card.md.
+MODELS = {"quality": DEFAULT_WEIGHTS, "fast": WEIGHTS_DIR / "stpr_fast.safetensors"}
+
+
+def resolve_weights(model: str | Path | None) -> Path:
+    """The weights file ``model`` names: None is the default (``quality``) model, a shipped model's
+    name (``MODELS``) its file, unless a file of that name exists here; anything else a path."""
+    if model is None or str(model) == "":
+        return DEFAULT_WEIGHTS
+    if str(model) in MODELS and not Path(model).exists():
+        return MODELS[str(model)]
+    return Path(model)
 
 
 def save_model(model: STPR, path: Path, extra: dict | None = None) -> None:
@@ -38,8 +51,8 @@ def read_metadata(path: Path) -> dict:
         return dict(f.metadata() or {})
 
 
-def load_model(path: Path | None = None, **overrides) -> STPR:
-    """Build an STPR from a weights file. ``overrides`` change inference-only config fields
+def load_model(path: str | Path | None = None, **overrides) -> STPR:
+    """Build an STPR from a weights file or a shipped model's name (``resolve_weights``). ``overrides`` change inference-only config fields
     (e.g. ``flow_mode="dis"``, ``frames=1``); None values leave the stored setting.
 
     Files written before options were retired name them in their config: at their off values
@@ -48,7 +61,7 @@ def load_model(path: Path | None = None, **overrides) -> STPR:
     Raises:
         ModelError: missing, unreadable, not matching the architecture, or made with a retired option.
     """
-    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    path = resolve_weights(path)
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
     try:

@@ -16,7 +16,8 @@ from stpr.models.stpr_arch import FLOW_MODES
 
 def _add_model_options(p, flow_help: str = "flow estimator: the learned pyramid net (default), OpenCV DIS, or none"):
     """--model and --flow, shared by the commands that run STPR."""
-    p.add_argument("--model", help="weights file (.safetensors); default: the shipped model")
+    p.add_argument("--model", help="a shipped model's name (quality, the default; fast) or a weights file "
+                                   "(.safetensors)")
     p.add_argument("--flow", choices=list(FLOW_MODES), default=None, help=flow_help)
 
 
@@ -374,7 +375,7 @@ def _add_export(sub):
 
 
 def _run_export(args) -> int:
-    from stpr.checkpoint import DEFAULT_WEIGHTS, load_model
+    from stpr.checkpoint import load_model, resolve_weights
     from stpr.onnx_engine import MANIFEST, export_onnx
 
     if args.frames is not None and (args.frames < 1 or args.frames % 2 == 0):
@@ -385,7 +386,7 @@ def _run_export(args) -> int:
     if (out / MANIFEST).exists() and not args.overwrite:
         raise UsageError(f"{out} already holds an ONNX export (use --overwrite)")
     model = load_model(args.model or None, flow_mode=args.flow, frames=args.frames)
-    export_onnx(model, out, weights=args.model or DEFAULT_WEIGHTS)
+    export_onnx(model, out, weights=resolve_weights(args.model))
     print(f"wrote {out / 'encode.onnx'}, {out / 'decode.onnx'} and {out / MANIFEST}")
     return 0
 
