@@ -83,8 +83,9 @@ class _WindowStream:
     With ``batch`` > 1 frames are encoded ``batch`` at a time and windows decoded ``batch`` at a
     time (one network call for several frames: what keeps a GPU busy); outputs then come in bursts.
 
-    Kept states hold their input frame as uint8 (it came from uint8, so ``/ 255`` restores it
-    bit for bit): a quarter of the float32 copy, which matters at 4K where T + 1 states are alive.
+    With ``half_states`` (tiled frames) kept states hold their input frame as uint8 (it came from
+    uint8, so ``/ 255`` restores it bit for bit): a quarter of the float32 copy, which matters at 4K
+    where T + 1 states are alive. Whole frames keep it as float32 and spare the two conversions.
     """
 
     def __init__(self, model: STPR, half_states: bool = False, precision: str = "fp32", batch: int = 1,
@@ -120,8 +121,9 @@ class _WindowStream:
         x = xs[0] if len(xs) == 1 else torch.cat(xs)
         with autocast(self.device, self.precision):
             state = self.model.encode_frame(x, stats[0] if len(stats) == 1 else torch.cat(stats))
-        state.x = x.mul(255.0).round_().to(torch.uint8)
         if self.half_states:
+            # tiled (large) frames: kept states hold their pixels as uint8, their features as fp16
+            state.x = x.mul(255.0).round_().to(torch.uint8)
             state = _map_state(state, lambda t: t.to(torch.float16))
         for k in range(len(xs)):
             self.states[self.count] = state if len(xs) == 1 else _index_state(state, k)
@@ -143,7 +145,8 @@ class _WindowStream:
             # decode reads the centre's pixels, and with pixel fusion the neighbours' too
             pixels = range(len(window)) if self.model.cfg.pixel_fusion else [len(window) // 2]
             for j in pixels:
-                window[j] = replace(window[j], x=window[j].x.float().div_(255.0))
+                if window[j].x.dtype == torch.uint8:
+                    window[j] = replace(window[j], x=window[j].x.float().div_(255.0))
             with autocast(self.device, self.precision):
                 out, _ = self.model.decode(window)
             out = out.float()
@@ -403,11 +406,17 @@ class Enhancer:
                 raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
             # uint8 crosses the bus (a quarter of float32) and is converted on the device
             frame_u8 = torch.from_numpy(frame).to(self.device)
-            stats = frame_stats(frame_u8.permute(2, 0, 1)[None].float().div_(255.0))
+            full = frame_u8.permute(2, 0, 1)[None].float().div_(255.0)
+            stats = frame_stats(full)
+            if len(tiles) > 1:
+                full = None  # each tile converted on its own: no full-frame float copy stays alive
             n_out = 0
-            for t in tiles:  # each tile converted on its own: no full-frame float copy stays alive
-                crop = frame_u8[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
-                xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
+            for t in tiles:
+                if full is None:
+                    crop = frame_u8[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
+                    xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
+                else:  # one tile: the frame converted once, for the statistics and the network
+                    xt, _ = self.model.pad(full)
                 outs = t.stream.push(xt, stats)
                 blend(t, outs, emitted)
                 n_out = len(outs)
