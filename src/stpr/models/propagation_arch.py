@@ -86,8 +86,10 @@ class StridedFrameEncoder(nn.Module):
 
 
 def log_brightness(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Local log-brightness at 1/4 resolution. (B, 3, H, W) -> (B, 1, H/4, W/4)."""
-    return torch.log(F.avg_pool2d(luma(x), 4) + eps)
+    """Local log-brightness at 1/4 resolution. (B, 3, H, W) -> (B, 1, H/4, W/4).
+    Luma of the pooled frame (the same as pooled luma: both are linear), so the only full-resolution
+    work is the pooling."""
+    return torch.log(luma(F.avg_pool2d(x, 4)) + eps)
 
 
 class FeaturePropagation(nn.Module):
@@ -156,9 +158,10 @@ class FeaturePropagation(nn.Module):
         if self.cfg.feature_fusion:
             # whole features are the ones already warped for the confidence net
             nbr_detail = flow_warp(self.detail(torch.cat(nbr_feats)), grid=grid) if self.cfg.hf_split else warped_feats
-            details = torch.cat([self.detail(center_feats).unsqueeze(1).to(nbr_detail.dtype),
-                                 nbr_detail.view(n, b, *nbr_detail.shape[1:]).transpose(0, 1)], dim=1)
-            fused = (details * weights.unsqueeze(2)).sum(dim=1)
+            # sum_t weight_t * detail_t as multiply-adds, without a (B, T, C, h, w) product tensor
+            fused = self.detail(center_feats).to(nbr_detail.dtype) * weights[:, :1]
+            for k, d in enumerate(nbr_detail.chunk(n)):
+                fused = torch.addcmul(fused, d, weights[:, 1 + k:2 + k])
         else:
             fused = self.detail(center_feats)
         return self.fuse(torch.cat([fused, center_feats], dim=1)), weights, errors
