@@ -21,8 +21,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def check_sample(s: dict, n: int, crop: int) -> None:
     q = crop // 4
-    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid", "stats", "lol"}
+    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid", "stats", "lol", "deferred", "camera",
+                      "exposure_scales"}
     assert s["low"].shape == s["high"].shape == (n, 3, crop, crop)
+    assert s["camera"].shape == (15,) and s["exposure_scales"].shape == (n,)
     assert s["stats"].shape == (n, 6)
     assert s["flow_fw"].shape == s["flow_bw"].shape == (n - 1, 2, q, q)
     assert s["flow_valid"].shape == (n - 1, 1, q, q)
@@ -260,6 +262,39 @@ def test_camera_degradation(cls):
         assert quiet.std(dim=(1, 2)).max() < noisy.std(dim=(1, 2)).min()
     with pytest.raises(ValueError, match="degradation"):
         make(degradation="raw")
+
+
+@pytest.mark.parametrize("cls", ["video", "still"])
+def test_deferred_camera_is_darkened_on_the_device(cls):
+    """defer_camera: clips without a codec come out clean with their camera, and
+    apply_deferred_camera darkens them (and takes their statistics from the dark frames) as the
+    loader would have; clips that drew H.264 are darkened in the loader as before."""
+    if cls == "video":
+        video = np.stack([texture(64, 64, seed=7)] * 6)
+        make = lambda **kw: SyntheticVideoClips([video], frames=3, crop=48, length=8, seed=2,  # noqa: E731
+                                                degradation="camera", **kw)
+    else:
+        img = texture(150, 170, seed=11, sigma=3.0)
+        make = lambda **kw: SyntheticStillClips([img], frames=3, crop=48, length=8, seed=2,  # noqa: E731
+                                                degradation="camera", **kw)
+    loader, deferred = make(h264_prob=0.0), make(h264_prob=0.0, defer_camera=True)
+    a, d = loader[0], deferred[0]
+    check_sample(d, 3, 48)
+    assert a["deferred"] == 0 and d["deferred"] == 1 and a["camera"].abs().sum() == 0
+    assert torch.equal(d["low"], d["high"])  # clean until the device darkens it
+    assert torch.equal(a["high"], d["high"])  # same crop, motion and flip: the random stream is kept
+    batch = torch.utils.data.default_collate([d, loader[1]])
+    out = ds_mod.apply_deferred_camera(batch, torch.Generator().manual_seed(0))
+    dark = out["low"][0]
+    assert torch.equal(out["low"][1], batch["low"][1])  # a loader-darkened sample is left alone
+    # the device's dark clip is as dark as the loader's with the same camera (noise differs)
+    assert abs(float(dark.mean()) - float(a["low"].mean())) < 0.1 * float(a["low"].mean()) + 0.004
+    assert dark.mean() < 0.7 * d["high"].mean()
+    assert torch.allclose(out["stats"][0], ds_mod.frame_stats(dark))
+    with_codec = make(h264_prob=1.0, defer_camera=True)[0]
+    assert with_codec["deferred"] == 0 and not torch.equal(with_codec["low"], with_codec["high"])
+    with pytest.raises(ValueError, match="defer_camera"):
+        SyntheticVideoClips([np.stack([texture(64, 64, seed=7)] * 6)], frames=3, crop=48, defer_camera=True)
 
 
 def test_synthetic_video_clips_rejects_small_videos():

@@ -564,3 +564,21 @@ def test_camera_degradation_and_perceptual_losses_train(tmp_path):
     for bad in ("degradation=raw", "w_tone=-1"):
         with pytest.raises(UsageError):
             load_config(None, [bad])
+
+
+def test_camera_on_device_trains_and_resumes_like_an_unbroken_run(tmp_path):
+    """camera_on_device: the camera runs in the training loop, seeded per step, so a run stopped
+    and resumed ends where an unbroken one does; it needs the camera degradation."""
+    videos = tmp_path / "v.mp4"
+    write_test_video(videos, [texture(64, 64, seed=s) for s in range(6)], fps=25)
+    base = dict(videos=[str(videos)], weights=[0.0, 1.0, 0.0], batch=2, crop=32, val_every=100, ckpt_every=2,
+                log_every=1, workers=0, threads=1, degradation="camera", camera_on_device=True,
+                video_h264_prob=0.5, model=dict(TINY))
+    whole = train(TrainConfig(out_dir=str(tmp_path / "whole"), steps=4, **base), quiet=True)
+    part = train(TrainConfig(out_dir=str(tmp_path / "part"), steps=2, **base), quiet=True)
+    part = train(TrainConfig(out_dir=str(tmp_path / "part"), steps=4, **base), resume=True, quiet=True)
+    a, b = load_file(str(whole / "last.safetensors")), load_file(str(part / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert float(read_log(whole)[-1]["loss"]) > 0
+    with pytest.raises(UsageError, match="camera_on_device"):
+        load_config(None, ["camera_on_device=true"])

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from stpr import distributed as D
 from stpr.checkpoint import save_model
 from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticStillClips, \
-    SyntheticVideoClips, lol_split, read_stills, read_video_frames
+    SyntheticVideoClips, apply_deferred_camera, lol_split, read_stills, read_video_frames
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.losses import (charbonnier, colour_loss, edge_loss, fit_affine, flow_loss, ssim_loss, temporal_loss,
@@ -152,7 +152,8 @@ def build_datasets(cfg: TrainConfig, frames: int):
         srcs.append(SyntheticVideoClips(vids, frames, cfg.crop, seed=cfg.seed, jump_prob=cfg.exposure_jump_prob,
                                         noise_scale=cfg.video_noise_scale,
                                         exposure_range=tuple(cfg.video_exposure_range),
-                                        h264_prob=cfg.video_h264_prob, degradation=cfg.degradation))
+                                        h264_prob=cfg.video_h264_prob, degradation=cfg.degradation,
+                                        defer_camera=cfg.camera_on_device))
         weights.append(cfg.weights[1])
     if cfg.paired_root:
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))
@@ -166,7 +167,8 @@ def build_datasets(cfg: TrainConfig, frames: int):
                                         exposure_range=tuple(cfg.video_exposure_range),
                                         h264_prob=cfg.video_h264_prob, noise_scale=cfg.video_noise_scale,
                                         max_shift=cfg.lol_max_shift,
-                                        scale_range=tuple(cfg.stills_scale_range), degradation=cfg.degradation))
+                                        scale_range=tuple(cfg.stills_scale_range), degradation=cfg.degradation,
+                                        defer_camera=cfg.camera_on_device))
         weights.append(cfg.weights[3])
     if not srcs:
         raise UsageError("no training data: set lol_root, videos, paired_root or stills")
@@ -528,11 +530,16 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     t0 = time.time() - elapsed  # the time column goes on across resumes
     avg: dict = {}
     bar = tqdm(total=cfg.steps, initial=start, disable=quiet or not main, desc="train", unit="step")
+    gen = torch.Generator(device=dev) if cfg.camera_on_device else None
     step = start
     try:
         for step, batch in enumerate(loader, start=start):
             if dev.type != "cpu":
                 batch = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if cfg.camera_on_device:
+                # one generator per step: a resumed run draws the same noise as an unbroken one
+                gen.manual_seed(cfg.seed * 1_000_003 + step)
+                batch = apply_deferred_camera(batch, gen)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             if ctx.enabled:

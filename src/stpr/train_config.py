@@ -46,6 +46,9 @@ class TrainConfig:
             H.264, calibrated on real dark clips).
         video_noise_scale: multiplies the synthetic sensor noise std (1 = as synthesised, 0 =
             noise-free; ``scripts/fusion_bound.py`` uses it to bound what fusion can add).
+        camera_on_device: with the "camera" degradation, darken the clips that draw no H.264
+            round trip on the training device, a batch at once (``data/camera_torch.py``), instead
+            of one by one in the loader workers (which cannot feed a GPU's batches of 64 × 256²).
         steps, batch, crop, lr, min_lr, warmup: optimisation.
         w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
         w_tone, w_colour, w_edge: weights of ``losses.tone_loss`` (luma quantiles: blacks and
@@ -91,6 +94,7 @@ class TrainConfig:
     video_h264_prob: float = 0.2
     video_noise_scale: float = 1.0
     degradation: str = "white"
+    camera_on_device: bool = False
     steps: int = 20000
     batch: int = 8
     crop: int = 96
@@ -193,6 +197,8 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
 
     if cfg.degradation not in DEGRADATIONS:
         raise UsageError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {cfg.degradation!r}")
+    if cfg.camera_on_device and cfg.degradation != "camera":
+        raise UsageError('camera_on_device needs degradation "camera"')
     for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge"):
         if not getattr(cfg, name) >= 0:
             raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")

@@ -29,6 +29,7 @@ import torch
 
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
 from stpr.data.camera import camera_clip, sample_camera, scale_camera_noise
+from stpr.data.camera_torch import CAMERA_VECTOR_SIZE, camera_clip_torch, camera_vector
 from stpr.data.synthesis import darken_clip, sample_params, scale_noise
 from stpr.models.common import frame_stats
 from stpr.models.flow_arch import dis_flow, fb_consistent
@@ -156,11 +157,22 @@ def _flip(sample: dict, rng: np.random.Generator) -> dict:
 
 
 def _finish(sample: dict) -> dict:
+    """Arrays to tensors, and the keys every sample carries (so any mix of sources batches). A
+    sample whose camera is deferred (``defer_camera``) has its clean frames as ``low``, ``deferred``
+    1, its camera as ``camera`` (``camera_torch.camera_vector``) and per-frame ``exposure_scales``:
+    ``apply_deferred_camera`` darkens it on the training device."""
     out = {"low": _to_tensor(sample["low"]), "high": _to_tensor(sample["high"])}
+    n = out["low"].shape[0]
+    deferred = sample.get("camera") is not None
+    out["deferred"] = torch.tensor(1.0 if deferred else 0.0)
+    out["camera"] = camera_vector(sample["camera"]).float() if deferred else torch.zeros(CAMERA_VECTOR_SIZE)
+    scales = sample.get("exposure_scales")
+    out["exposure_scales"] = torch.ones(n) if scales is None else torch.as_tensor(scales, dtype=torch.float32)
     for k in ("flow_fw", "flow_bw", "flow_valid"):
         out[k] = torch.from_numpy(np.ascontiguousarray(sample[k])).float()
     # Whole-frame exposure statistics (see STPR.forward_clip); from the crop when the source has no
     # larger frame to offer.
+    # (a deferred sample's are the clean frames': apply_deferred_camera replaces them)
     out["stats"] = sample["stats"] if "stats" in sample else frame_stats(out["low"])
     out["lol"] = torch.tensor(1.0 if sample.get("lol") else 0.0)  # real LOL pair (lol_tone_free)
     return out
@@ -274,16 +286,54 @@ def check_degradation(degradation: str) -> str:
 
 
 def darken(clean: np.ndarray, rng: np.random.Generator, degradation: str, exposure_range, h264_prob: float,
-           noise_scale: float, draw_scales=None) -> np.ndarray:
+           noise_scale: float, draw_scales=None, defer: bool = False) -> np.ndarray | dict:
     """Darken a clean clip (T, H, W, 3) with one sampled camera: "white" is ``synthesis.py``'s
     Poisson-Gaussian noise on sRGB pixels, "camera" the phone pipeline of ``camera.py``.
     ``draw_scales(rng)``, if given, draws per-frame exposure scales after the camera (so a
-    dataset's random stream stays what it was)."""
+    dataset's random stream stays what it was).
+
+    ``defer`` (camera only): a clip that draws no H.264 round trip is not darkened here; the
+    return value is then ``{"camera": CameraParams, "exposure_scales": (T,) or None}`` for
+    ``apply_deferred_camera`` to run on the training device. Clips with a codec are darkened here
+    (the encoder runs on the CPU)."""
     if check_degradation(degradation) == "camera":
         params = scale_camera_noise(sample_camera(rng, exposure_range, h264_prob), noise_scale)
-        return camera_clip(clean, params, rng, draw_scales(rng) if draw_scales else None)
+        scales = draw_scales(rng) if draw_scales else None
+        if defer and params.crf is None:
+            return {"camera": params, "exposure_scales": scales}
+        return camera_clip(clean, params, rng, scales)
     params = scale_noise(sample_params(rng, exposure_range, h264_prob), noise_scale)
     return darken_clip(clean, params, rng, draw_scales(rng) if draw_scales else None)
+
+
+def _check_defer(defer: bool, degradation: str) -> bool:
+    if defer and degradation != "camera":
+        raise ValueError('defer_camera needs degradation "camera"')
+    return bool(defer)
+
+
+def _low(dark: np.ndarray | dict, clean: np.ndarray) -> dict:
+    """A sample's ``low`` entries: the dark clip, or for a deferred camera the clean clip (flipped
+    with the rest, darkened on the device) and the camera."""
+    if isinstance(dark, dict):
+        return {"low": clean, **dark}
+    return {"low": dark}
+
+
+def apply_deferred_camera(batch: dict, generator: torch.Generator | None = None) -> dict:
+    """Darken a batch's deferred samples where the batch lies (``camera_torch``), and take their
+    whole-frame statistics from the dark frames. Other samples are left as they are."""
+    rows = batch["deferred"] > 0.5
+    if not bool(rows.any()):
+        return batch
+    idx = rows.nonzero().flatten()
+    low = batch["low"].clone()
+    dark = camera_clip_torch(batch["high"][idx], batch["camera"][idx], generator, batch["exposure_scales"][idx])
+    low[idx] = dark.to(low.dtype)
+    stats = batch["stats"].clone()
+    b, n = dark.shape[:2]
+    stats[idx] = frame_stats(dark.flatten(0, 1)).view(b, n, -1).to(stats.dtype)
+    return {**batch, "low": low, "stats": stats}
 
 
 class SyntheticVideoClips(torch.utils.data.Dataset):
@@ -303,12 +353,16 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         noise_scale: multiplies the sensor noise std of every sampled camera (``scale_noise``);
             1 is the synthesis as is, 0 noise-free (for measuring what denoising is worth).
         degradation: "white" (``synthesis.py``) or "camera" (``camera.py``), see ``darken``.
+        defer_camera: leave the camera of clips without a codec to the training device (see
+            ``darken``); needs ``degradation`` "camera".
     """
 
     def __init__(self, videos: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, jump_prob: float = 0.0,
-                 jump_range: float = 3.0, noise_scale: float = 1.0, degradation: str = "white"):
+                 jump_range: float = 3.0, noise_scale: float = 1.0, degradation: str = "white",
+                 defer_camera: bool = False):
         self.degradation = check_degradation(degradation)
+        self.defer_camera = _check_defer(defer_camera, degradation)
         self.videos = SharedArrays([v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop])
         if not len(self.videos):
             raise ValueError("no video is long and large enough for the requested clips")
@@ -341,9 +395,9 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
             return None
 
         dark = darken(clean, rng, self.degradation, self.exposure_range, self.h264_prob, self.noise_scale,
-                      draw_scales=jumps)
+                      draw_scales=jumps, defer=self.defer_camera)
         fw, bw, valid = _dis_teacher(clean, s // 4)
-        sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
+        sample = {"high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid, **_low(dark, clean)}
         return _finish(_flip(sample, rng))
 
 
@@ -382,12 +436,15 @@ class SyntheticStillClips(torch.utils.data.Dataset):
         max_shift: largest drift per frame along each axis, in px (``random_trajectory``).
         scale_range: (smallest, largest) rescaling of the image before cropping; never below what
             the clip's trajectory spans.
+        defer_camera: as in ``SyntheticVideoClips``.
     """
 
     def __init__(self, images: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, noise_scale: float = 1.0,
-                 max_shift: float = 6.0, scale_range=(0.4, 1.0), degradation: str = "white"):
+                 max_shift: float = 6.0, scale_range=(0.4, 1.0), degradation: str = "white",
+                 defer_camera: bool = False):
         self.degradation = check_degradation(degradation)
+        self.defer_camera = _check_defer(defer_camera, degradation)
         if not images:
             raise ValueError("no still images")
         self.images = SharedArrays(images)
@@ -412,9 +469,10 @@ class SyntheticStillClips(torch.utils.data.Dataset):
                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         mats = random_trajectory(n, s, img.shape[:2], rng, max_shift=self.max_shift)
         clean = np.stack([warp_crop(img, m, s) for m in mats])
-        dark = darken(clean, rng, self.degradation, self.exposure_range, self.h264_prob, self.noise_scale)
+        dark = darken(clean, rng, self.degradation, self.exposure_range, self.h264_prob, self.noise_scale,
+                      defer=self.defer_camera)
         fw, bw, valid = _trajectory_teacher(mats, s)
-        sample = {"low": dark, "high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid}
+        sample = {"high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid, **_low(dark, clean)}
         return _finish(_flip(sample, rng))
 
 
