@@ -177,6 +177,10 @@ def test_lr_schedule():
     assert lr_at(60, cfg) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
     assert lr_at(110, cfg) == pytest.approx(1e-5)
     assert lr_at(500, cfg) == pytest.approx(1e-5)
+    # a time budget: the decay follows whichever of time and steps is further along
+    assert lr_at(20, cfg, time_frac=0.5) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert lr_at(60, cfg, time_frac=0.1) == pytest.approx(lr_at(60, cfg))
+    assert lr_at(20, cfg, time_frac=1.0) == pytest.approx(1e-5)
     lrs = [lr_at(s, cfg) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
 
@@ -564,6 +568,20 @@ def test_camera_degradation_and_perceptual_losses_train(tmp_path):
     for bad in ("degradation=raw", "w_tone=-1"):
         with pytest.raises(UsageError):
             load_config(None, [bad])
+
+
+def test_max_minutes_stops_the_run_with_a_checkpoint(tmp_path, lol_root):
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), lol_root=str(lol_root), steps=1000, batch=2, crop=32,
+                      val_every=1000, ckpt_every=1000, log_every=1000, workers=0, threads=1, max_minutes=1e-4,
+                      lol_val=2, model=dict(TINY))
+    out = train(cfg, quiet=True)
+    rows = read_log(out)
+    assert 1 <= int(rows[-1]["step"]) < 1000  # stopped by the clock (6 ms), long before the steps
+    assert rows[-1]["val_lol_psnr"] != ""  # validated and saved at the step it stopped
+    assert (out / "last.safetensors").is_file()
+    assert float(rows[-1]["lr"]) == pytest.approx(cfg.min_lr)
+    with pytest.raises(UsageError, match="max_minutes"):
+        load_config(None, ["max_minutes=-1"])
 
 
 def test_camera_on_device_trains_and_resumes_like_an_unbroken_run(tmp_path):

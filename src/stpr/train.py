@@ -50,11 +50,12 @@ from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_argumen
                                check_train_only, load_config)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr."""
+def lr_at(step: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to min_lr. ``time_frac``: the share of ``max_minutes``
+    spent; the decay follows whichever of it and the share of the steps is further along."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    t = max((step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), time_frac)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
@@ -467,6 +468,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
         if (missing or unexpected) and main and not quiet:
             print(f"init from {cfg.init}: {len(missing)} tensors start fresh, {len(unexpected)} unused",
                   file=sys.stderr)
+    if cfg.max_minutes and ctx.enabled:
+        raise UsageError("max_minutes runs in one process (not under torchrun): ranks would stop at different steps")
     if cfg.train_only == "flow":
         if ctx.enabled:
             raise UsageError('train_only="flow" runs in one process (not under torchrun)')
@@ -528,6 +531,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
         return validate(copy.deepcopy(model).cpu(), cfg, val)
 
     t0 = time.time() - elapsed  # the time column goes on across resumes
+    t_loop = time.time()  # max_minutes counts from here (a resumed run gets them afresh)
     avg: dict = {}
     bar = tqdm(total=cfg.steps, initial=start, disable=quiet or not main, desc="train", unit="step")
     gen = torch.Generator(device=dev) if cfg.camera_on_device else None
@@ -540,8 +544,9 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
                 # one generator per step: a resumed run draws the same noise as an unbroken one
                 gen.manual_seed(cfg.seed * 1_000_003 + step)
                 batch = apply_deferred_camera(batch, gen)
+            time_frac = (time.time() - t_loop) / (60.0 * cfg.max_minutes) if cfg.max_minutes else 0.0
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, cfg)
+                g["lr"] = lr_at(step, cfg, time_frac)
             if ctx.enabled:
                 loss, parts = train_step(model, batch, cfg, forward=fwd, reduce=reduce)
             else:
@@ -558,9 +563,10 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
             avg["n"] = avg.get("n", 0) + 1
             done = step + 1
             bar.update(1)
-            is_log = done % cfg.log_every == 0 or done == cfg.steps
-            is_val = done % cfg.val_every == 0 or done == cfg.steps
-            is_ckpt = done % cfg.ckpt_every == 0 or done == cfg.steps
+            out_of_time = time_frac >= 1.0  # max_minutes spent: this step is the last
+            is_log = done % cfg.log_every == 0 or done == cfg.steps or out_of_time
+            is_val = done % cfg.val_every == 0 or done == cfg.steps or out_of_time
+            is_ckpt = done % cfg.ckpt_every == 0 or done == cfg.steps or out_of_time
             row, res = None, None
             if is_log:
                 row = {k: v / avg["n"] for k, v in avg.items() if k != "n"}
@@ -576,13 +582,15 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
                     best = score
                     save_model(model, out / "best.safetensors", extra={"step": done, **res})
             if main and row is not None:
-                writer.writerow([done, f"{time.time() - t0:.1f}", f"{lr_at(step, cfg):.2e}"]
+                writer.writerow([done, f"{time.time() - t0:.1f}", f"{lr_at(step, cfg, time_frac):.2e}"]
                                 + [f"{row[c]:.5f}" if c in row else "" for c in cols[3:]])
                 log_f.flush()
             if main and is_ckpt:
                 checkpoint(done, res)
             if is_val or is_ckpt:
                 D.barrier(ctx)  # the other ranks wait while rank 0 validates / saves
+            if out_of_time:
+                break
     finally:
         bar.close()
         if log_f is not None:

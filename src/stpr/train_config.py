@@ -50,6 +50,10 @@ class TrainConfig:
             round trip on the training device, a batch at once (``data/camera_torch.py``), instead
             of one by one in the loader workers (which cannot feed a GPU's batches of 64 × 256²).
         steps, batch, crop, lr, min_lr, warmup: optimisation.
+        max_minutes: stop after this many minutes of training steps (0: no limit), validating and
+            saving at the step it stops; the learning rate then decays by whichever of the time and
+            the steps is further along, so a time-boxed run (a GPU lease) still ends at min_lr.
+            The clock starts afresh when a run is resumed. One process only (not under torchrun).
         w_ssim, w_temporal, w_flow: loss weights (Charbonnier has weight 1).
         w_tone, w_colour, w_edge: weights of ``losses.tone_loss`` (luma quantiles: blacks and
             contrast), ``colour_loss`` (hue and saturation) and ``edge_loss`` (image gradients);
@@ -96,6 +100,7 @@ class TrainConfig:
     degradation: str = "white"
     camera_on_device: bool = False
     steps: int = 20000
+    max_minutes: float = 0.0
     batch: int = 8
     crop: int = 96
     lr: float = 2e-3
@@ -197,6 +202,8 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
 
     if cfg.degradation not in DEGRADATIONS:
         raise UsageError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {cfg.degradation!r}")
+    if not cfg.max_minutes >= 0:
+        raise UsageError(f"max_minutes must be >= 0, got {cfg.max_minutes}")
     if cfg.camera_on_device and cfg.degradation != "camera":
         raise UsageError('camera_on_device needs degradation "camera"')
     for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge"):
