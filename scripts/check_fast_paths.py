@@ -7,7 +7,10 @@ onnxruntime tiled. Prints mean PSNR against the ground truth per path and its di
 reference, on the held-out LOL split and the held-out synthetic-dark video.
 
     .venv/bin/python scripts/check_fast_paths.py --lol ../shared/data/lol-train \
-        --synthetic data_cache/videos/tree.avi
+        --synthetic data_cache/videos/tree.avi [--model fast]
+
+The LOL split scored is the one ``lol_split`` holds out of training: use the folder the model was
+trained from (``data_cache/lol-v1/train`` for the fast model).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stpr.checkpoint import DEFAULT_WEIGHTS, load_model
+from stpr.checkpoint import load_model, resolve_weights
 from stpr.data.datasets import lol_split, read_rgb, read_video_frames
 from stpr.enhance import Enhancer
 from stpr.evaluate import enhance_sequence, synthetic_eval_clip, to_tensor
@@ -37,14 +40,15 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--tile", type=int, default=256, help="tile size for the tiled paths")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=None, help="a shipped model's name or a weights file (default: quality)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     from stpr.onnx_engine import OnnxSTPR, export_onnx
 
-    model = load_model()
+    model = load_model(args.model)
     tmp = tempfile.TemporaryDirectory(prefix="stpr_onnx_")
-    export_onnx(model, tmp.name, weights=DEFAULT_WEIGHTS)
+    export_onnx(model, tmp.name, weights=resolve_weights(args.model))
     onnx_model = OnnxSTPR(tmp.name, threads=args.threads)
     paths = {
         "torch fp32, whole frame": Enhancer(model, tile=0, precision="fp32", device="cpu"),
