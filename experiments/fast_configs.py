@@ -24,10 +24,11 @@ CONFIGS = {
     "16 ch, small flow, no pixel fusion": {**SMALL, "pixel_fusion": False},
     "8 ch, small flow, no pixel fusion": {**SMALL, "channels": 8, "pixel_fusion": False},
     "16 ch, per frame (T = 1)": {**SMALL, "frames": 1, "pixel_fusion": False},
-    # experiments/configs/fast_v1.json's network: strided encoder, flow from 1/8 resolution
-    "fast layout (fast_v1)": {"channels": 16, "encoder": "strided", "flow_stride": 8, "flow_levels": 3,
-                              "flow_channels": [16, 24, 32], "flow_hidden": 16, "prrd_scales": 2, "prrd_recursions": 1,
-                              "prrd_growth": 8, "prrd_layers": 2, "hf_split": False, "pixel_fusion": False},
+    # the shipped fast model's network (configs/fast.json): strided encoder, flow from 1/8 resolution
+    "fast (the shipped fast model)": {"channels": 16, "encoder": "strided", "flow_stride": 8, "flow_levels": 3,
+                                      "flow_channels": [16, 24, 32], "flow_hidden": 16, "prrd_scales": 2,
+                                      "prrd_recursions": 1, "prrd_growth": 8, "prrd_layers": 2, "hf_split": False,
+                                      "pixel_fusion": False},
 }
 
 CHILD = r"""

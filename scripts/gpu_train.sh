@@ -8,7 +8,7 @@
 #   call 1:      carry [".whl", ".gpu_pack/media"]  command: true
 #   calls 2..K:  carry [".gpu_pack/lolN"]           command: true
 #   last call:   carry [".gpu_pack/lolK"]           command: bash scripts/gpu_train.sh run [CONFIG] [MINUTES] [--set k=v ...]
-# The run trains CONFIG (default experiments/configs/gpu_fast.json) for MINUTES (default: the
+# The run trains CONFIG (default configs/fast_gpu.json) for MINUTES (default: the
 # config's max_minutes) on whatever LOL parts arrived, and leaves in $OUT (7 files; 8 come back):
 # run/{last,best}.safetensors, run/last_state.pt (to resume), run/log.csv, run/config.json,
 # gpu_util.csv (nvidia-smi every 2 s) and train.log (the training output and the mean GPU
@@ -34,7 +34,7 @@ pack)
     du -sh .whl .gpu_pack/*
     ;;
 run)
-    config=experiments/configs/gpu_fast.json
+    config=configs/fast_gpu.json
     minutes=""
     if [[ $# -gt 0 && $1 != --* ]]; then config=$1; shift; fi
     if [[ $# -gt 0 && $1 != --* ]]; then minutes=$1; shift; fi

@@ -192,6 +192,23 @@ def test_shipped_weights_are_the_default_architecture():
     assert out.mean() > 4 * clip.mean()
 
 
+def test_shipped_fast_model_is_the_fast_layout_at_a_fifth_of_the_cost():
+    """``--model fast`` loads the fast network (strided encoder, flow from 1/8 resolution, no pixel
+    fusion), costs at most a fifth of the quality model's FLOPs and lifts a dark frame."""
+    from stpr.bench import model_gflops
+
+    assert MODELS["fast"].is_file()
+    model = load_model("fast")
+    cfg = model.cfg
+    assert (cfg.encoder, cfg.flow_stride, cfg.pixel_fusion, cfg.frames) == ("strided", 8, False, 3)
+    assert model_gflops("fast", 640, 360)[0] < 0.2 * model_gflops(None, 640, 360)[0]
+    g = torch.Generator().manual_seed(0)
+    clip = (torch.rand(1, 3, 3, 48, 64, generator=g) * 0.06).clamp(0, 1)
+    with torch.no_grad():
+        out = model(clip)
+    assert out.shape == (1, 3, 48, 64) and out.mean() > 4 * clip.mean()
+
+
 def save_with_config(model: STPR, tmp_path: Path, drop: tuple[str, ...] = (), add: dict | None = None) -> Path:
     """Save ``model`` with ``drop`` missing from its stored config and ``add`` added, as an older
     stpr wrote it."""

@@ -516,17 +516,20 @@ def test_without_feature_fusion_neighbours_reach_the_output_through_the_pixel_fu
 
 # ------------------------------------------------------------------------- shipped model, pinned
 
-REFERENCE = Path(__file__).parent / "data" / "shipped_reference.npz"
+REFERENCES = {"quality": Path(__file__).parent / "data" / "shipped_reference.npz",
+              "fast": Path(__file__).parent / "data" / "shipped_reference_fast.npz"}
 
 
-def shipped_reference_outputs() -> dict[str, np.ndarray]:
-    """The shipped model (float32, one thread) on a seeded dark clip: ``model(x)`` of a T = 3
+def shipped_reference_outputs(name: str = "quality") -> dict[str, np.ndarray]:
+    """A shipped model (float32, one thread) on a seeded dark clip: ``model(x)`` of a T = 3
     window, and ``Enhancer.enhance_frames`` on four uint8 frames. ``tests/data/shipped_reference.npz``
-    holds what this gave before the retired options left the code (float32, one window at a time)."""
+    holds what this gave for the quality model before the retired options left the code (float32,
+    one window at a time); ``shipped_reference_fast.npz`` what it gave for the fast model when it
+    shipped (``np.savez_compressed(path, **shipped_reference_outputs("fast"))``)."""
     from stpr.checkpoint import load_model
     from stpr.enhance import Enhancer
 
-    model = load_model()
+    model = load_model(name)
     g = torch.Generator().manual_seed(2026)
     x = torch.rand(1, 3, 3, 48, 64, generator=g) * 0.2
     with torch.no_grad():
@@ -537,13 +540,14 @@ def shipped_reference_outputs() -> dict[str, np.ndarray]:
     return {"x": x.numpy(), "forward": forward.numpy(), "frames": frames, "stream": stream}
 
 
-def test_shipped_model_outputs_match_the_pinned_reference():
-    """Removing code the shipped model does not use, or restructuring the hot path (one sampling
-    grid per flow, the gain's exponential split per channel), may change float rounding, never
-    results: the network's output within 1e-5, enhanced frames within one level (a wrong change
-    moves them by tens)."""
-    ref = np.load(REFERENCE)
-    now = shipped_reference_outputs()
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_shipped_model_outputs_match_the_pinned_reference(name):
+    """Removing code the shipped models do not use, or restructuring the hot path (one sampling
+    grid per flow, the gain's exponential split per channel, the neighbours in one batch), may
+    change float rounding, never results: the network's output within 1e-5, enhanced frames within
+    one level (a wrong change moves them by tens)."""
+    ref = np.load(REFERENCES[name])
+    now = shipped_reference_outputs(name)
     assert np.array_equal(now["x"], ref["x"]) and np.array_equal(now["frames"], ref["frames"])
     assert np.abs(now["forward"] - ref["forward"]).max() <= 1e-5
     assert np.abs(now["stream"].astype(int) - ref["stream"].astype(int)).max() <= 1
