@@ -87,6 +87,8 @@ def test_model_names_resolve_to_the_shipped_files_unless_a_file_has_that_name(tm
     Path("fast").write_bytes(path.read_bytes())  # a file the user named "fast" wins
     assert resolve_weights("fast") == Path("fast")
     assert load_model("fast").cfg == model.cfg
+    with pytest.raises(ModelError, match="the shipped models are quality, fast"):
+        load_model("qualty")
 
 
 def test_missing_file(tmp_path):

@@ -63,7 +63,8 @@ def load_model(path: str | Path | None = None, **overrides) -> STPR:
     """
     path = resolve_weights(path)
     if not path.is_file():
-        raise ModelError(f"weights file not found: {path}")
+        hint = f" (the shipped models are {', '.join(MODELS)})" if path.suffix == "" else ""
+        raise ModelError(f"weights file not found: {path}{hint}")
     try:
         meta = read_metadata(path)
         state = load_file(str(path))
