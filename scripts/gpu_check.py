@@ -52,12 +52,12 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def equality(dev: torch.device, frames: list[np.ndarray]) -> list[dict]:
-    ref = np.stack(list(Enhancer.from_pretrained(device="cpu", precision="fp32", batch=1, tile=0)
+def equality(dev: torch.device, frames: list[np.ndarray], model: str | None = None) -> list[dict]:
+    ref = np.stack(list(Enhancer.from_pretrained(model, device="cpu", precision="fp32", batch=1, tile=0)
                         .enhance_frames(frames)))
     rows = []
     for precision, floor in (("fp32", 40.0), ("auto", 35.0)):
-        enh = Enhancer.from_pretrained(device=str(dev), precision=precision, tile=0)
+        enh = Enhancer.from_pretrained(model, device=str(dev), precision=precision, tile=0)
         out = np.stack(list(enh.enhance_frames(frames)))
         diff = np.abs(out.astype(int) - ref.astype(int))
         psnr = _psnr(out, ref)
@@ -68,8 +68,9 @@ def equality(dev: torch.device, frames: list[np.ndarray]) -> list[dict]:
     return rows
 
 
-def model_rate(dev: torch.device, frames: list[np.ndarray], precision: str, batch: int | None) -> dict:
-    enh = Enhancer.from_pretrained(device=str(dev), precision=precision, batch=batch, tile=None)
+def model_rate(dev: torch.device, frames: list[np.ndarray], precision: str, batch: int | None,
+               model: str | None = None) -> dict:
+    enh = Enhancer.from_pretrained(model, device=str(dev), precision=precision, batch=batch, tile=None)
     h, w = frames[0].shape[:2]
     list(enh.enhance_frames(frames[: max(4, enh.batch_for(h, w) + 2)]))  # warm-up: kernels, allocator
     if dev.type == "cuda":
@@ -92,6 +93,7 @@ def main() -> int:
     ap.add_argument("--bench-frames", type=int, default=48, help="frames per size for the rates")
     ap.add_argument("--no-end-to-end", action="store_true")
     ap.add_argument("--out", default=".")
+    ap.add_argument("--model", default=None, help="a shipped model's name (quality, the default; fast) or weights")
     args = ap.parse_args()
     dev = resolve_device(args.device)
     out = Path(args.out)
@@ -104,7 +106,7 @@ def main() -> int:
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="stpr_gpu_check_") as tmp:
         tmp = Path(tmp)
-        rows = equality(dev, _frames(640, 360, args.frames, tmp))
+        rows = equality(dev, _frames(640, 360, args.frames, tmp), args.model)
         report["equality"] = rows
         lines += ["| device | precision | windows per call | frames | PSNR vs CPU fp32 (dB) | mean / max abs "
                   "(levels) | floor (dB) | ok |", "|---|---|---:|---:|---:|---|---:|---|"]
@@ -119,7 +121,7 @@ def main() -> int:
             if default_batch(dev, h, w) == 1:
                 cases = cases[:2]
             for precision, batch in cases:
-                r = model_rate(dev, frames, precision, batch)
+                r = model_rate(dev, frames, precision, batch, args.model)
                 rates.append(r)
                 print(json.dumps(r), flush=True)
             del frames
@@ -134,7 +136,7 @@ def main() -> int:
         js = out / "gpu_check_bench.json"
         cmd = [sys.executable, "-m", "stpr", "bench", "--sizes", args.sizes, "--frames", str(args.bench_frames),
                "--methods", "stpr", "--engines", "torch", "--precisions", "auto,fp32", "--device", str(dev),
-               "--repeat", "1", "--json", str(js), "--quiet"]
+               "--repeat", "1", "--json", str(js), "--quiet"] + (["--model", args.model] if args.model else [])
         print("$", " ".join(cmd), flush=True)
         res = subprocess.run(cmd, capture_output=True, text=True)
         print(res.stdout, res.stderr[-2000:], flush=True)
