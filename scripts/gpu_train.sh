@@ -25,7 +25,6 @@ pack)
     "$py" scripts/gpu_pack.py --lol data_cache/lol-v1/train --out .gpu_pack \
         --videos data_cache/videos/{bikes.mp4,vtest.avi,bigbuckbunny.mp4,Megamind.avi} \
         --val-video data_cache/videos/tree.avi --stills data_cache/stills
-    grep -qx '/.gpu_pack/' .git/info/exclude || echo '/.gpu_pack/' >> .git/info/exclude
     if ! ls .whl/av-*.whl >/dev/null 2>&1; then
         grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
         "$py" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
