@@ -36,6 +36,31 @@ print(json.dumps({"fps": k / (time.perf_counter() - t0)}))
 """
 
 
+def run_interleaved(cases: dict[str, tuple[list[str], dict | None]], rounds: int) -> dict[str, list[dict]]:
+    """Run each case's command (argv, extra environment) once per round, the cases in turn, each
+    in its own process; returns every case's JSON results (the last line it prints), one per round."""
+    results: dict[str, list[dict]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, (argv, env) in cases.items():
+            out = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                                 check=True).stdout
+            results[name].append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def print_rates(rates: dict[str, list[float]], header: str, extra: dict[str, str] | None = None) -> None:
+    """Median, range and ratio to the first case's median, as a Markdown table (``extra``: one more
+    column, e.g. parameters, named in ``header``)."""
+    first = statistics.median(rates[next(iter(rates))])
+    cols = 5 if extra else 4
+    print(header)
+    print("|---|" + "---:|" * (cols - 3) + "---|---:|")
+    for name, r in rates.items():
+        med = statistics.median(r)
+        mid = f" {extra[name]} |" if extra else ""
+        print(f"| {name} |{mid} {med:.2f} | {min(r):.2f}–{max(r):.2f} | {med / first:.2f}× |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cases", nargs="+", metavar="SRC:PRECISION")
@@ -44,20 +69,14 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=16)
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    rates: dict[str, list[float]] = {c: [] for c in args.cases}
-    for _ in range(args.rounds):
-        for case in args.cases:
-            src, precision = case.rsplit(":", 1)
-            env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
-            out = subprocess.run([sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames)],
-                                 env=env, capture_output=True, text=True, check=True).stdout
-            rates[case].append(json.loads(out.strip().splitlines()[-1])["fps"])
-    base = statistics.median(rates[args.cases[0]])
-    print(f"| case ({args.size}, model only) | median frames/s | range | vs first |")
-    print("|---|---:|---|---:|")
-    for case, r in rates.items():
-        med = statistics.median(r)
-        print(f"| {case} | {med:.2f} | {min(r):.2f}–{max(r):.2f} | {med / base:.2f}× |")
+    cases = {}
+    for case in args.cases:
+        src, precision = case.rsplit(":", 1)
+        cases[case] = ([sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames)],
+                       {"PYTHONPATH": os.path.abspath(src)})
+    results = run_interleaved(cases, args.rounds)
+    print_rates({c: [r["fps"] for r in rs] for c, rs in results.items()},
+                f"| case ({args.size}, model only) | median frames/s | range | vs first |")
     return 0
 
 

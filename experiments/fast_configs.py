@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
+
+from ab_speed import print_rates, run_interleaved  # experiments/ is on sys.path when run as a script
 
 SMALL = {"channels": 16, "flow_levels": 3, "flow_channels": [8, 12, 16], "flow_hidden": 16, "prrd_scales": 2,
          "prrd_growth": 8, "prrd_layers": 2}
@@ -55,21 +55,11 @@ def main() -> int:
     ap.add_argument("--size", default="640x360")
     args = ap.parse_args()
     w, h = args.size.split("x")
-    rates: dict[str, list[float]] = {k: [] for k in CONFIGS}
-    params = {}
-    for _ in range(args.rounds):
-        for name, cfg in CONFIGS.items():
-            out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), w, h], capture_output=True, text=True,
-                                 check=True).stdout
-            r = json.loads(out.strip().splitlines()[-1])
-            rates[name].append(r["fps"])
-            params[name] = r["params"]
-    base = statistics.median(rates[next(iter(CONFIGS))])
-    print(f"| config ({args.size}, model only, untrained) | parameters | median frames/s | range | vs v7 |")
-    print("|---|---:|---:|---|---:|")
-    for name, r in rates.items():
-        med = statistics.median(r)
-        print(f"| {name} | {params[name]:,} | {med:.2f} | {min(r):.2f}–{max(r):.2f} | {med / base:.2f}× |")
+    cases = {name: ([sys.executable, "-c", CHILD, json.dumps(cfg), w, h], None) for name, cfg in CONFIGS.items()}
+    results = run_interleaved(cases, args.rounds)
+    print_rates({name: [r["fps"] for r in rs] for name, rs in results.items()},
+                f"| config ({args.size}, model only, untrained) | parameters | median frames/s | range | vs v7 |",
+                extra={name: f"{rs[0]['params']:,}" for name, rs in results.items()})
     return 0
 
 
