@@ -19,8 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from stpr.data.datasets import lol_split  # noqa: E402
+from stpr.data.datasets import lol_split
 
 
 def main() -> int:

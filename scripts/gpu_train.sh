@@ -25,11 +25,7 @@ pack)
     "$py" scripts/gpu_pack.py --lol data_cache/lol-v1/train --out .gpu_pack \
         --videos data_cache/videos/{bikes.mp4,vtest.avi,bigbuckbunny.mp4,Megamind.avi} \
         --val-video data_cache/videos/tree.avi --stills data_cache/stills
-    if ! ls .whl/av-*.whl >/dev/null 2>&1; then
-        grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
-        "$py" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-            --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av==18.1.0
-    fi
+    ls .whl/av-*.whl >/dev/null 2>&1 || bash scripts/gpu_check.sh wheels  # PyAV for the GPU machine
     du -sh .whl .gpu_pack/*
     ;;
 run)
