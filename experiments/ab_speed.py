@@ -8,7 +8,8 @@ runs each case once, in its own process (so no case warms another's caches), in 
 median over ``--rounds`` is printed. This machine is shared with other virtual machines and one
 run can be 30 % off another, so only interleaved medians are compared. The rate is model only:
 ``Enhancer.enhance_frames`` on frames already in memory (640x360 by default), after a warm-up.
-Trees from before ``--precision`` existed take ``bf16=True`` instead.
+Trees from before ``--precision`` existed take ``bf16=True`` instead. ``--model fast`` times the
+fast model (trees that have it).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import inspect, json, sys, time
 import numpy as np, torch
 from stpr.enhance import Enhancer
 precision, w, h, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+model = sys.argv[5] if len(sys.argv) > 5 else None
 params = inspect.signature(Enhancer.__init__).parameters
 kw = {"precision": precision, "device": "cpu"} if "precision" in params else {"bf16": precision == "bf16"}
 frames = list((np.random.default_rng(0).random((n, h, w, 3)) * 40).astype(np.uint8))
-enh = Enhancer.from_pretrained(tile=0, **kw)
+enh = Enhancer.from_pretrained(model, tile=0, **kw)
 list(enh.enhance_frames(frames[:4]))
 t0 = time.perf_counter()
 k = sum(1 for _ in enh.enhance_frames(frames))
@@ -67,13 +69,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--model", default=None, help="a shipped model's name or a weights file (default: quality)")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     cases = {}
     for case in args.cases:
         src, precision = case.rsplit(":", 1)
-        cases[case] = ([sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames)],
-                       {"PYTHONPATH": os.path.abspath(src)})
+        argv = [sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames)]
+        cases[case] = (argv + ([args.model] if args.model else []), {"PYTHONPATH": os.path.abspath(src)})
     results = run_interleaved(cases, args.rounds)
     print_rates({c: [r["fps"] for r in rs] for c, rs in results.items()},
                 f"| case ({args.size}, model only) | median frames/s | range | vs first |")

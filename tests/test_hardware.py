@@ -7,7 +7,7 @@ import torch
 
 from stpr import hardware
 from stpr.errors import UsageError
-from stpr.hardware import (autocast, cpuinfo_has_bf16, default_batch, resolve_device, resolve_precision)
+from stpr.hardware import (autocast, cast_convolutions, cpuinfo_has_bf16, default_batch, resolve_device, resolve_precision)
 
 CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f {}\nbugs\t\t: none\n"
 
@@ -79,3 +79,25 @@ def test_autocast_runs_convolutions_in_the_precision():
         assert conv(x).dtype == torch.float32
     with autocast(torch.device("cpu"), "bf16"):
         assert conv(x).dtype == torch.bfloat16
+
+
+def test_cast_convolutions_matches_autocast_and_leaves_the_model_alone():
+    from stpr.models import STPR, STPRConfig
+    torch.manual_seed(0)
+    model = STPR(STPRConfig(channels=8, flow_channels=(4, 6, 8, 8), flow_hidden=8, prrd_growth=4)).eval()
+    for p in model.parameters():  # the zero-initialised last layers too, so every path counts
+        p.data.add_(0.05 * torch.randn_like(p))
+    cpu = torch.device("cpu")
+    assert cast_convolutions(model, "fp32", cpu) is model
+    net = cast_convolutions(model, "bf16", cpu)
+    assert net is not model
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the caller's model is untouched
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert net.reconstruction.global_gain[0].weight.dtype == torch.float32  # small heads stay float32
+    x = torch.rand(1, 3, 3, 32, 48) * 0.2
+    with torch.no_grad(), autocast(cpu, "bf16"):
+        ref, out = model(x).float(), net(x).float()
+    # the same rounded weights; only the summation order differs (channels-last)
+    assert (out - ref).abs().max() < 2e-2 and (out - ref).abs().mean() < 1e-3

@@ -26,7 +26,7 @@ import torch
 from stpr.checkpoint import load_model
 from stpr.errors import InputError, ModelError, UsageError
 from stpr.exposure import ExposureControl
-from stpr.hardware import autocast, default_batch, free_memory_mb, resolve_device, resolve_precision
+from stpr.hardware import autocast, cast_convolutions, default_batch, free_memory_mb, resolve_device, resolve_precision
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
@@ -263,6 +263,8 @@ class Enhancer:
         if batch is not None and batch < 1:
             raise UsageError(f"batch must be >= 1, got {batch}")
         self.model = model.eval()
+        # what runs: convolution weights cast once (self.model, which identifies the weights, stays)
+        self._net = cast_convolutions(self.model, self.precision, self.device) if isinstance(model, STPR) else model
         self.batch = batch
         self.half_states = half_states
         self.tile = tile
@@ -327,7 +329,7 @@ class Enhancer:
         return max(128, side // 32 * 32)
 
     def _stream(self, half: bool, batch: int) -> _WindowStream:
-        return _WindowStream(self.model, half, self.precision, batch, self.device)
+        return _WindowStream(self._net, half, self.precision, batch, self.device)
 
     def _make_tiles(self, h: int, w: int) -> list[_Tile]:
         t = self.tile_size_for(h, w)
