@@ -9,7 +9,8 @@ median over ``--rounds`` is printed. This machine is shared with other virtual m
 run can be 30 % off another, so only interleaved medians are compared. The rate is model only:
 ``Enhancer.enhance_frames`` on frames already in memory (640x360 by default), after a warm-up.
 Trees from before ``--precision`` existed take ``bf16=True`` instead. ``--model fast`` times the
-fast model (trees that have it).
+fast model (trees that have it); ``--batch 1 2`` times each case with one and with two windows per
+network call.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import inspect, json, sys, time
 import numpy as np, torch
 from stpr.enhance import Enhancer
 precision, w, h, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-model = sys.argv[5] if len(sys.argv) > 5 else None
+model = sys.argv[5] or None
+batch = int(sys.argv[6])
 params = inspect.signature(Enhancer.__init__).parameters
 kw = {"precision": precision, "device": "cpu"} if "precision" in params else {"bf16": precision == "bf16"}
 frames = list((np.random.default_rng(0).random((n, h, w, 3)) * 40).astype(np.uint8))
-enh = Enhancer.from_pretrained(model, tile=0, **kw)
+enh = Enhancer.from_pretrained(model, tile=0, **kw, **({"batch": batch} if batch > 1 else {}))
 list(enh.enhance_frames(frames[:4]))
 t0 = time.perf_counter()
 k = sum(1 for _ in enh.enhance_frames(frames))
@@ -69,14 +71,18 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--model", default=None, help="a shipped model's name or a weights file (default: quality)")
+    ap.add_argument("--model", default="", help="a shipped model's name or a weights file (default: quality)")
+    ap.add_argument("--batch", type=int, nargs="+", default=[1],
+                    help="windows per network call; several values: each case at each batch")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     cases = {}
     for case in args.cases:
         src, precision = case.rsplit(":", 1)
-        argv = [sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames)]
-        cases[case] = (argv + ([args.model] if args.model else []), {"PYTHONPATH": os.path.abspath(src)})
+        for b in args.batch:
+            argv = [sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames), args.model, str(b)]
+            name = case if len(args.batch) == 1 else f"{case} batch {b}"
+            cases[name] = (argv, {"PYTHONPATH": os.path.abspath(src)})
     results = run_interleaved(cases, args.rounds)
     print_rates({c: [r["fps"] for r in rs] for c, rs in results.items()},
                 f"| case ({args.size}, model only) | median frames/s | range | vs first |")

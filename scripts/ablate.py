@@ -22,6 +22,7 @@ written to ``reports/ablation/ablation.md``.
     .venv/bin/python scripts/ablate.py --threads 1 --only full,zero_flow,dis_flow,no_brightness &
     .venv/bin/python scripts/ablate.py --threads 1 --only no_pixel_fusion,hf_split,r2,t1; wait
     .venv/bin/python scripts/ablate.py
+    .venv/bin/python scripts/ablate.py --study fast    # the fast model's study (runs/ablation_fast)
 
 (The "additions" study of v3's linear light and refine head on top of v2 used options that were
 retired; run it from commit 50d3f5c: docs/research/ablations.md.)
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +52,31 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "t1": ({"frames": 1}, "T = 1: single frame, no propagation"),
 }
 
-STUDIES = {"parts": (VARIANTS, "runs/ablation", "reports/ablation", "")}
+# The same study for the ``fast`` model, from its weights with its recipe: it has no pixel fusion, so
+# that row adds it (the blend starts from the propagation's weights) instead of removing it.
+FAST_VARIANTS: dict[str, tuple[dict, str]] = {
+    "full": ({}, "fast STPR (learned flow from 1/8, T = 3, R = 1, no pixel fusion)"),
+    **{k: v for k, v in VARIANTS.items() if k in ("zero_flow", "dis_flow", "no_brightness")},
+    "pixel_fusion": ({"pixel_fusion": True}, "pixel fusion added: aligned neighbour frames blended into the base"),
+    **{k: v for k, v in VARIANTS.items() if k in ("hf_split", "r2", "t1")},
+}
+
+
+@dataclass
+class Study:
+    variants: dict[str, tuple[dict, str]]
+    runs: str
+    reports: str
+    config: str
+    lol: str  # an eval --lol folder the model never trained on (stpr eval scores its held-out split)
+
+
+STUDIES = {
+    "parts": Study(VARIANTS, "runs/ablation", "reports/ablation", "configs/ablation.json",
+                   "../shared/data/lol-train"),
+    "fast": Study(FAST_VARIANTS, "runs/ablation_fast", "reports/ablation_fast",
+                  "experiments/configs/ablation_fast.json", "data_cache/lol-v1/train"),
+}
 
 
 def run(cmd: list[str]) -> None:
@@ -64,24 +90,27 @@ def summary(path: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="configs/ablation.json")
+    ap.add_argument("--config", default=None, help="training config (default per study)")
     ap.add_argument("--only", default="", help="comma-separated variant names")
-    ap.add_argument("--lol", default="../shared/data/lol-train")
+    ap.add_argument("--lol", default=None, help="LOL folder for stpr eval (default per study)")
     ap.add_argument("--synthetic", default="data_cache/videos/tree.avi")
     ap.add_argument("--synthetic2", default="data_cache/videos/carphone_pristine.mp4",
                     help="second held-out video (normal exposure, so PSNR is not all exposure)")
     ap.add_argument("--clips", default="../shared/data/real-lowlight-clips")
     ap.add_argument("--study", choices=list(STUDIES), default="parts",
-                    help="parts: remove one part of the shipped model")
+                    help="parts: remove one part of the quality model; fast: the same for the fast model")
     ap.add_argument("--runs", default=None, help="run folder (default per study)")
     ap.add_argument("--reports", default=None, help="report folder (default per study)")
     ap.add_argument("--threads", type=int, default=2,
                     help="threads for the evaluations (training uses the config's); 1 when two studies share 2 cores")
     args = ap.parse_args()
 
-    variants, runs_default, reports_default, init = STUDIES[args.study]
-    args.runs = args.runs or runs_default
-    args.reports = args.reports or reports_default
+    study = STUDIES[args.study]
+    variants = study.variants
+    args.runs = args.runs or study.runs
+    args.reports = args.reports or study.reports
+    args.config = args.config or study.config
+    args.lol = args.lol or study.lol
     names = [n for n in args.only.split(",") if n] or list(variants)
     for n in names:
         if n not in variants:
@@ -95,8 +124,6 @@ def main() -> int:
         if last_logged_step(run_dir) < steps:
             cmd = stpr + ["train", "--config", args.config, "--quiet", "--set", f"out_dir={run_dir}"]
             cmd += [f"--set=model.{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items()]
-            if init:
-                cmd.append(f"--set=init={init}")
             if (run_dir / "last_state.pt").is_file():
                 cmd.append("--resume")
             run(cmd)
