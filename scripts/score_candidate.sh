@@ -4,6 +4,8 @@
 # held-out LOL (stpr eval --lol), real-clip flicker and brightness against the per-frame ablation
 # (stpr eval --clips), synthetic-dark video T = 3 vs T = 1 (scripts/window_compare.py) and GFLOPs
 # per 640x360 frame. Needs ../shared/data (LOL, real clips) and data_cache/videos (make videos).
+# LOL=data_cache/lol-v1/train scores a model trained on LOL-v1's 485 pairs on the pairs it held out
+# (752-789); the default, the 300 shared pairs' held-out split, suits models trained on those.
 # About 2 minutes on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +13,9 @@ w=${1:?weights file}
 out=${2:?report folder}
 py=${PY:-.venv/bin/python}
 data=${STPR_DATA:-../shared/data}
+lol=${LOL:-$data/lol-train}
 mkdir -p "$out"
-"$py" -m stpr.cli eval --lol "$data/lol-train" --methods stpr --model "$w" --out "$out/lol" --threads 2 --quiet
+"$py" -m stpr.cli eval --lol "$lol" --methods stpr --model "$w" --out "$out/lol" --threads 2 --quiet
 "$py" -m stpr.cli eval --clips "$data/real-lowlight-clips" --methods stpr,stpr-perframe --model "$w" \
     --out "$out/real" --threads 2 --quiet
 "$py" scripts/window_compare.py "$w" > "$out/window_compare.txt"
