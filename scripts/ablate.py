@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from stpr.train import last_logged_step

@@ -263,8 +263,9 @@ class Enhancer:
         if batch is not None and batch < 1:
             raise UsageError(f"batch must be >= 1, got {batch}")
         self.model = model.eval()
-        # what runs: convolution weights cast once (self.model, which identifies the weights, stays)
-        self._net = cast_convolutions(self.model, self.precision, self.device) if isinstance(model, STPR) else model
+        # what runs: convolution weights cast once (self.model, which identifies the weights, stays;
+        # an onnxruntime model runs in fp32, where the model itself is returned)
+        self._net = cast_convolutions(self.model, self.precision, self.device)
         self.batch = batch
         self.half_states = half_states
         self.tile = tile
