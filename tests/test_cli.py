@@ -114,3 +114,26 @@ def test_precision_and_batch_options_enhance(video, weights, tmp_path):
     assert outs["fp32"].shape == outs["batched"].shape == outs["bf16"].shape
     assert np.abs(outs["fp32"] - outs["batched"]).max() <= 1
     assert 0 < np.abs(outs["fp32"] - outs["bf16"]).mean() < 1.5
+
+
+def test_look_of_a_model_without_looks_is_a_usage_error(video, weights, tmp_path, capsys):
+    dst = tmp_path / "out.mp4"
+    assert main(["enhance", str(video), "-o", str(dst), "--model", str(weights), "--look", "lol"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--look lol" in err[0] and "one look only" in err[0]
+    assert not dst.exists()
+
+
+def test_enhance_and_export_with_a_look(video, tmp_path_factory, tmp_path, capsys):
+    from helpers import save_weights
+    from test_models import _with_looks
+
+    path = save_weights(tmp_path_factory, _with_looks())
+    outs = {}
+    for look in ("natural", "lol"):
+        dst = tmp_path / f"{look}.mp4"
+        assert main(["enhance", str(video), "-o", str(dst), "--model", str(path), "--look", look, "--quiet"]) == 0
+        outs[look] = dst.read_bytes()
+    assert outs["natural"] != outs["lol"]
+    assert main(["enhance", str(video), "-o", str(tmp_path / "x.mp4"), "--model", str(path), "--look", "sepia"]) == 2
+    assert "its looks are natural, lol" in capsys.readouterr().err

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import stpr.data.datasets as ds_mod
-from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SharedArrays, SyntheticStillClips, \
-    SyntheticVideoClips, lol_split, read_stills
+from stpr.data.datasets import (LOLClips, MixedClips, PairedVideoFolders, SharedArrays, SyntheticStillClips,
+                                SyntheticVideoClips, lol_scene_groups, lol_sibling_split, lol_split, read_stills)
 from stpr.data.motion import affine_flow, random_trajectory, warp_crop
 from stpr.models.warp import flow_warp, resize_flow
 
@@ -509,3 +509,29 @@ def test_many_lol_pairs_reach_forkserver_workers(tmp_path):
     for i, got in enumerate(loader):
         want = ds[i]
         assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_lol_sibling_split_holds_out_one_shot_of_scenes_that_still_train(tmp_path):
+    """Scenes shot several times (near-identical truths) lose one shot each to validation; scenes shot
+    once always train."""
+    root = tmp_path / "lol"
+    rng = np.random.default_rng(0)
+    scenes = {"a": ["1", "2", "3"], "b": ["4"], "c": ["5", "6"], "d": ["7", "8"], "e": ["9"]}
+    for k, (_, names) in enumerate(scenes.items()):
+        base = texture(27, 40, seed=k).astype(np.float64)
+        for n in names:
+            shot = np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8)
+            write_rgb(root / "high" / f"{n}.png", shot)
+            write_rgb(root / "low" / f"{n}.png", (shot // 10).astype(np.uint8))
+    names = [str(i) for i in range(1, 10)]
+    groups = lol_scene_groups(root, names)
+    assert groups == list(scenes.values())
+    train, held = lol_sibling_split(root, names, 2)
+    assert len(held) == 2 and set(held) | set(train) == set(names) and not set(held) & set(train)
+    for n in held:  # each held-out shot's scene still trains
+        scene = next(g for g in groups if n in g)
+        assert len(scene) >= 2 and set(scene) - {n} <= set(train)
+    assert "4" in train and "9" in train
+    assert lol_sibling_split(root, names, 0) == (names, [])
+    with pytest.raises(ValueError, match="two or more shots"):
+        lol_sibling_split(root, names, 4)

@@ -551,3 +551,54 @@ def test_shipped_model_outputs_match_the_pinned_reference(name):
     assert np.array_equal(now["x"], ref["x"]) and np.array_equal(now["frames"], ref["frames"])
     assert np.abs(now["forward"] - ref["forward"]).max() <= 1e-5
     assert np.abs(now["stream"].astype(int) - ref["stream"].astype(int)).max() <= 1
+
+
+# ------------------------------------------------------------------------------------------ looks
+
+
+def _with_looks(seed: int = 0) -> STPR:
+    """A tiny model with two looks whose look vectors are random (trained ones differ)."""
+    m = tiny_model(seed, looks=("natural", "lol"))
+    with torch.no_grad():
+        m.reconstruction.look_feats.normal_(0, 0.5)
+        m.reconstruction.look_gain.normal_(0, 0.2)
+    return m
+
+
+def test_looks_pick_the_tone_and_default_to_the_first():
+    m = _with_looks()
+    clip = torch.rand(2, 3, 3, 32, 48) * 0.2
+    with torch.no_grad():
+        natural = m(clip)
+        m.set_look("lol")
+        lol = m(clip)
+        per_sample, _ = m.forward_clip(clip, [1], look=torch.tensor([0, 1]))
+        m.set_look(None)
+        again = m(clip)
+    assert (natural - lol).abs().mean() > 1e-3
+    assert torch.equal(again, natural)
+    # a look per sample in one batch is the same as each look on its own
+    assert torch.allclose(per_sample[0][0], natural[0], atol=1e-6)
+    assert torch.allclose(per_sample[0][1], lol[1], atol=1e-6)
+
+
+def test_untrained_looks_are_one_tone_and_models_without_looks_refuse_one():
+    m = tiny_model(looks=("natural", "lol"))
+    clip = torch.rand(1, 3, 3, 32, 32) * 0.2
+    with torch.no_grad():
+        a = m(clip)
+        m.set_look("lol")
+        assert torch.equal(m(clip), a)  # zero-initialised: the looks start equal
+    with pytest.raises(ValueError, match="its looks are natural, lol"):
+        m.set_look("sepia")
+    with pytest.raises(ValueError, match="one look only"):
+        tiny_model().set_look("lol")
+    tiny_model().set_look(None)  # the default is always there
+    assert "look_feats" not in " ".join(tiny_model().state_dict())  # models without looks: no new weights
+
+
+@pytest.mark.parametrize("looks", [("one",), ("a", "a")])
+def test_config_rejects_bad_looks(looks):
+    with pytest.raises(ValueError, match="looks"):
+        STPRConfig(looks=looks)
+    assert STPRConfig.from_dict(STPRConfig(looks=("x", "y")).to_dict()).looks == ("x", "y")

@@ -130,3 +130,23 @@ def test_resumable_run_with_onnx_engine(tmp_path):
         with open_input(dst) as r:
             outs.append([f.rgb for f in r])
     assert len(outs[1]) == 5 and _max_diff(*outs) == 0
+
+
+def test_export_bakes_the_look_in(tmp_path, tmp_path_factory):
+    """An export computes one look (named in its manifest); asking it for another is a usage error."""
+    from helpers import save_weights
+    from test_models import _with_looks
+
+    model = _with_looks()
+    path = save_weights(tmp_path_factory, model)
+    clip = list(dark_clip(n=3, h=32, w=48, seed=2))
+    assert main(["export", "--onnx", str(tmp_path / "e"), "--model", str(path), "--look", "lol"]) == 0
+    assert json.loads((tmp_path / "e" / MANIFEST).read_text())["look"] == "lol"
+    got = list(Enhancer.from_pretrained(tmp_path / "e", engine="onnx", look="lol").enhance_frames(clip))
+    model.set_look("lol")
+    ref = list(Enhancer(model, precision="fp32").enhance_frames(clip))
+    assert _max_diff(ref, got) <= 2
+    with pytest.raises(UsageError, match="export again with --look"):
+        Enhancer.from_pretrained(tmp_path / "e", engine="onnx", look="natural")
+    fly = list(Enhancer.from_pretrained(path, engine="onnx", look="lol").enhance_frames(clip))
+    assert _max_diff(fly, got) == 0

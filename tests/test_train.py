@@ -15,11 +15,12 @@ from safetensors.torch import load_file
 import stpr.train as train_mod
 from stpr.checkpoint import load_model, read_metadata
 from stpr.cli import main
+from stpr.data.datasets import LOLClips
 from stpr.errors import ModelError, UsageError
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train import TrainConfig, load_config, lr_at, train
 
-from helpers import TINY, assert_close, read_log, texture
+from helpers import TINY, assert_close, read_log, texture, tiny_model, write_rgb
 from media import write_test_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -600,3 +601,28 @@ def test_camera_on_device_trains_and_resumes_like_an_unbroken_run(tmp_path):
     assert float(read_log(whole)[-1]["loss"]) > 0
     with pytest.raises(UsageError, match="camera_on_device"):
         load_config(None, ["camera_on_device=true"])
+
+
+def test_looks_train_lol_pairs_in_the_lol_look_and_validate_siblings(tmp_path):
+    """A model with looks: real LOL pairs train the "lol" look, other sources the first; a run with
+    lol_siblings validates the held-out shots of training scenes in their own columns."""
+    from stpr.train import train_step
+
+    root = tmp_path / "lol"
+    for k, scene in enumerate((["1", "2"], ["3", "4"], ["5"], ["6"])):
+        high = texture(48, 64, seed=k)
+        for n in scene:
+            write_rgb(root / "high" / f"{n}.png", high)
+            write_rgb(root / "low" / f"{n}.png", (high // 10).astype(np.uint8))
+    cfg = tiny_cfg(tmp_path / "run", root, 2, lol_siblings=1, model={**TINY, "looks": ["natural", "lol"]},
+                   w_tone=1.0, w_colour=1.0)
+    run = train(cfg, quiet=True)
+    rows = read_log(run)
+    assert float(rows[-1]["val_sib_psnr"]) > 5 and float(rows[-1]["val_lol_psnr"]) > 5
+    model = tiny_model(looks=("natural", "lol")).train()  # random output heads: gradients reach the looks
+    ds = LOLClips(root, ["1", "3"], frames=4, crop=32, seed=0)
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ds[0]}
+    loss, _ = train_step(model, batch, cfg)
+    loss.backward()
+    grad = model.reconstruction.look_feats.grad
+    assert grad[1].abs().sum() > 0 and grad[0].abs().sum() == 0  # every sample is a LOL pair

@@ -154,13 +154,14 @@ ALL_METHODS = (*STPR_METHODS, *METHODS)
 
 
 def stpr_method(weights: str | Path | None = None, frames: int | None = None, flow: str | None = None,
-                tile: int | None = None) -> Method:
+                tile: int | None = None, look: str | None = None) -> Method:
     """STPR as a method: loads the weights once (default: the shipped model); ``frames=1`` gives
     the per-frame variant (each frame wholly on its own: no window and no exposure smoothing),
-    ``flow`` overrides the flow estimator ("learned", "dis", "zero")."""
+    ``flow`` overrides the flow estimator ("learned", "dis", "zero"), ``look`` picks a tone look."""
     from stpr.enhance import Enhancer
 
-    enhancer = Enhancer.from_pretrained(weights, flow=flow, frames=frames, tile=tile, steady_exposure=frames != 1)
+    enhancer = Enhancer.from_pretrained(weights, flow=flow, frames=frames, tile=tile, steady_exposure=frames != 1,
+                                        look=look)
 
     def run(seq: list[np.ndarray]) -> list[np.ndarray]:
         return list(enhancer.enhance_frames(seq))
@@ -170,12 +171,13 @@ def stpr_method(weights: str | Path | None = None, frames: int | None = None, fl
     return run
 
 
-def make_method(name: str, weights: str | Path | None = None, flow: str | None = None) -> Method:
+def make_method(name: str, weights: str | Path | None = None, flow: str | None = None,
+                look: str | None = None) -> Method:
     """Method by CLI name: a baseline from ``METHODS`` or an STPR variant built from ``weights``."""
     if name == "stpr":
-        return stpr_method(weights, flow=flow)
+        return stpr_method(weights, flow=flow, look=look)
     if name == "stpr-perframe":
-        return stpr_method(weights, frames=1, flow=flow)
+        return stpr_method(weights, frames=1, flow=flow, look=look)
     try:
         return METHODS[name]
     except KeyError:

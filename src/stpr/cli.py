@@ -14,11 +14,16 @@ from stpr.evaluate import JUMP_LABEL
 from stpr.models.stpr_arch import FLOW_MODES
 
 
-def _add_model_options(p, flow_help: str = "flow estimator: the learned pyramid net (default), OpenCV DIS, or none"):
-    """--model and --flow, shared by the commands that run STPR."""
+def _add_model_options(p, flow_help: str = "flow estimator: the learned pyramid net (default), OpenCV DIS, or none",
+                       look: bool = True):
+    """--model, --flow and (``look``) --look, shared by the commands that run STPR."""
     p.add_argument("--model", help="a shipped model's name (quality, the default; fast) or a weights file "
                                    "(.safetensors)")
     p.add_argument("--flow", choices=list(FLOW_MODES), default=None, help=flow_help)
+    if look:
+        p.add_argument("--look", default=None, metavar="NAME",
+                       help="tone look, for a model trained with several (e.g. lol: the look of the LOL "
+                            "dataset's ground truths); default: the model's first")
 
 
 def _add_hardware_options(p, precision: bool = True, batch: bool = True):
@@ -215,6 +220,7 @@ def _run_enhance(args) -> int:
 
         check_compare_target(default_compare_output(dst), [src], args.overwrite)  # fail before enhancing
     enhancer = Enhancer.from_pretrained(args.model, flow=args.flow, frames=args.frames, engine=args.engine,
+                                        look=args.look,
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
                                         precision=args.precision, device=args.device, batch=args.batch,
                                         exposure=args.exposure, brightness=args.brightness,
@@ -280,7 +286,8 @@ def _run_eval(args) -> int:
     from stpr.report import run_eval
 
     run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
-             methods=args.methods, model=args.model, flow=args.flow, out=args.out, max_frames=args.max_frames,
+             methods=args.methods, model=args.model, flow=args.flow, look=args.look, out=args.out,
+             max_frames=args.max_frames,
              limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
              log=(lambda s: None) if args.quiet else print)
     return 0
@@ -298,7 +305,7 @@ def _add_bench(sub):
     p.add_argument("--methods", default=None,
                    help="comma-separated, from stpr,stpr-perframe,gamma-clahe,gamma-clahe-temporal,lime "
                         "(default: stpr and the three baselines)")
-    _add_model_options(p, "flow estimator for the STPR methods (default: the model's)")
+    _add_model_options(p, "flow estimator for the STPR methods (default: the model's)", look=False)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--engines", default=None, metavar="E[,E]",
                    help="engines for the STPR methods: torch, onnx (default: both when onnxruntime is installed)")
@@ -386,6 +393,10 @@ def _run_export(args) -> int:
     if (out / MANIFEST).exists() and not args.overwrite:
         raise UsageError(f"{out} already holds an ONNX export (use --overwrite)")
     model = load_model(args.model or None, flow_mode=args.flow, frames=args.frames)
+    try:
+        model.set_look(args.look)
+    except ValueError as e:
+        raise UsageError(f"--look {args.look}: {e}") from None
     export_onnx(model, out, weights=resolve_weights(args.model))
     print(f"wrote {out / 'encode.onnx'}, {out / 'decode.onnx'} and {out / MANIFEST}")
     return 0

@@ -276,9 +276,10 @@ class Enhancer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, flow: str | None = None, frames: int | None = None,
-                        engine: str = "torch", **kwargs) -> "Enhancer":
+                        engine: str = "torch", look: str | None = None, **kwargs) -> "Enhancer":
         """Load weights (default: the shipped model). ``flow`` ("learned", "dis", "zero") and
-        ``frames`` (e.g. 1 for per-frame enhancement) override the model's inference settings.
+        ``frames`` (e.g. 1 for per-frame enhancement) override the model's inference settings;
+        ``look`` picks one of the tone looks of a model trained with several (``STPR.set_look``).
 
         ``engine`` "onnx" runs the network in onnxruntime: ``path`` may then be an export folder
         (``stpr export --onnx``) or a weights file, exported on the fly (about a second).
@@ -291,19 +292,28 @@ class Enhancer:
             if path and is_onnx_export(path):
                 if flow is not None or frames is not None:
                     raise UsageError("--flow/--frames cannot change an ONNX export; export again with them")
-                return cls(OnnxSTPR(path, threads=kwargs.get("threads")), **kwargs)
-            model = cls._load(path, flow, frames)
+                onnx_model = OnnxSTPR(path, threads=kwargs.get("threads"))
+                if look is not None and look != onnx_model.look:
+                    raise UsageError(f"this ONNX export has the look {onnx_model.look!r}, not {look!r}; "
+                                     "export again with --look")
+                return cls(onnx_model, **kwargs)
+            model = cls._load(path, flow, frames, look)
             with tempfile.TemporaryDirectory(prefix="stpr_onnx_") as tmp:
                 export_onnx(model, tmp, weights=path)
                 onnx_model = OnnxSTPR(tmp, threads=kwargs.get("threads"))  # sessions hold the graphs
             return cls(onnx_model, **kwargs)
-        return cls(cls._load(path, flow, frames), **kwargs)
+        return cls(cls._load(path, flow, frames, look), **kwargs)
 
     @staticmethod
-    def _load(path, flow, frames) -> STPR:
+    def _load(path, flow, frames, look=None) -> STPR:
         if path and Path(path).is_dir():
             raise ModelError(f"{path} is a folder, not a weights file (an ONNX export needs --engine onnx)")
-        return load_model(path or None, flow_mode=flow, frames=frames)
+        model = load_model(path or None, flow_mode=flow, frames=frames)
+        try:
+            model.set_look(look)
+        except ValueError as e:
+            raise UsageError(f"--look {look}: {e}") from None
+        return model
 
     # ------------------------------------------------------------------ tiling
     def batch_for(self, h: int, w: int) -> int:

@@ -147,7 +147,8 @@ def export_onnx(model: STPR, out_dir: str | Path, weights: str | Path | None = N
     os.replace(tmp_enc, out / "encode.onnx")
     os.replace(tmp_dec, out / "decode.onnx")
     manifest = {"format": EXPORT_FORMAT, "stpr_config": model.cfg.to_dict(), "state_names": names, "opset": OPSET,
-                "weights_sha256": _sha256(weights) if weights else None}
+                "weights_sha256": _sha256(weights) if weights else None,
+                "look": model.cfg.looks[model.look] if model.cfg.looks else None}  # baked into decode
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return out
 
@@ -191,6 +192,7 @@ class OnnxSTPR:
                                  "export the model again with `stpr export --onnx`")
             self.cfg = STPRConfig.from_dict(manifest["stpr_config"])
             self.names = list(manifest["state_names"])
+            self.look = manifest.get("look")  # the tone look baked into decode.onnx (None: one look)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ModelError(f"{folder} is not an stpr ONNX export: {e}") from None
         opts = ort.SessionOptions()

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from stpr import distributed as D
 from stpr.checkpoint import save_model
 from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticStillClips, \
-    SyntheticVideoClips, apply_deferred_camera, lol_split, read_stills, read_video_frames
+    SyntheticVideoClips, apply_deferred_camera, lol_sibling_split, lol_split, read_stills, read_video_frames
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.losses import (charbonnier, colour_loss, edge_loss, fit_affine, flow_loss, ssim_loss, temporal_loss,
@@ -144,6 +144,9 @@ def build_datasets(cfg: TrainConfig, frames: int):
     val = {}
     if cfg.lol_root:
         tr, va = lol_split(Path(cfg.lol_root), cfg.lol_val)
+        if cfg.lol_siblings:
+            tr, sib = lol_sibling_split(Path(cfg.lol_root), tr, cfg.lol_siblings)
+            val["lol_siblings"] = sib
         srcs.append(LOLClips(Path(cfg.lol_root), tr, frames, cfg.crop, seed=cfg.seed, max_shift=cfg.lol_max_shift))
         weights.append(cfg.weights[0])
         if va:  # lol_val = 0: every pair trains, nothing to validate on
@@ -181,9 +184,14 @@ def build_datasets(cfg: TrainConfig, frames: int):
 
 def validate(model: STPR, cfg: TrainConfig, val: dict) -> dict:
     res = {}
-    if "lol" in val:
-        r = eval_lol(model, Path(cfg.lol_root), val["lol"])
-        res["val_lol_psnr"], res["val_lol_ssim"] = r["psnr"], r["ssim"]
+    default_look = model.look
+    for key, col in (("lol", "val_lol"), ("lol_siblings", "val_sib")):
+        if key in val:
+            if "lol" in model.cfg.looks:  # LOL pairs are scored in LOL's look
+                model.set_look("lol")
+            r = eval_lol(model, Path(cfg.lol_root), val[key])
+            model.look = default_look
+            res[f"{col}_psnr"], res[f"{col}_ssim"] = r["psnr"], r["ssim"]
     if "video" in val:
         r = eval_video(model, *val["video"])
         res["val_video_psnr"], res["val_video_ssim"] = r["psnr"], r["ssim"]
@@ -241,7 +249,11 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     n = low.shape[1]
     centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
     with torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-        outs, auxes = forward(low, centers, batch.get("stats"))
+        look = None
+        if model.cfg.looks:  # real LOL pairs train the look named "lol", every other source the default
+            lol_look = model.cfg.looks.index("lol") if "lol" in model.cfg.looks else 0
+            look = (batch["lol"] > 0.5).long() * lol_look
+        outs, auxes = forward(low, centers, batch.get("stats"), look)
     if cfg.amp:  # losses in float32: SSIM's variances and the flow error lose too much in bfloat16
         outs = [o.float() for o in outs]
         auxes = [{k: [f.float() for f in v] if k == "flows" else v for k, v in a.items()} for a in auxes]
@@ -324,8 +336,9 @@ class _ClipForward(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, low: torch.Tensor, centers: list[int], stats: torch.Tensor | None = None):
-        return self.model.forward_clip(low, centers, stats)
+    def forward(self, low: torch.Tensor, centers: list[int], stats: torch.Tensor | None = None,
+                look: torch.Tensor | None = None):
+        return self.model.forward_clip(low, centers, stats, look)
 
 
 def _has_unused_parameters(model: STPR, crop: int) -> bool:
@@ -503,6 +516,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
 
     cols = ["step", "time", "lr", "loss", "rec", "ssim", "temporal", "flow", "val_lol_psnr", "val_lol_ssim",
             "val_video_psnr", "val_video_ssim"]
+    if cfg.lol_siblings:
+        cols[10:10] = ["val_sib_psnr", "val_sib_ssim"]
     # the perceptual terms only when on, so the logs of runs without them keep their columns
     cols += [n for n, w in (("tone", cfg.w_tone), ("colour", cfg.w_colour), ("edge", cfg.w_edge)) if w > 0]
     log_f = writer = None

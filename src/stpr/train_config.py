@@ -21,7 +21,10 @@ class TrainConfig:
     """Args:
         out_dir: run directory.
         lol_root: LOL-style folder with low/ and high/ ("" to skip).
-        lol_val: number of highest-numbered LOL pairs held out for validation.
+        lol_val: number of highest-numbered LOL pairs held out for validation (scenes that never
+            train: generalisation).
+        lol_siblings: further LOL pairs held out for validation, each a shot of a scene whose other
+            shots train (``lol_sibling_split``: how LOL-v1's test pairs relate to its training pairs).
         videos: normal-light videos to darken synthetically.
         video_scale: downscale factor applied when decoding those videos.
         lol_max_shift: largest drift per frame (px, each axis) of the synthetic motion that turns
@@ -83,6 +86,7 @@ class TrainConfig:
     out_dir: str = "runs/default"
     lol_root: str = ""
     lol_val: int = 30
+    lol_siblings: int = 0
     videos: list[str] = field(default_factory=list)
     video_scale: float = 1.0
     lol_max_shift: float = 6.0

@@ -114,6 +114,54 @@ def lol_split(root: Path, num_val: int = 30) -> tuple[list[str], list[str]]:
     return names[:k], names[k:]
 
 
+def lol_scene_groups(root: Path, names: list[str], threshold: float = 0.9) -> list[list[str]]:
+    """Group LOL pairs into scenes: pairs whose ground truths, shrunk to 40x27, correlate above
+    ``threshold`` are one scene (linked transitively). LOL shot most scenes several times under
+    consecutive numbers (and LOL-v1's test pairs are such shots of training scenes), so a
+    validation pair whose scene also trains measures what the benchmark measures, and a pair of
+    a scene that never trains measures generalisation. Groups in ``names`` order."""
+    root = Path(root)
+    thumbs = []
+    for n in names:
+        img = cv2.resize(read_rgb(next((root / "high").glob(n + ".*"))), (40, 27), interpolation=cv2.INTER_AREA)
+        v = img.astype(np.float64).ravel()
+        thumbs.append((v - v.mean()) / max(v.std(), 1e-6))
+    t = np.stack(thumbs)
+    corr = t @ t.T / t.shape[1]
+    parent = list(range(len(names)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(corr > threshold)):
+        parent[find(int(i))] = find(int(j))
+    groups: dict[int, list[str]] = {}
+    for i, n in enumerate(names):
+        groups.setdefault(find(i), []).append(n)
+    return sorted(groups.values(), key=lambda g: names.index(g[0]))
+
+
+def lol_sibling_split(root: Path, names: list[str], num_val: int) -> tuple[list[str], list[str]]:
+    """Hold out ``num_val`` pairs of ``names``, one from each of ``num_val`` scenes shot two or
+    more times (spread evenly over the numbering; the middle shot of each), so that every held-out
+    pair's scene still trains: the benchmark's relation to its training pairs (``lol_scene_groups``).
+
+    Returns:
+        (training names, held-out names), each in ``names`` order.
+    """
+    if num_val <= 0:
+        return list(names), []
+    multi = [g for g in lol_scene_groups(root, names) if len(g) >= 2]
+    if len(multi) < num_val:
+        raise ValueError(f"only {len(multi)} scenes of {root} have two or more shots; lol_siblings = {num_val}")
+    picks = np.unique(np.round(np.linspace(0, len(multi) - 1, num_val)).astype(int))
+    held = {multi[k][len(multi[k]) // 2] for k in picks}
+    return [n for n in names if n not in held], [n for n in names if n in held]
+
+
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)

@@ -15,6 +15,9 @@ Fuses the propagated neighbour detail (temporal) with the pyramid features of th
   are corrected by a small head that sees the fused features and each frame's alignment error: static
   regions average T frames (noise down by up to sqrt(T)), moving or occluded ones keep the centre.
 * ``residual`` (pixel-shuffled from 1/4-resolution features) removes noise and restores detail.
+* With ``looks`` > 1 the model has several tone "looks" (e.g. natural footage and LOL's ground
+  truths): a learned vector per look is added to the fused features and a learned log gain per
+  look and colour channel to ``g_global``, so one trunk restores and the look picks the tone.
 
 The last layers start at zero, so an untrained model returns the plainly brightened input.
 """
@@ -36,10 +39,11 @@ class STReconstruction(nn.Module):
         target_mean: initial target mean brightness for the base gain.
         max_gain: upper bound of the base gain (keeps black frames from exploding).
         pixel_fusion: blend aligned neighbour frames into the base image.
+        looks: number of tone looks (0 or 1: one look, no look inputs).
     """
 
     def __init__(self, channels: int, target_mean: float = 0.4, max_gain: float = 60.0,
-                 pixel_fusion: bool = False):
+                 pixel_fusion: bool = False, looks: int = 0):
         super().__init__()
         c = channels
         self.max_gain = max_gain
@@ -57,6 +61,10 @@ class STReconstruction(nn.Module):
         for layer in zero_init:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        self.look_feats = self.look_gain = None
+        if looks > 1:  # zero: every look starts as the same tone
+            self.look_feats = nn.Parameter(torch.zeros(looks, 2 * c))
+            self.look_gain = nn.Parameter(torch.zeros(looks, 3))
 
     def blend_frames(self, feats: torch.Tensor, weights: torch.Tensor,
                      aligned: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -82,7 +90,8 @@ class STReconstruction(nn.Module):
 
     def forward(self, x: torch.Tensor, stats: torch.Tensor, propagated: torch.Tensor,
                 pyramid: torch.Tensor, weights: torch.Tensor | None = None,
-                aligned: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+                aligned: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                look: torch.Tensor | None = None) -> torch.Tensor:
         """Args:
             x: (B, 3, H, W) centre frame in [0, 1] (H, W divisible by 4).
             stats: (B, 6) whole-frame statistics (``frame_stats``).
@@ -90,15 +99,24 @@ class STReconstruction(nn.Module):
             pyramid: (B, C, H/4, W/4) from the pyramid recursive residual dense subnet.
             weights: (B, T, H/4, W/4) propagation fusion weights; used with ``pixel_fusion``.
             aligned: see ``blend_frames``; with ``pixel_fusion`` the blend replaces ``x`` as base.
+            look: (B,) int64 look index per sample, with ``looks`` > 1 (None: look 0).
 
         Returns:
             (B, 3, H, W) enhanced frame (not clamped).
         """
-        feats = self.body(torch.cat([propagated, pyramid], dim=1))
+        fused = torch.cat([propagated, pyramid], dim=1)
+        if self.look_feats is not None:
+            if look is None:
+                look = torch.zeros(fused.shape[0], dtype=torch.long, device=fused.device)
+            fused = fused + self.look_feats[look][:, :, None, None].to(fused.dtype)
+        feats = self.body(fused)
         if self.blend is not None and aligned is not None:
             x = self.blend_frames(feats, weights, aligned)
         base = (self.target_log - stats[:, 3]).clamp(max=math.log(self.max_gain)).view(-1, 1, 1, 1)
-        g_global = self.global_gain(stats[:, :5])[:, :, None, None]
+        g_global = self.global_gain(stats[:, :5])
+        if self.look_gain is not None:
+            g_global = g_global + self.look_gain[look]
+        g_global = g_global[:, :, None, None]
         g_local = F.interpolate(self.local_gain(feats).float(), size=x.shape[-2:], mode="bilinear",
                                 align_corners=False)
         residual = F.pixel_shuffle(self.residual(feats), 4).float()

@@ -84,6 +84,8 @@ class STPRConfig:
             ``fast`` model's, no full-resolution rearrangement).
         flow_stride: 4 (the flow pyramid starts at 1/4 resolution from the full frame) or 8 (at 1/8,
             from the frame's 1/4-resolution average; the ``fast`` model's).
+        looks: names of the tone looks the model was trained with, the default first (e.g.
+            ("natural", "lol"): footage's own tone and LOL's ground truths'); empty: one look.
     """
 
     frames: int = 3
@@ -102,9 +104,13 @@ class STPRConfig:
     pixel_fusion: bool = True
     encoder: str = "unshuffle"
     flow_stride: int = 4
+    looks: tuple[str, ...] = ()
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
+        self.looks = tuple(str(n) for n in self.looks)
+        if len(self.looks) == 1 or len(set(self.looks)) != len(self.looks):
+            raise ValueError(f"looks must name two or more different looks (or none), got {list(self.looks)}")
         if self.frames < 1 or self.frames % 2 == 0:
             raise ValueError(f"frames must be odd and >= 1, got {self.frames}")
         if self.flow_mode not in FLOW_MODES:
@@ -119,6 +125,7 @@ class STPRConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["flow_channels"] = list(self.flow_channels)
+        d["looks"] = list(self.looks)
         return d
 
     @classmethod
@@ -208,7 +215,23 @@ class STPR(nn.Module):
                                                                 cfg.feature_fusion))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
-        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion)
+        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, looks=len(cfg.looks))
+        self.look = 0  # the look decode uses when given none (``set_look``); not a weight
+
+    def set_look(self, name: str | None) -> None:
+        """Make ``name`` (one of ``cfg.looks``) the look used by default; None: the model's default.
+
+        Raises:
+            ValueError: the model has no look of that name (the message lists those it has).
+        """
+        if name is None:
+            self.look = 0
+            return
+        if name not in self.cfg.looks:
+            have = (f"its looks are {', '.join(self.cfg.looks)}" if self.cfg.looks
+                    else "it was trained with one look only")
+            raise ValueError(f"this model has no look {name!r}: {have}")
+        self.look = self.cfg.looks.index(name)
 
     # ---------------------------------------------------------------- padding
     @property
@@ -282,14 +305,15 @@ class STPR(nn.Module):
                              [torch.cat(levels) for levels in zip(*(n.flow_pyr for n in nbrs))])
         return list(flow.chunk(k))
 
-    def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None
-               ) -> tuple[torch.Tensor, dict]:
+    def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None,
+               look: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """Enhance the centre frame of a window of encoded frames.
 
         Args:
             window: T FrameStates; the centre is ``window[T // 2]``.
             flows: optional precomputed flows centre -> each neighbour (in window order, centre
                 skipped), each (B, 2, H/4, W/4).
+            look: optional (B,) int64 look per sample (models with ``cfg.looks``; None: ``self.look``).
 
         Returns:
             out: (B, 3, H, W) enhanced centre frame (padded size; clamped in eval mode).
@@ -308,14 +332,16 @@ class STPR(nn.Module):
         if self.cfg.pixel_fusion:
             frames = [center.x] + [align_frame(n, center, f) for n, f in zip(nbrs, flows)]
             aligned = list(zip(frames, errors))
-        out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned)
+        if look is None and self.cfg.looks:
+            look = torch.full((center.x.shape[0],), self.look, dtype=torch.long, device=center.x.device)
+        out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned, look)
         if not self.training:
             out = out.clamp(0.0, 1.0)
         return out, {"flows": flows, "weights": weights}
 
     # ---------------------------------------------------------------- whole clips
-    def forward_clip(self, clip: torch.Tensor, centers: list[int], stats: torch.Tensor | None = None
-                     ) -> tuple[list[torch.Tensor], list[dict]]:
+    def forward_clip(self, clip: torch.Tensor, centers: list[int], stats: torch.Tensor | None = None,
+                     look: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[dict]]:
         """Enhance several centre frames of one clip, encoding each frame once.
 
         Args:
@@ -323,6 +349,7 @@ class STPR(nn.Module):
             centers: indices of the frames to enhance; windows are reflected at the clip edges.
             stats: optional (B, N, 6) ``frame_stats`` of the whole frames when ``clip`` is a crop
                 (training), so crops see the exposure statistics a full frame would give.
+            look: optional (B,) int64 look per clip (see ``decode``).
 
         Returns:
             outputs: list of (B, 3, H, W); aux: list of dicts (flows at padded 1/4 resolution).
@@ -338,7 +365,7 @@ class STPR(nn.Module):
                     # statistics of the real frame, not of its padding
                     st = stats[:, i] if stats is not None else frame_stats(clip[:, i])
                     states[i] = self.encode_frame(padded[:, i], st)
-            out, aux = self.decode([states[i] for i in idx])
+            out, aux = self.decode([states[i] for i in idx], look=look)
             outs.append(out[..., :h, :w])
             auxes.append(aux)
         return outs, auxes
