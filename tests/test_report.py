@@ -172,3 +172,34 @@ def test_eval_usage_errors(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing.mp4"), "--methods", "lime"]) == 3
     err = capsys.readouterr().err
     assert "stpr: error:" in err
+
+
+def test_eval_lol_sibling_split(tmp_path, tmp_path_factory):
+    """--lol-split siblings scores the pairs a training config's lol_siblings holds out, in the look
+    asked for; a folder without scenes shot twice is a one-line input error."""
+    from helpers import texture, write_rgb
+    from test_models import _with_looks
+
+    root = tmp_path / "lol"
+    for k in range(90):  # scenes of two shots each: 1-2, 3-4, ...; the last 30 pairs are the block
+        high = texture(24, 32, seed=k // 2)
+        write_rgb(root / "high" / f"{k + 1}.png", high)
+        write_rgb(root / "low" / f"{k + 1}.png", (high // 10).astype(np.uint8))
+    weights = save_weights(tmp_path_factory, _with_looks())
+    reps = {}
+    for look in ("natural", "lol"):
+        out = tmp_path / look
+        assert main(["eval", "--lol", str(root), "--lol-split", "siblings", "--methods", "stpr", "--model",
+                     str(weights), "--look", look, "--out", str(out), "--quiet", "--threads", "1"]) == 0
+        reps[look] = json.loads((out / "results.json").read_text())
+    names = [s["name"] for s in reps["lol"]["sequences"]]
+    assert len(names) == 30 and len({(int(n) - 1) // 2 for n in names}) == 30  # one shot of each scene in 1-60
+    assert all(int(n) <= 60 for n in names)
+    assert reps["lol"]["look"] == "lol" and "look: **lol**" in (tmp_path / "lol" / "results.md").read_text()
+    assert reps["lol"]["summary"]["stpr"]["psnr"] != reps["natural"]["summary"]["stpr"]["psnr"]
+    single = tmp_path / "single"
+    for k in range(3):
+        write_rgb(single / "high" / f"{k}.png", texture(24, 32, seed=k))
+        write_rgb(single / "low" / f"{k}.png", texture(24, 32, seed=k) // 10)
+    assert main(["eval", "--lol", str(single), "--lol-split", "siblings", "--methods", "lime", "--out",
+                 str(tmp_path / "s"), "--quiet"]) == 3

@@ -264,6 +264,10 @@ def _add_eval(sub):
     p.add_argument("--gt", help="ground truth for INPUT (video, frame folder or image): paired mode")
     p.add_argument("--lol", metavar="ROOT", help="LOL-style root (low/, high/): its held-out split, each image "
                                                  "as a one-frame sequence")
+    p.add_argument("--lol-split", choices=["block", "siblings"], default="block",
+                   help="with --lol: block (default), the 30 highest-numbered pairs, scenes a model trained "
+                        "with lol_val never saw; siblings, the 30 pairs lol_siblings holds out, shots of scenes "
+                        "whose other shots train (as LOL-v1's test pairs relate to its training pairs)")
     p.add_argument("--synthetic", metavar="VIDEO", help="normal-light video, darkened with the fixed evaluation "
                                                         "camera and seed; the original is the ground truth")
     p.add_argument("--exposure-jumps", action="store_true",
@@ -286,7 +290,8 @@ def _run_eval(args) -> int:
     from stpr.report import run_eval
 
     run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
-             methods=args.methods, model=args.model, flow=args.flow, look=args.look, out=args.out,
+             methods=args.methods, model=args.model, flow=args.flow, look=args.look, lol_split=args.lol_split,
+             out=args.out,
              max_frames=args.max_frames,
              limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
              log=(lambda s: None) if args.quiet else print)

@@ -166,15 +166,29 @@ def paired_sequences(input_path: str | Path, gt_path: str | Path, max_frames: in
     return [_check_pair(name, load_frames(input_path, max_frames), load_frames(gt_path, max_frames), notes)]
 
 
-def lol_sequences(root: str | Path, limit: int | None = None, notes: list[str] | None = None) -> list[EvalSequence]:
-    """The held-out pairs of a LOL-style root (``low/`` and ``high/``; split from ``lol_split``),
-    each image as a one-frame sequence."""
-    from stpr.data.datasets import lol_split, read_rgb
+#: ``stpr eval --lol-split``: which held-out pairs of a LOL-style root are scored.
+LOL_SPLITS = ("block", "siblings")
+
+
+def lol_sequences(root: str | Path, limit: int | None = None, notes: list[str] | None = None,
+                  split: str = "block", siblings: int = 30) -> list[EvalSequence]:
+    """The held-out pairs of a LOL-style root (``low/`` and ``high/``), each image as a one-frame
+    sequence: ``split`` "block" the 30 highest-numbered (``lol_split``; all of a folder of 30 or
+    fewer), "siblings" the ``siblings`` pairs a training config's ``lol_siblings`` holds out of
+    the rest (``lol_sibling_split``: shots of scenes whose other shots train)."""
+    from stpr.data.datasets import lol_sibling_split, lol_split, read_rgb
 
     root = Path(root)
     if not (root / "low").is_dir() or not (root / "high").is_dir():
         raise InputError(f"{root}: a LOL-style root needs low/ and high/ folders")
-    _, names = lol_split(root)
+    if split not in LOL_SPLITS:
+        raise UsageError(f"--lol-split must be one of {', '.join(LOL_SPLITS)}, got {split!r}")
+    rest, names = lol_split(root)
+    if split == "siblings":
+        try:
+            names = lol_sibling_split(root, rest, siblings)[1]
+        except ValueError as e:
+            raise InputError(f"{root}: {e}") from None
     if limit is not None:
         names = names[:limit]
     if not names:
@@ -409,6 +423,8 @@ def write_markdown(path: Path, info: dict, summary: dict, results: list[_SeqResu
     lines = [f"# stpr eval: {info['source']}", "",
              f"Mode: **{info['mode']}**, {len(results)} sequence(s), "
              f"{sum(r.num_frames for r in results)} frame(s). Methods: {', '.join(info['methods'])}.", ""]
+    if info.get("look"):
+        lines += [f"STPR look: **{info['look']}**.", ""]
     if info.get("lpips_skipped"):
         lines += [f"LPIPS skipped: {info['lpips_skipped']}", ""]
     for note in info.get("notes", []):
@@ -622,7 +638,8 @@ def run_eval(input: str | None = None, *, gt: str | None = None, lol: str | None
              synthetic: str | None = None, clips: str | None = None, methods: str | None = None,
              model: str | None = None, flow: str | None = None, out: str | Path = "eval_report",
              max_frames: int | None = None, limit: int | None = None, threads: int | None = None,
-             exposure_jumps: bool = False, log: Callable[[str], None] = print, look: str | None = None) -> dict:
+             exposure_jumps: bool = False, log: Callable[[str], None] = print, look: str | None = None,
+             lol_split: str = "block") -> dict:
     """Load the data, run the methods, write the report. Returns the results.json content.
     ``threads`` sets torch's CPU threads for the run (restored afterwards); ``exposure_jumps``
     (with ``synthetic`` only) alternates the synthetic camera's exposure (``EVAL_JUMP_SCALES``)."""
@@ -637,13 +654,13 @@ def run_eval(input: str | None = None, *, gt: str | None = None, lol: str | None
         torch.set_num_threads(threads)
     try:
         return _run_eval(input, gt=gt, lol=lol, synthetic=synthetic, clips=clips, methods=methods, model=model,
-                         flow=flow, look=look, out=out, max_frames=max_frames, limit=limit, jumps=exposure_jumps, log=log)
+                         flow=flow, look=look, lol_split=lol_split, out=out, max_frames=max_frames, limit=limit, jumps=exposure_jumps, log=log)
     finally:
         torch.set_num_threads(before)
 
 
-def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, look, out, max_frames, limit, jumps,
-              log) -> dict:
+def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, look, lol_split, out, max_frames, limit,
+              jumps, log) -> dict:
     sources = [s for s in (input, lol, synthetic, clips) if s is not None]
     if len(sources) != 1:
         raise UsageError("give exactly one of INPUT, --lol ROOT, --synthetic VIDEO or --clips ROOT")
@@ -659,7 +676,9 @@ def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, look, o
     names, explicit = parse_methods(methods)
     notes: list[str] = []
     if lol is not None:
-        seqs, source = lol_sequences(lol, limit, notes), f"LOL held-out split of {lol}"
+        seqs = lol_sequences(lol, limit, notes, lol_split)
+        source = f"LOL held-out split of {lol}" + (" (siblings: shots of scenes that train)"
+                                                    if lol_split == "siblings" else "")
     elif synthetic is not None:
         seqs = synthetic_sequences(synthetic, max_frames, jumps=jumps)
         source = f"{synthetic} darkened with the evaluation camera (seed {SYNTHETIC_SEED})"

@@ -156,7 +156,7 @@ def lol_sibling_split(root: Path, names: list[str], num_val: int) -> tuple[list[
         return list(names), []
     multi = [g for g in lol_scene_groups(root, names) if len(g) >= 2]
     if len(multi) < num_val:
-        raise ValueError(f"only {len(multi)} scenes of {root} have two or more shots; lol_siblings = {num_val}")
+        raise ValueError(f"only {len(multi)} scenes have two or more shots; {num_val} sibling pairs asked for")
     picks = np.unique(np.round(np.linspace(0, len(multi) - 1, num_val)).astype(int))
     held = {multi[k][len(multi[k]) // 2] for k in picks}
     return [n for n in names if n not in held], [n for n in names if n in held]
