@@ -6,6 +6,9 @@
 # per 640x360 frame. Needs ../shared/data (LOL, real clips) and data_cache/videos (make videos).
 # LOL=data_cache/lol-v1/train scores a model trained on LOL-v1's 485 pairs on the pairs it held out
 # (752-789); the default, the 300 shared pairs' held-out split, suits models trained on those.
+# SIBLINGS=1 also scores the pairs a training config's lol_siblings held out (stpr eval --lol-split
+# siblings); LOL_LOOK=lol scores the LOL pairs in that look of a model trained with looks (the real
+# clips and videos keep the model's default look).
 # About 2 minutes on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,11 +18,19 @@ py=${PY:-.venv/bin/python}
 data=${STPR_DATA:-../shared/data}
 lol=${LOL:-$data/lol-train}
 mkdir -p "$out"
-"$py" -m stpr.cli eval --lol "$lol" --methods stpr --model "$w" --out "$out/lol" --threads 2 --quiet
+look=()
+[ -n "${LOL_LOOK:-}" ] && look=(--look "$LOL_LOOK")
+"$py" -m stpr.cli eval --lol "$lol" --methods stpr --model "$w" "${look[@]}" --out "$out/lol" --threads 2 --quiet
+reports=("$out/lol/results.md")
+if [ -n "${SIBLINGS:-}" ]; then
+    "$py" -m stpr.cli eval --lol "$lol" --lol-split siblings --methods stpr --model "$w" "${look[@]}" \
+        --out "$out/lol_siblings" --threads 2 --quiet
+    reports+=("$out/lol_siblings/results.md")
+fi
 "$py" -m stpr.cli eval --clips "$data/real-lowlight-clips" --methods stpr,stpr-perframe --model "$w" \
     --out "$out/real" --threads 2 --quiet
 "$py" scripts/window_compare.py "$w" > "$out/window_compare.txt"
 "$py" -c "import sys; from stpr.bench import model_gflops; print('GFLOPs per 640x360 frame: %.2f (%s)' % model_gflops(sys.argv[1], 640, 360))" "$w" > "$out/gflops.txt"
-for f in "$out/lol/results.md" "$out/real/results.md" "$out/window_compare.txt" "$out/gflops.txt"; do
+for f in "${reports[@]}" "$out/real/results.md" "$out/window_compare.txt" "$out/gflops.txt"; do
     echo "== $f"; cat "$f"
 done
