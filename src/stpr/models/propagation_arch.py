@@ -130,7 +130,8 @@ class FeaturePropagation(nn.Module):
         b, c = center_feats.shape[:2]
         n = len(nbr_feats)
         zero = center_norm_small.new_zeros(b, 1, *center_norm_small.shape[-2:])
-        centre_in = torch.cat([center_feats, center_feats, zero, zero + 1], dim=1)
+        zero_f = center_feats.new_zeros(zero.shape)  # in the features' dtype, so the cat stays in it
+        centre_in = torch.cat([center_feats, center_feats, zero_f, zero_f + 1], dim=1)
         if n == 0:
             weights = torch.softmax(self.confidence(centre_in), dim=1)
             return self.fuse(torch.cat([self.detail(center_feats), center_feats], dim=1)), weights, [zero]
@@ -141,11 +142,14 @@ class FeaturePropagation(nn.Module):
         src = torch.cat([torch.cat(nbr_feats).float(), torch.cat(nbr_norm_small).float(),
                          torch.cat(nbr_logb).float()], dim=1)
         warped = flow_warp(src, grid=grid)
-        warped_feats, warped_img, warped_logb = warped[:, :c], warped[:, c:c + 3], warped[:, c + 3:]
+        # The features' own dtype from here on (bfloat16 under autocast): the confidence net's and the
+        # fusion's inputs are built at half the bytes and reach the convolutions without a cast.
+        dt = center_feats.dtype
+        warped_feats, warped_img, warped_logb = warped[:, :c].to(dt), warped[:, c:c + 3], warped[:, c + 3:]
         err = (warped_img - center_norm_small.float().repeat(n, 1, 1, 1)).abs().mean(dim=1, keepdim=True)
         valid = grid_validity_mask(grid)
-        nbr_in = torch.cat([center_feats.repeat(n, 1, 1, 1), warped_feats, err, valid], dim=1)
-        logit = self.confidence(torch.cat([centre_in.to(nbr_in.dtype), nbr_in]))
+        nbr_in = torch.cat([center_feats.repeat(n, 1, 1, 1), warped_feats, err.to(dt), valid.to(dt)], dim=1)
+        logit = self.confidence(torch.cat([centre_in, nbr_in]))
         centre_logit, logit = logit[:b], logit[b:]
         if self.cfg.brightness_weight:
             logit = logit + self.brightness_gain * (warped_logb - center_logb.repeat(n, 1, 1, 1))
@@ -159,9 +163,10 @@ class FeaturePropagation(nn.Module):
             # whole features are the ones already warped for the confidence net
             nbr_detail = flow_warp(self.detail(torch.cat(nbr_feats)), grid=grid) if self.cfg.hf_split else warped_feats
             # sum_t weight_t * detail_t as multiply-adds, without a (B, T, C, h, w) product tensor
-            fused = self.detail(center_feats).to(nbr_detail.dtype) * weights[:, :1]
-            for k, d in enumerate(nbr_detail.chunk(n)):
-                fused = torch.addcmul(fused, d, weights[:, 1 + k:2 + k])
+            w = weights.to(dt)
+            fused = self.detail(center_feats) * w[:, :1]
+            for k, d in enumerate(nbr_detail.to(dt).chunk(n)):
+                fused = torch.addcmul(fused, d, w[:, 1 + k:2 + k])
         else:
             fused = self.detail(center_feats)
         return self.fuse(torch.cat([fused, center_feats], dim=1)), weights, errors
