@@ -217,7 +217,9 @@ def test_load_config_rejects_bad_overrides(overrides):
 @pytest.mark.parametrize("overrides", [["video_exposure_range=[0.3, 0.01]"], ["video_exposure_range=[0, 0.3]"],
                                        ["video_exposure_range=[0.1]"], ["video_h264_prob=1.5"],
                                        ["video_noise_scale=-1"], ["clip_frames=1"], ["clip_frames=-3"],
-                                       ["lol_max_shift=-1"]])
+                                       ["lol_max_shift=-1"], ["lol_siblings=-1"],
+                                       ["lol_tone_free=true", 'model.looks=["natural", "lol"]'],
+                                       ['model.looks=["one"]']])
 def test_bad_synthesis_settings_are_usage_errors(overrides):
     with pytest.raises(UsageError):
         load_config(None, overrides)

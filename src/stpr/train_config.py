@@ -221,6 +221,11 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
     sr = cfg.stills_scale_range
     if len(sr) != 2 or not 0 < sr[0] <= sr[1]:
         raise UsageError(f"stills_scale_range must be [smallest, largest] with 0 < smallest <= largest, got {sr}")
+    if cfg.lol_tone_free and "lol" in cfg.model.get("looks", ()):
+        raise UsageError('lol_tone_free keeps LOL\'s tone out of the model, and the look "lol" is there to learn '
+                         "it: use one or the other")
+    if cfg.lol_siblings < 0:
+        raise UsageError(f"lol_siblings must be >= 0, got {cfg.lol_siblings}")
     check_train_only(cfg)
     return cfg
 
