@@ -10,7 +10,8 @@ run can be 30 % off another, so only interleaved medians are compared. The rate 
 ``Enhancer.enhance_frames`` on frames already in memory (640x360 by default), after a warm-up.
 Trees from before ``--precision`` existed take ``bf16=True`` instead. ``--model fast`` times the
 fast model (trees that have it); ``--batch 1 2`` times each case with one and with two windows per
-network call.
+network call; ``--workers 1 2`` with one and two frames at once, each in its own thread (trees
+that have ``Enhancer(workers=)``). Each child also reports its peak RSS.
 """
 
 from __future__ import annotations
@@ -28,15 +29,19 @@ import numpy as np, torch
 from stpr.enhance import Enhancer
 precision, w, h, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 model = sys.argv[5] or None
-batch = int(sys.argv[6])
+batch, workers = int(sys.argv[6]), int(sys.argv[7])
 params = inspect.signature(Enhancer.__init__).parameters
 kw = {"precision": precision, "device": "cpu"} if "precision" in params else {"bf16": precision == "bf16"}
 frames = list((np.random.default_rng(0).random((n, h, w, 3)) * 40).astype(np.uint8))
-enh = Enhancer.from_pretrained(model, tile=0, **kw, **({"batch": batch} if batch > 1 else {}))
+kw.update({"batch": batch} if batch > 1 else {})
+kw.update({"workers": workers} if "workers" in params else {})
+enh = Enhancer.from_pretrained(model, tile=0, **kw)
 list(enh.enhance_frames(frames[:4]))
 t0 = time.perf_counter()
 k = sum(1 for _ in enh.enhance_frames(frames))
-print(json.dumps({"fps": k / (time.perf_counter() - t0)}))
+import resource
+print(json.dumps({"fps": k / (time.perf_counter() - t0),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -74,18 +79,24 @@ def main() -> int:
     ap.add_argument("--model", default="", help="a shipped model's name or a weights file (default: quality)")
     ap.add_argument("--batch", type=int, nargs="+", default=[1],
                     help="windows per network call; several values: each case at each batch")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1],
+                    help="frames at once, one thread each; several values: each case at each")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     cases = {}
     for case in args.cases:
         src, precision = case.rsplit(":", 1)
         for b in args.batch:
-            argv = [sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames), args.model, str(b)]
-            name = case if len(args.batch) == 1 else f"{case} batch {b}"
-            cases[name] = (argv, {"PYTHONPATH": os.path.abspath(src)})
+            for k in args.workers:
+                argv = [sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames), args.model, str(b),
+                        str(k)]
+                name = case + (f" batch {b}" if len(args.batch) > 1 else "") + \
+                    (f" workers {k}" if len(args.workers) > 1 else "")
+                cases[name] = (argv, {"PYTHONPATH": os.path.abspath(src)})
     results = run_interleaved(cases, args.rounds)
     print_rates({c: [r["fps"] for r in rs] for c, rs in results.items()},
-                f"| case ({args.size}, model only) | median frames/s | range | vs first |")
+                f"| case ({args.size}, model only) | peak RSS (MB) | median frames/s | range | vs first |",
+                {c: f"{max(r.get('rss_mb', 0) for r in rs):.0f}" for c, rs in results.items()})
     return 0
 
 

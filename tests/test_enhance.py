@@ -228,3 +228,31 @@ def test_bad_device_or_precision_is_a_usage_error():
         Enhancer(tiny_model(), device="tpu")
     with pytest.raises(UsageError, match="batch"):
         Enhancer(tiny_model(), batch=0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_workers_enhance_frames_at_once_with_the_same_output(precision):
+    """Two frames at once, each in its own thread: the same frames (to a level: one torch thread
+    per call sums in another order), in order, for any length; torch's threads are restored."""
+    model = tiny_model(seed=3)
+    for n in (1, 2, 5, 6):
+        clip = list(dark_clip(n=n, h=40, w=56, seed=n))
+        ref = list(Enhancer(model, precision=precision, tile=0).enhance_frames(clip))
+        before = torch.get_num_threads()
+        enh = Enhancer(model, precision=precision, tile=0, workers=2)
+        assert enh.workers_for(40, 56) == 2
+        got = list(enh.enhance_frames(clip))
+        assert torch.get_num_threads() == before
+        assert len(got) == n
+        assert max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(ref, got)) <= 1
+
+
+def test_workers_fall_back_to_one_where_they_do_not_apply():
+    model = tiny_model()
+    assert Enhancer(model, tile=64, workers=2).workers_for(200, 300) == 1  # tiled
+    assert Enhancer(model, tile=0, workers=2, batch=2).workers_for(40, 56) == 1  # several windows per call
+    assert Enhancer(model, tile=0, workers=2, half_states=True).workers_for(40, 56) == 1
+    assert Enhancer(model, workers=2, memory_mb=1).workers_for(40, 56) == 1  # not twice in the budget
+    assert Enhancer(model).workers_for(40, 56) == 1  # the default
+    with pytest.raises(UsageError):
+        Enhancer(model, workers=0)

@@ -202,7 +202,8 @@ def _worker(spec: dict) -> dict:
         enhancer = Enhancer.from_pretrained(spec.get("model"), frames=1 if method == "stpr-perframe" else None,
                                             flow=spec.get("flow"), engine=spec.get("engine", "torch"),
                                             threads=spec.get("threads"), precision=spec.get("precision", "auto"),
-                                            device=spec.get("device", "auto"), batch=spec.get("batch"))
+                                            device=spec.get("device", "auto"), batch=spec.get("batch"),
+                                            workers=spec.get("workers"))
         load_s = time.perf_counter() - t_load
         rss_start = _rss_mb()
         dec, enh = [0.0], [0.0]
@@ -268,11 +269,13 @@ def _worker_main(argv: list[str]) -> int:
 def _start_case(clip: Path, method: str, out_dir: Path, model: str | None = None, flow: str | None = None,
                 threads: int | None = None, engine: str = "torch", io_threads: bool = True,
                 precision: str = "auto", device: str = "auto", batch: int | None = None,
-                preset: str = "medium", env: dict | None = None, tag: str = "") -> tuple[subprocess.Popen, Path]:
+                preset: str = "medium", env: dict | None = None, tag: str = "",
+                workers: int | None = None) -> tuple[subprocess.Popen, Path]:
     """Start one (clip, method) case in a fresh Python process (``env``: extra environment)."""
     spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}{tag}.mp4"),
             "model": str(model) if model else None, "flow": flow, "threads": threads, "engine": engine,
-            "io_threads": io_threads, "precision": precision, "device": device, "batch": batch, "preset": preset}
+            "io_threads": io_threads, "precision": precision, "device": device, "batch": batch, "preset": preset,
+            "workers": workers}
     proc = subprocess.Popen([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
@@ -412,10 +415,10 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
               engines: list[str] | None = None, repeat: int = 3, io_threads: bool = True,
               durations: list[float] | None = None, duration_size: tuple[int, int] = (640, 360),
               precisions: list[str] | None = None, device: str = "auto", batch: int | None = None,
-              preset: str = "medium") -> dict:
+              preset: str = "medium", workers: int | None = None) -> dict:
     """Benchmark every (size, method, engine, precision) case, each ``repeat`` times (median
     reported). ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
-    installed); ``precisions`` (default ["auto"]), ``device`` and ``batch`` to the torch engine;
+    installed); ``precisions`` (default ["auto"]), ``device``, ``batch`` and ``workers`` to the torch engine;
     ``preset`` is the x264 preset of every case's encoder. ``durations`` (seconds at 25 frames/s,
     ``duration_size``) adds runs of the same content at several lengths, to show peak memory does
     not grow with the video's length.
@@ -493,7 +496,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
                     r.update(run_repeated(repeat, clip, m, tmp, model=model, flow=flow, threads=threads,
                                           engine=engine or "torch", io_threads=io_threads, precision=prec,
                                           device=device if engine == "torch" else "cpu", batch=batch,
-                                          preset=preset))
+                                          preset=preset, workers=workers if engine == "torch" else None))
                     _add_rates(r, m, model, flow, w, h, peaks)
                     results.append(r)
             clip.unlink()
@@ -506,14 +509,15 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             make_clip(clip, w, h, n)
             r = {"size": f"{w}x{h}", "width": w, "height": h, "method": "stpr", "engine": "torch", "seconds_of_video": secs}
             r.update(run_case(clip, "stpr", tmp, model=model, flow=flow, threads=threads, io_threads=io_threads,
-                              precision=precisions[0], device=device, batch=batch, preset=preset))
+                              precision=precisions[0], device=device, batch=batch, preset=preset,
+                              workers=workers))
             _add_rates(r, "stpr", model, flow, w, h, peaks)
             dur_results.append(r)
             clip.unlink()
     data = {"machine": machine, "frames": frames,
             "model": str(resolve_weights(model)) if uses_model else None,
             "notes": notes, "repeat": repeat, "io_threads": io_threads, "precisions": precisions,
-            "device": device, "batch": batch,
+            "device": device, "batch": batch, "workers": workers,
             "results": results,
             "durations": dur_results}
     if json_path:

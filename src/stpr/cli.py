@@ -40,6 +40,9 @@ def _add_hardware_options(p, precision: bool = True, batch: bool = True):
     if batch:
         p.add_argument("--batch", type=int, default=None, metavar="N",
                        help="windows per network call (default: 1 on a CPU, 8 on a GPU, 2 at 4K)")
+        p.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="CPU: frames enhanced at once, each in its own thread with one torch thread (whole "
+                            "frames that fit the memory budget N times; default 1)")
 
 
 def _add_train(sub):
@@ -129,7 +132,7 @@ def _add_enhance(sub):
 
 def _check_enhance_numbers(args) -> None:
     """Option values argparse cannot check by type alone (exit 2 before anything is loaded)."""
-    for flag in ("frames", "crf", "tile", "memory_mb", "threads", "segment_frames", "batch"):
+    for flag in ("frames", "crf", "tile", "memory_mb", "threads", "segment_frames", "batch", "workers"):
         value = getattr(args, flag)
         if value is not None and not isinstance(value, int):  # e.g. argparse turns "--crf=--" into []
             raise UsageError(f"--{flag.replace('_', '-')} needs a whole number, got {value!r}")
@@ -141,6 +144,8 @@ def _check_enhance_numbers(args) -> None:
         raise UsageError(f"--crf must be between 0 and 63, got {args.crf}")
     if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch must be >= 1, got {args.batch}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.memory_mb is not None and args.memory_mb < 1:
         raise UsageError(f"--memory-mb must be >= 1, got {args.memory_mb}")
     if args.threads is not None and args.threads < 1:
@@ -223,7 +228,7 @@ def _run_enhance(args) -> int:
                                         look=args.look,
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
                                         precision=args.precision, device=args.device, batch=args.batch,
-                                        exposure=args.exposure, brightness=args.brightness,
+                                        workers=args.workers, exposure=args.exposure, brightness=args.brightness,
                                         steady_exposure=not args.exposure_per_frame)
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
@@ -363,7 +368,7 @@ def _run_bench(args) -> int:
                      repeat=args.repeat, io_threads=not args.no_io_threads, durations=durations,
                      duration_size=parse_sizes(args.duration_size)[0],
                      precisions=[v.strip() for v in args.precisions.split(",") if v.strip()], device=args.device,
-                     batch=args.batch, preset=args.preset)
+                     batch=args.batch, preset=args.preset, workers=args.workers)
     for note in data["notes"]:
         print(f"note: {note}")
     print(format_table(data["results"], data["machine"]["matmul_peaks_gflops"], preset=args.preset))

@@ -16,6 +16,7 @@ import math
 import sys
 import tempfile
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -82,6 +83,8 @@ class _WindowStream:
 
     With ``batch`` > 1 frames are encoded ``batch`` at a time and windows decoded ``batch`` at a
     time (one network call for several frames: what keeps a GPU busy); outputs then come in bursts.
+    With a ``pool`` of W threads (CPU), frames are encoded and windows decoded W at a time, each in
+    its own thread (one network call per frame, W calls at once; ``Enhancer.workers``).
 
     With ``half_states`` (tiled frames) kept states hold their input frame as uint8 (it came from
     uint8, so ``/ 255`` restores it bit for bit): a quarter of the float32 copy, which matters at 4K
@@ -89,12 +92,13 @@ class _WindowStream:
     """
 
     def __init__(self, model: STPR, half_states: bool = False, precision: str = "fp32", batch: int = 1,
-                 device: torch.device = torch.device("cpu")):
+                 device: torch.device = torch.device("cpu"), pool: ThreadPoolExecutor | None = None):
         self.model = model
         self.half_states = half_states
         self.device = device
         self.precision = precision
-        self.batch = max(1, int(batch))
+        self.pool = pool
+        self.batch = max(1, int(batch))  # with a pool: its number of threads
         self.half = model.cfg.frames // 2
         self.states: dict[int, FrameState] = {}
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -115,6 +119,12 @@ class _WindowStream:
 
     def _encode_pending(self) -> None:
         if not self.pending:
+            return
+        if self.pool is not None and len(self.pending) > 1:
+            pending, self.pending = self.pending, []
+            for state in self.pool.map(lambda p: self._run(self.model.encode_frame, *p), pending):
+                self.states[self.count] = state
+                self.count += 1
             return
         xs, stats = zip(*self.pending)
         self.pending = []
@@ -139,6 +149,10 @@ class _WindowStream:
             centres = ready[i:i + self.batch]
             windows = [[self.states[k] for k in window_indices(c, self.count, self.model.cfg.frames)]
                        for c in centres]
+            if self.pool is not None:  # whole float32 frames: each window as it is, in its own thread
+                decoded = self.pool.map(lambda w: self._run(self.model.decode, w)[0], windows)
+                outs.extend(o.float() for o in decoded)
+                continue
             window = windows[0] if len(windows) == 1 else [_cat_states(col) for col in zip(*windows)]
             if self.half_states:
                 window = [_map_state(st, lambda t: t.float()) for st in window]
@@ -155,6 +169,12 @@ class _WindowStream:
         for k in [k for k in self.states if k < keep_from]:
             del self.states[k]
         return outs
+
+    def _run(self, fn, *args):
+        """``fn(*args)`` as the caller runs it, in a pool thread (inference mode and autocast are
+        per thread)."""
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            return fn(*args)
 
 
 def _index_state(s: FrameState, k: int) -> FrameState:
@@ -244,12 +264,17 @@ class Enhancer:
             each frame's own guess.
         memory_mb: working-memory budget used when ``tile`` is None; None: 1000 MB on a CPU,
             half the free memory of a GPU.
+        workers: on a CPU, frames enhanced at once, each in its own thread with one torch thread,
+            for whole (untiled) frames that fit the memory budget ``workers`` times; None: 1 (one
+            frame at a time on torch's threads). Tiled frames, GPUs and the onnx engine use one.
+            Several frames at once keep the cores busy without the per-operation hand-offs of
+            torch's threads (docs/research/speed-and-memory.md).
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int | None = None,
                  threads: int | None = None, half_states: bool | None = None, precision: str = "auto",
                  device: str = "auto", batch: int | None = None, exposure: float = 0.0,
-                 brightness: float | None = None, steady_exposure: bool = True):
+                 brightness: float | None = None, steady_exposure: bool = True, workers: int | None = None):
         self.exposure = ExposureControl(ev=exposure, target=brightness, steady=steady_exposure)
         if not isinstance(model, STPR):  # onnxruntime: CPU, float32
             if str(device).lower() not in ("auto", "cpu") or str(precision).lower() not in ("auto", "fp32"):
@@ -273,6 +298,9 @@ class Enhancer:
         self.memory_mb = memory_mb
         if threads:
             torch.set_num_threads(threads)
+        if workers is not None and workers < 1:
+            raise UsageError(f"workers must be >= 1, got {workers}")
+        self.workers = workers or 1
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, flow: str | None = None, frames: int | None = None,
@@ -339,15 +367,26 @@ class Enhancer:
         side = int((budget / BYTES_PER_PIXEL) ** 0.5)
         return max(128, side // 32 * 32)
 
-    def _stream(self, half: bool, batch: int) -> _WindowStream:
-        return _WindowStream(self._net, half, self.precision, batch, self.device)
+    def workers_for(self, h: int, w: int) -> int:
+        """Frames enhanced at once for (h, w) frames (``workers``): one unless on a CPU, with the
+        torch engine, one window per call and float32 states, the whole frame fits the memory
+        budget that many times over."""
+        if (self.workers < 2 or self.device.type != "cpu" or not isinstance(self.model, STPR)
+                or self.batch_for(h, w) > 1 or self.half_states or self.tile_size_for(h, w) != 0):
+            return 1
+        fits = self.tile is not None or h * w * BYTES_PER_PIXEL * self.workers <= self.budget_mb() * 2 ** 20
+        return self.workers if fits else 1
 
-    def _make_tiles(self, h: int, w: int) -> list[_Tile]:
+    def _stream(self, half: bool, batch: int, pool: ThreadPoolExecutor | None = None) -> _WindowStream:
+        return _WindowStream(self._net, half, self.precision, batch, self.device, pool)
+
+    def _make_tiles(self, h: int, w: int, pool: ThreadPoolExecutor | None = None, workers: int = 1) -> list[_Tile]:
         t = self.tile_size_for(h, w)
-        batch = self.batch_for(h, w)
+        batch = self.batch_for(h, w) if pool is None else workers
         dev = self.device
         if t == 0:
-            return [_Tile(0, 0, h, w, self._stream(bool(self.half_states), batch), torch.ones(1, 1, h, w, device=dev))]
+            return [_Tile(0, 0, h, w, self._stream(bool(self.half_states), batch, pool),
+                          torch.ones(1, 1, h, w, device=dev))]
         ov = min(self.tile_overlap, t // 2)
         th, ys = _tile_starts(h, t, ov, self.model.multiple)
         tw, xs = _tile_starts(w, t, ov, self.model.multiple)
@@ -409,42 +448,54 @@ class Enhancer:
                     yield to_uint8(img)
 
         emitted = 0  # tiles run in lockstep: output k of every tile belongs to frame k
-        for frame in frames:
-            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-                raise InputError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
-            if shape is None:
-                shape = frame.shape[:2]
-                tiles = self._make_tiles(*shape)
-            elif frame.shape[:2] != shape:
-                raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
-            # uint8 crosses the bus (a quarter of float32) and is converted on the device
-            frame_u8 = torch.from_numpy(frame).to(self.device)
-            full = frame_u8.permute(2, 0, 1)[None].float().div_(255.0)
-            stats = frame_stats(full)
-            if len(tiles) > 1:
-                full = None  # each tile converted on its own: no full-frame float copy stays alive
-            n_out = 0
-            for t in tiles:
-                if full is None:
-                    crop = frame_u8[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
-                    xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
-                else:  # one tile: the frame converted once, for the statistics and the network
-                    xt, _ = self.model.pad(full)
-                outs = t.stream.push(xt, stats)
-                blend(t, outs, emitted)
-                n_out = len(outs)
-            emitted += n_out
-            yield from ready(emitted)
-            if len(tiles) > 1:
-                _trim_heap()
-        if tiles is not None:
-            n_out = 0
-            for t in tiles:
-                outs = t.stream.finish()
-                blend(t, outs, emitted)
-                n_out = len(outs)
-            emitted += n_out
-            yield from ready(emitted)
+        threads_before = torch.get_num_threads()
+        pool = None
+        try:
+            for frame in frames:
+                if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                    raise InputError(f"frames must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+                if shape is None:
+                    shape = frame.shape[:2]
+                    workers = self.workers_for(*shape)
+                    if workers > 1:
+                        # each worker thread runs its frame's operations itself, one torch thread each
+                        pool = ThreadPoolExecutor(workers, thread_name_prefix="stpr")
+                        torch.set_num_threads(1)
+                    tiles = self._make_tiles(*shape, pool, workers)
+                elif frame.shape[:2] != shape:
+                    raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
+                # uint8 crosses the bus (a quarter of float32) and is converted on the device
+                frame_u8 = torch.from_numpy(frame).to(self.device)
+                full = frame_u8.permute(2, 0, 1)[None].float().div_(255.0)
+                stats = frame_stats(full)
+                if len(tiles) > 1:
+                    full = None  # each tile converted on its own: no full-frame float copy stays alive
+                n_out = 0
+                for t in tiles:
+                    if full is None:
+                        crop = frame_u8[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
+                        xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
+                    else:  # one tile: the frame converted once, for the statistics and the network
+                        xt, _ = self.model.pad(full)
+                    outs = t.stream.push(xt, stats)
+                    blend(t, outs, emitted)
+                    n_out = len(outs)
+                emitted += n_out
+                yield from ready(emitted)
+                if len(tiles) > 1:
+                    _trim_heap()
+            if tiles is not None:
+                n_out = 0
+                for t in tiles:
+                    outs = t.stream.finish()
+                    blend(t, outs, emitted)
+                    n_out = len(outs)
+                emitted += n_out
+                yield from ready(emitted)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+                torch.set_num_threads(threads_before)
 
     def enhance_image(self, img: np.ndarray) -> np.ndarray:
         """Enhance one (H, W, 3) uint8 image (as a static clip)."""
