@@ -56,6 +56,7 @@ def main() -> int:
         "torch bf16, whole frame": Enhancer(model, tile=0, precision="bf16", device="cpu"),
         f"torch bf16, tiles {args.tile} + fp16 states": Enhancer(model, tile=args.tile, precision="bf16", device="cpu"),
         "torch bf16, 4 windows per call": Enhancer(model, tile=0, precision="bf16", device="cpu", batch=4),
+        "torch bf16, 2 frames at once (workers)": Enhancer(model, tile=0, precision="bf16", device="cpu", workers=2),
         "onnxruntime, whole frame": Enhancer(onnx_model, tile=0),
         f"onnxruntime, tiles {args.tile} + fp16 states": Enhancer(onnx_model, tile=args.tile),
     }
