@@ -10,6 +10,8 @@ results. The fixed-look row uses only training pairs, so it is a result a post-h
 
     .venv/bin/python experiments/look_probe.py --model quality --model fast \
         --model runs/q1_scratch/last.safetensors
+
+A model given as ``WEIGHTS@LOOK`` runs in that look (models trained with looks).
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ def main() -> None:
     print("| model | PSNR | GT mean | fixed look | look at own mean | look, GT mean | affine oracle | LUT oracle |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for m in args.model:
-        model = load_model(m)
+        path, _, look = m.partition("@")
+        model = load_model(path)
+        model.set_look(look or None)
         fo, fg = run(model, root, fit_names)
         lut = lut_fit(fo, fg)
         nlut = lut_fit([norm(o) for o in fo], [norm(g) for g in fg])
