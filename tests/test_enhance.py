@@ -253,6 +253,9 @@ def test_workers_fall_back_to_one_where_they_do_not_apply():
     assert Enhancer(model, tile=0, workers=2, batch=2).workers_for(40, 56) == 1  # several windows per call
     assert Enhancer(model, tile=0, workers=2, half_states=True).workers_for(40, 56) == 1
     assert Enhancer(model, workers=2, memory_mb=1).workers_for(40, 56) == 1  # not twice in the budget
-    assert Enhancer(model).workers_for(40, 56) == 1  # the default
+    assert Enhancer(model, workers=1).workers_for(40, 56) == 1
+    threads = torch.get_num_threads()
+    assert Enhancer(model, tile=0).workers_for(40, 56) == (threads if threads > 1 else 1)  # small frames
+    assert Enhancer(model, tile=0).workers_for(1080, 1920) == 1  # large frames: one at a time
     with pytest.raises(UsageError):
         Enhancer(model, workers=0)

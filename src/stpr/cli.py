@@ -42,7 +42,8 @@ def _add_hardware_options(p, precision: bool = True, batch: bool = True):
                        help="windows per network call (default: 1 on a CPU, 8 on a GPU, 2 at 4K)")
         p.add_argument("--workers", type=int, default=None, metavar="N",
                        help="CPU: frames enhanced at once, each in its own thread with one torch thread (whole "
-                            "frames that fit the memory budget N times; default 1)")
+                            "frames that fit the memory budget N times; default: one per core up to 1280x720, "
+                            "else 1)")
 
 
 def _add_train(sub):

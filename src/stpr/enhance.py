@@ -39,6 +39,11 @@ BYTES_PER_PIXEL = 400
 
 ENGINES = ("torch", "onnx")
 
+# Largest frame (pixels) enhanced several frames at once by default on a CPU (``Enhancer.workers``):
+# at 640x360 two frames at once ran 1.25-1.4x faster end to end here, at 1280x720 level, at 1080p
+# slower (docs/research/speed-and-memory.md).
+AUTO_WORKERS_MAX_PIXELS = 1280 * 720
+
 
 @functools.lru_cache(maxsize=1)
 def _glibc():
@@ -265,8 +270,9 @@ class Enhancer:
         memory_mb: working-memory budget used when ``tile`` is None; None: 1000 MB on a CPU,
             half the free memory of a GPU.
         workers: on a CPU, frames enhanced at once, each in its own thread with one torch thread,
-            for whole (untiled) frames that fit the memory budget ``workers`` times; None: 1 (one
-            frame at a time on torch's threads). Tiled frames, GPUs and the onnx engine use one.
+            for whole (untiled) frames that fit the memory budget ``workers`` times; None: torch's
+            thread count for frames up to 1280x720 (``AUTO_WORKERS_MAX_PIXELS``), else one (one frame
+            at a time on torch's threads). Tiled frames, GPUs and the onnx engine use one.
             Several frames at once keep the cores busy without the per-operation hand-offs of
             torch's threads (docs/research/speed-and-memory.md).
     """
@@ -300,7 +306,7 @@ class Enhancer:
             torch.set_num_threads(threads)
         if workers is not None and workers < 1:
             raise UsageError(f"workers must be >= 1, got {workers}")
-        self.workers = workers or 1
+        self.workers = workers  # None: automatic (workers_for)
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, flow: str | None = None, frames: int | None = None,
@@ -371,11 +377,14 @@ class Enhancer:
         """Frames enhanced at once for (h, w) frames (``workers``): one unless on a CPU, with the
         torch engine, one window per call and float32 states, the whole frame fits the memory
         budget that many times over."""
-        if (self.workers < 2 or self.device.type != "cpu" or not isinstance(self.model, STPR)
+        workers = self.workers
+        if workers is None:  # measured: 1.25-1.4x end to end at 640x360, level at 720p, slower at 1080p
+            workers = torch.get_num_threads() if h * w <= AUTO_WORKERS_MAX_PIXELS else 1
+        if (workers < 2 or self.device.type != "cpu" or not isinstance(self.model, STPR)
                 or self.batch_for(h, w) > 1 or self.half_states or self.tile_size_for(h, w) != 0):
             return 1
-        fits = self.tile is not None or h * w * BYTES_PER_PIXEL * self.workers <= self.budget_mb() * 2 ** 20
-        return self.workers if fits else 1
+        fits = self.tile is not None or h * w * BYTES_PER_PIXEL * workers <= self.budget_mb() * 2 ** 20
+        return workers if fits else 1
 
     def _stream(self, half: bool, batch: int, pool: ThreadPoolExecutor | None = None) -> _WindowStream:
         return _WindowStream(self._net, half, self.precision, batch, self.device, pool)
