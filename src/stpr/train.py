@@ -249,11 +249,11 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     n = low.shape[1]
     centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
     with torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-        look = None
         if model.cfg.looks:  # real LOL pairs train the look named "lol", every other source the default
             lol_look = model.cfg.looks.index("lol") if "lol" in model.cfg.looks else 0
-            look = (batch["lol"] > 0.5).long() * lol_look
-        outs, auxes = forward(low, centers, batch.get("stats"), look)
+            outs, auxes = forward(low, centers, batch.get("stats"), (batch["lol"] > 0.5).long() * lol_look)
+        else:
+            outs, auxes = forward(low, centers, batch.get("stats"))
     if cfg.amp:  # losses in float32: SSIM's variances and the flow error lose too much in bfloat16
         outs = [o.float() for o in outs]
         auxes = [{k: [f.float() for f in v] if k == "flows" else v for k, v in a.items()} for a in auxes]
