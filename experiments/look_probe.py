@@ -25,13 +25,10 @@ import torch
 from stpr.checkpoint import load_model
 from stpr.data.datasets import lol_split, read_rgb
 from stpr.evaluate import enhance_sequence
+from tone_oracle import affine_fit, psnr  # experiments/ is the script's folder, on sys.path
 
 BINS = 64
 REF = 0.4
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
 
 
 def lut_apply(out: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -60,15 +57,6 @@ def norm(img: np.ndarray) -> np.ndarray:
     return img * REF / max(img.mean(), 1e-6)
 
 
-def affine_oracle(o: np.ndarray, g: np.ndarray) -> np.ndarray:
-    fit = np.empty_like(o)
-    for c in range(3):
-        a = np.stack([o[..., c].ravel(), np.ones(o[..., c].size)], 1)
-        coef, *_ = np.linalg.lstsq(a, g[..., c].ravel(), rcond=None)
-        fit[..., c] = (a @ coef).reshape(o.shape[:2])
-    return fit
-
-
 def run(model, root: Path, names: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     outs, gts = [], []
     for n in names:
@@ -95,8 +83,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for m in args.model:
         path, _, look = m.partition("@")
-        model = load_model(path)
-        model.set_look(look or None)
+        model = load_model(path, look=look or None)
         fo, fg = run(model, root, fit_names)
         lut = lut_fit(fo, fg)
         nlut = lut_fit([norm(o) for o in fo], [norm(g) for g in fg])
@@ -109,7 +96,7 @@ def main() -> None:
             looked = lut_apply(norm(o), nlut)
             rows["norm look"].append(psnr(np.clip(looked * o.mean() / looked.mean(), 0, 1), g))
             rows["norm look, GT mean"].append(psnr(np.clip(looked * g.mean() / looked.mean(), 0, 1), g))
-            rows["affine"].append(psnr(np.clip(affine_oracle(o, g), 0, 1), g))
+            rows["affine"].append(psnr(np.clip(affine_fit(o, g), 0, 1), g))
             rows["LUT"].append(psnr(np.clip(lut_apply(o, lut_fit([o], [g])), 0, 1), g))
         print(f"| {m} | " + " | ".join(f"{np.mean(v):.2f}" for v in rows.values()) + " |", flush=True)
 

@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
-from stpr.errors import ModelError
+from stpr.errors import ModelError, UsageError
 from stpr.models.stpr_arch import STPR, RetiredOptionError, STPRConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -51,15 +51,17 @@ def read_metadata(path: Path) -> dict:
         return dict(f.metadata() or {})
 
 
-def load_model(path: str | Path | None = None, **overrides) -> STPR:
+def load_model(path: str | Path | None = None, look: str | None = None, **overrides) -> STPR:
     """Build an STPR from a weights file or a shipped model's name (``resolve_weights``). ``overrides`` change inference-only config fields
-    (e.g. ``flow_mode="dis"``, ``frames=1``); None values leave the stored setting.
+    (e.g. ``flow_mode="dis"``, ``frames=1``); None values leave the stored setting. ``look`` picks
+    one of the tone looks of a model trained with several (``STPR.set_look``; None: its first).
 
     Files written before options were retired name them in their config: at their off values
     they are ignored, a file with one on cannot be loaded (``STPRConfig.from_dict``).
 
     Raises:
         ModelError: missing, unreadable, not matching the architecture, or made with a retired option.
+        UsageError: the model has no look ``look``.
     """
     path = resolve_weights(path)
     if not path.is_file():
@@ -91,6 +93,10 @@ def load_model(path: str | Path | None = None, **overrides) -> STPR:
     if missing or unexpected:
         raise ModelError(f"{path} does not match the STPR architecture "
                          f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
+    try:
+        model.set_look(look)
+    except ValueError as e:
+        raise UsageError(f"--look {look}: {e}") from None
     return model.eval()
 
 

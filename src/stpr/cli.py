@@ -297,9 +297,7 @@ def _run_eval(args) -> int:
 
     run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
              methods=args.methods, model=args.model, flow=args.flow, look=args.look, lol_split=args.lol_split,
-             out=args.out,
-             max_frames=args.max_frames,
-             limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
+             out=args.out, max_frames=args.max_frames, limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
              log=(lambda s: None) if args.quiet else print)
     return 0
 
@@ -403,11 +401,7 @@ def _run_export(args) -> int:
         raise UsageError(f"--onnx {out}: exists and is not a folder")
     if (out / MANIFEST).exists() and not args.overwrite:
         raise UsageError(f"{out} already holds an ONNX export (use --overwrite)")
-    model = load_model(args.model or None, flow_mode=args.flow, frames=args.frames)
-    try:
-        model.set_look(args.look)
-    except ValueError as e:
-        raise UsageError(f"--look {args.look}: {e}") from None
+    model = load_model(args.model or None, look=args.look, flow_mode=args.flow, frames=args.frames)
     export_onnx(model, out, weights=resolve_weights(args.model))
     print(f"wrote {out / 'encode.onnx'}, {out / 'decode.onnx'} and {out / MANIFEST}")
     return 0

@@ -342,12 +342,7 @@ class Enhancer:
     def _load(path, flow, frames, look=None) -> STPR:
         if path and Path(path).is_dir():
             raise ModelError(f"{path} is a folder, not a weights file (an ONNX export needs --engine onnx)")
-        model = load_model(path or None, flow_mode=flow, frames=frames)
-        try:
-            model.set_look(look)
-        except ValueError as e:
-            raise UsageError(f"--look {look}: {e}") from None
-        return model
+        return load_model(path or None, look=look, flow_mode=flow, frames=frames)
 
     # ------------------------------------------------------------------ tiling
     def batch_for(self, h: int, w: int) -> int:
