@@ -1,5 +1,6 @@
 """Same weights, different windows: PSNR of a model on the held-out synthetic-dark videos with
-T = 3 and T = 1 (its per-frame ablation), and on carphone with exposure jumps also with the
+T = 3 and T = 1 (its per-frame ablation), also after a per-channel gain and offset fit each output
+frame to its original (the tone taken out: ``eval_video``'s ``psnr_affine``), and on carphone with exposure jumps also with the
 fusion's brightness term switched off at inference.
 
 Figures come from ``stpr.evaluate.eval_video`` (float output, before the 8-bit rounding that
@@ -42,8 +43,10 @@ def main() -> int:
     for w in args.models:
         path = None if w == "default" else w
         for name, (clean, dark, jumps) in clips.items():
-            row = [f"T=3 {eval_video(load_model(path, frames=3), clean, dark)['psnr']:.2f}",
-                   f"T=1 {eval_video(load_model(path, frames=1), clean, dark)['psnr']:.2f}"]
+            t3 = eval_video(load_model(path, frames=3), clean, dark)
+            t1 = eval_video(load_model(path, frames=1), clean, dark)
+            row = [f"T=3 {t3['psnr']:.2f}", f"T=1 {t1['psnr']:.2f}",
+                   f"affine-fitted T=3 {t3['psnr_affine']:.2f}, T=1 {t1['psnr_affine']:.2f}"]
             row += [f"T={t} {eval_video(load_model(path, frames=t), clean, dark)['psnr']:.2f}" for t in extra]
             if jumps:
                 off = load_model(path, brightness_weight=False)
