@@ -11,7 +11,8 @@ run can be 30 % off another, so only interleaved medians are compared. The rate 
 Trees from before ``--precision`` existed take ``bf16=True`` instead. ``--model fast`` times the
 fast model (trees that have it); ``--batch 1 2`` times each case with one and with two windows per
 network call; ``--workers 1 2`` with one and two frames at once, each in its own thread (trees
-that have ``Enhancer(workers=)``). Each child also reports its peak RSS.
+that have ``Enhancer(workers=)``); ``--env '' MALLOC_TOP_PAD_=268435456`` with none and with that
+environment (comma-separated ``NAME=VALUE`` pairs). Each child also reports its peak RSS.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ import sys
 CHILD = r"""
 import inspect, json, sys, time
 import numpy as np, torch
+import stpr.enhance
 from stpr.enhance import Enhancer
+if hasattr(stpr.enhance, "tune_malloc"):  # as `stpr enhance` does, in trees that have it
+    stpr.enhance.tune_malloc()
 precision, w, h, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 model = sys.argv[5] or None
 batch, workers = int(sys.argv[6]), int(sys.argv[7])
@@ -81,6 +85,8 @@ def main() -> int:
                     help="windows per network call; several values: each case at each batch")
     ap.add_argument("--workers", type=int, nargs="+", default=[1],
                     help="frames at once, one thread each; several values: each case at each")
+    ap.add_argument("--env", nargs="+", default=[""],
+                    help="extra environments, each comma-separated NAME=VALUE pairs ('' for none); each case in each")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     cases = {}
@@ -88,11 +94,14 @@ def main() -> int:
         src, precision = case.rsplit(":", 1)
         for b in args.batch:
             for k in args.workers:
-                argv = [sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames), args.model, str(b),
-                        str(k)]
-                name = case + (f" batch {b}" if len(args.batch) > 1 else "") + \
-                    (f" workers {k}" if len(args.workers) > 1 else "")
-                cases[name] = (argv, {"PYTHONPATH": os.path.abspath(src)})
+                for extra in args.env:
+                    argv = [sys.executable, "-c", CHILD, precision, str(w), str(h), str(args.frames), args.model,
+                            str(b), str(k)]
+                    name = case + (f" batch {b}" if len(args.batch) > 1 else "") + \
+                        (f" workers {k}" if len(args.workers) > 1 else "") + \
+                        (f" {extra or 'no env'}" if len(args.env) > 1 else "")
+                    env = dict(kv.split("=", 1) for kv in extra.split(",") if kv)
+                    cases[name] = (argv, {"PYTHONPATH": os.path.abspath(src), **env})
     results = run_interleaved(cases, args.rounds)
     print_rates({c: [r["fps"] for r in rs] for c, rs in results.items()},
                 f"| case ({args.size}, model only) | peak RSS (MB) | median frames/s | range | vs first |",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 
 import av
@@ -259,3 +262,23 @@ def test_workers_fall_back_to_one_where_they_do_not_apply():
     assert Enhancer(model, tile=0).workers_for(1080, 1920) == 1  # large frames: one at a time
     with pytest.raises(UsageError):
         Enhancer(model, workers=0)
+
+
+def test_tune_malloc_leaves_a_users_malloc_settings_alone():
+    from stpr.enhance import MALLOC_ENV_VARS, tune_malloc
+
+    for var in MALLOC_ENV_VARS:
+        assert tune_malloc(environ={var: "1"}) is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_tune_malloc_applies_on_glibc_in_a_fresh_process():
+    # Its own process: the settings are process-wide and meant to be made once, early.
+    from stpr.enhance import MALLOC_ENV_VARS
+
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV_VARS}
+    code = ("import numpy as np; from stpr.enhance import _glibc, tune_malloc; ok = tune_malloc(); "
+            "[np.ones(8 << 20).sum() for _ in range(3)]; print(ok, _glibc() is not None)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    applied, glibc = out.split()
+    assert applied == glibc  # applied exactly where glibc is present, and large blocks still allocate

@@ -254,9 +254,9 @@ def _worker(spec: dict) -> dict:
 
 
 def _worker_main(argv: list[str]) -> int:
-    from stpr.enhance import limit_malloc_arenas
+    from stpr.enhance import tune_malloc
 
-    limit_malloc_arenas()  # as `stpr enhance` does
+    tune_malloc()  # as `stpr enhance` does
     spec = json.loads(argv[1])
     try:
         out = _worker(spec)

@@ -616,10 +616,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("enhance", "batch"):
-        from stpr.enhance import limit_malloc_arenas
+    if args.command in ("enhance", "batch", "eval", "train"):
+        from stpr.enhance import tune_malloc
 
-        limit_malloc_arenas()
+        tune_malloc()
     debug = bool(getattr(args, "debug", False))
     restore_sigterm = _install_sigterm() if args.command == "enhance" else (lambda: None)
     try:

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import functools
 import math
+import os
 import sys
 import tempfile
 from collections import deque
@@ -69,15 +70,34 @@ def _trim_heap() -> None:
         libc.malloc_trim(0)
 
 
-def limit_malloc_arenas(n: int = 2) -> bool:
-    """Cap glibc's malloc arenas (call early, before threads start); returns whether it applied.
+# glibc's environment variables for the settings ``tune_malloc`` makes: one set by the user means
+# they chose (and glibc read it at start-up), so none is changed.
+MALLOC_ENV_VARS = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                   "MALLOC_TOP_PAD_")
 
-    glibc gives threads their own heaps (up to 8 per core); frames decoded in the reader thread,
-    tensors in the main thread and encoder buffers in the writer thread then fragment separate
-    heaps. Two arenas cut 4K peak RSS by ~0.1 GB at no measurable speed cost. No-op elsewhere.
+
+def tune_malloc(arenas: int = 2, environ: dict | None = None) -> bool:
+    """Set glibc's malloc for a process that allocates and frees large tensors every frame (call
+    early, before threads start); returns whether it applied. No-op off glibc, and when the user
+    set any of ``MALLOC_ENV_VARS``.
+
+    - At most ``arenas`` arenas: glibc gives threads their own heaps (up to 8 per core); frames
+      decoded in the reader thread, tensors in the main thread and encoder buffers in the writer
+      thread then fragment separate heaps. Two arenas cut 4K peak RSS by ~0.1 GB.
+    - Freed memory is kept, not handed back: by default every block over glibc's mmap threshold
+      (128 KB, growing to at most 32 MB) is a fresh ``mmap`` and every large ``free`` shrinks the
+      heap, so each frame's temporaries were new pages, faulted in and zeroed by the kernel, again
+      each frame. No mmap for blocks, a 1 GB trim threshold and a 256 MB top pad made the fast
+      model 1.16-1.22x faster (model only, 640x360 to 1080p; docs/research/speed-and-memory.md).
+      Tiled frames (4K) still hand memory back explicitly after each frame (``_trim_heap``).
     """
+    env = os.environ if environ is None else environ
     libc = _glibc()
-    return libc is not None and bool(libc.mallopt(-8, int(n)))  # -8 = M_ARENA_MAX
+    if libc is None or any(v in env for v in MALLOC_ENV_VARS):
+        return False
+    # mallopt parameters: M_TRIM_THRESHOLD -1, M_TOP_PAD -2, M_MMAP_MAX -4, M_ARENA_MAX -8.
+    settings = ((-8, int(arenas)), (-4, 0), (-1, 1 << 30), (-2, 256 << 20))
+    return all(bool(libc.mallopt(param, value)) for param, value in settings)
 
 
 class _WindowStream:
