@@ -282,3 +282,45 @@ def test_tune_malloc_applies_on_glibc_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     applied, glibc = out.split()
     assert applied == glibc  # applied exactly where glibc is present, and large blocks still allocate
+
+
+class _BusyMachine:
+    """OtherLoad stand-in: other processes keep ``cores`` busy."""
+
+    def __init__(self, cores):
+        self.cores = cores
+
+    def busy(self):
+        return self.cores
+
+
+def test_one_frame_at_a_time_runs_on_the_cores_others_leave(monkeypatch):
+    import stpr.enhance as E
+
+    seen = []
+    monkeypatch.setattr(E, "OtherLoad", lambda: _BusyMachine(16.0))
+    monkeypatch.setattr(E, "LOAD_CHECK_SECONDS", 0.0)
+    model = tiny_model()
+    frames = [texture(40, 56, seed=i) for i in range(5)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        enh = Enhancer(model, tile=0, workers=1)
+        for _ in enh.enhance_frames(frames):
+            seen.append(torch.get_num_threads())
+        assert seen[-1] == 1  # every core busy elsewhere: one thread
+        assert torch.get_num_threads() == 2  # and the caller's setting back afterwards
+        # an idle machine of 2 cores: both threads stay
+        monkeypatch.setattr(E, "OtherLoad", lambda: _BusyMachine(0.0))
+        monkeypatch.setattr(E, "cores_available", lambda: 2)
+        seen.clear()
+        for _ in Enhancer(model, tile=0, workers=1).enhance_frames(frames):
+            seen.append(torch.get_num_threads())
+        assert set(seen) == {2}
+        # threads chosen by the caller stay as chosen
+        seen.clear()
+        for _ in Enhancer(model, tile=0, workers=1, threads=2).enhance_frames(frames):
+            seen.append(torch.get_num_threads())
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)

@@ -42,3 +42,45 @@ def test_too_late_once_torch_is_loaded():
     env: dict = {}
     assert "torch" in sys.modules  # the test process has torch loaded
     assert set_passive_openmp(env) is False and env == {}
+
+
+def _stat(tmp_path, busy: int, idle: int):
+    # user nice system idle iowait irq softirq steal: busy split over user and system
+    (tmp_path / "stat").write_text(f"cpu  {busy - busy // 4} 0 {busy // 4} {idle} 7 0 0 50 0 0\ncpu0 1 2 3 4\n")
+    return str(tmp_path / "stat")
+
+
+def test_other_load_counts_busy_cores_less_this_process(tmp_path):
+    from stpr._threads import OtherLoad
+
+    clock, own = [0.0], [0.0]
+    path = _stat(tmp_path, 0, 0)
+    load = OtherLoad(path, clock=lambda: clock[0], own_cpu=lambda: own[0])
+    hz = load._hz
+    # 2 s pass: the machine was busy for 3 core-seconds, 1 of them ours -> others kept 1 core busy
+    clock[0], own[0] = 2.0, 1.0
+    _stat(tmp_path, 3 * hz, 1 * hz)
+    assert abs(load.busy() - 1.0) < 1e-9
+    # next second: busy only by us -> 0 (never negative)
+    clock[0], own[0] = 3.0, 2.5
+    _stat(tmp_path, 4 * hz, 1 * hz)
+    assert load.busy() == 0.0
+
+
+def test_other_load_without_proc_stat_is_none(tmp_path):
+    from stpr._threads import OtherLoad
+
+    load = OtherLoad(str(tmp_path / "missing"))
+    assert load.busy() is None
+    (tmp_path / "odd").write_text("intr 1 2 3\n")
+    assert OtherLoad(str(tmp_path / "odd")).busy() is None
+
+
+def test_other_load_reads_this_machine():
+    from stpr._threads import OtherLoad, cores_available
+
+    load = OtherLoad()
+    sum(i * i for i in range(200_000))  # some time passes
+    busy = load.busy()
+    assert busy is None or 0.0 <= busy <= os.cpu_count() + 0.5
+    assert cores_available() >= 1

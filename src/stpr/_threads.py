@@ -30,3 +30,55 @@ def set_passive_openmp(environ: dict | None = None) -> bool:
     env["OMP_WAIT_POLICY"] = "PASSIVE"
     env["KMP_BLOCKTIME"] = "0"
     return True
+
+
+class OtherLoad:
+    """How many cores other processes keep busy, from the kernel's CPU counters (Linux).
+
+    Why it matters: torch's intra-op threads meet at a barrier after every operation. When another
+    process holds a core, the thread that shares it waits for a time slice at each barrier, and a
+    2-thread enhancement beside a busy process ran ~30x slower than with one thread (1.2 against
+    34.5 frames/s here, docs/research/speed-and-memory.md). ``Enhancer`` asks this every
+    ``interval`` seconds and runs on the cores the others leave.
+
+    ``busy()`` returns the mean number of cores that other processes used since the previous call
+    (system-wide busy time less this process's own CPU time; a hypervisor's steal is not counted),
+    or None where /proc/stat cannot be read.
+    """
+
+    def __init__(self, stat_path: str = "/proc/stat", clock=None, own_cpu=None):
+        import time
+
+        self._path = stat_path
+        self._clock = clock or time.monotonic
+        self._own = own_cpu or (lambda: sum(os.times()[:2]))
+        self._hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        try:
+            with open(self._path) as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu" or len(fields) < 8:
+            return None
+        # user nice system idle iowait irq softirq [steal ...]: busy is all but idle and iowait
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+        busy = (user + nice + system + irq + softirq) / self._hz
+        return self._clock(), busy, self._own()
+
+    def busy(self) -> float | None:
+        now = self._sample()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0]))
+
+
+def cores_available() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

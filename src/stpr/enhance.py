@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from stpr._threads import OtherLoad, cores_available
 from stpr.checkpoint import load_model
 from stpr.errors import InputError, ModelError, UsageError
 from stpr.exposure import ExposureControl
@@ -44,6 +46,10 @@ ENGINES = ("torch", "onnx")
 # at 640x360 two frames at once ran 1.25-1.4x faster end to end here, at 1280x720 level, at 1080p
 # slower (docs/research/speed-and-memory.md).
 AUTO_WORKERS_MAX_PIXELS = 1280 * 720
+
+# How often (seconds) one-frame-at-a-time enhancement on a CPU looks at the other processes' load
+# and sets its torch threads to the cores they leave (``stpr._threads.OtherLoad``).
+LOAD_CHECK_SECONDS = 1.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -272,7 +278,8 @@ class Enhancer:
         model: an STPR network (eval mode is set here), or an :class:`~stpr.onnx_engine.OnnxSTPR`.
         tile: tile size in pixels; 0 disables tiling, None picks one from ``memory_mb``.
         tile_overlap: overlap between neighbouring tiles in pixels.
-        threads: torch intra-op threads (None: leave torch's default).
+        threads: torch intra-op threads (None: torch's default, lowered while other processes keep
+            cores busy when frames go one at a time: ``LOAD_CHECK_SECONDS``; a number: fixed).
         half_states: keep the per-frame features between windows in float16 (half the memory of
             the T + 1 frames' states; computation stays float32). None: only for tiled frames,
             where those states, spanning the whole frame, dominate memory.
@@ -324,6 +331,8 @@ class Enhancer:
         self.memory_mb = memory_mb
         if threads:
             torch.set_num_threads(threads)
+        # threads not chosen: one frame at a time on a CPU runs on the cores other processes leave
+        self.adapt_threads = not threads
         if workers is not None and workers < 1:
             raise UsageError(f"workers must be >= 1, got {workers}")
         self.workers = workers  # None: automatic (workers_for)
@@ -474,6 +483,8 @@ class Enhancer:
         emitted = 0  # tiles run in lockstep: output k of every tile belongs to frame k
         threads_before = torch.get_num_threads()
         pool = None
+        load = None  # OtherLoad, when the thread count follows the machine's load
+        next_check = 0.0
         try:
             for frame in frames:
                 if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -486,6 +497,10 @@ class Enhancer:
                         pool = ThreadPoolExecutor(workers, thread_name_prefix="stpr")
                         torch.set_num_threads(1)
                     tiles = self._make_tiles(*shape, pool, workers)
+                    if (workers == 1 and self.adapt_threads and threads_before > 1 and self.device.type == "cpu"
+                            and isinstance(self.model, STPR)):
+                        load = OtherLoad()
+                        next_check = time.monotonic() + LOAD_CHECK_SECONDS / 4  # the first look soon
                 elif frame.shape[:2] != shape:
                     raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
                 # uint8 crosses the bus (a quarter of float32) and is converted on the device
@@ -508,6 +523,11 @@ class Enhancer:
                 yield from ready(emitted)
                 if len(tiles) > 1:
                     _trim_heap()
+                if load is not None and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + LOAD_CHECK_SECONDS
+                    others = load.busy()
+                    if others is not None:
+                        torch.set_num_threads(max(1, min(threads_before, cores_available() - round(others))))
             if tiles is not None:
                 n_out = 0
                 for t in tiles:
@@ -519,6 +539,7 @@ class Enhancer:
         finally:
             if pool is not None:
                 pool.shutdown()
+            if torch.get_num_threads() != threads_before:
                 torch.set_num_threads(threads_before)
 
     def enhance_image(self, img: np.ndarray) -> np.ndarray:
