@@ -12,7 +12,8 @@ Trees from before ``--precision`` existed take ``bf16=True`` instead. ``--model 
 fast model (trees that have it); ``--batch 1 2`` times each case with one and with two windows per
 network call; ``--workers 1 2`` with one and two frames at once, each in its own thread (trees
 that have ``Enhancer(workers=)``); ``--env '' MALLOC_TOP_PAD_=268435456`` with none and with that
-environment (comma-separated ``NAME=VALUE`` pairs). Each child also reports its peak RSS.
+environment (comma-separated ``NAME=VALUE`` pairs); ``--busy 1``: beside one process that keeps a core
+busy. Each child also reports its peak RSS.
 """
 
 from __future__ import annotations
@@ -49,14 +50,22 @@ print(json.dumps({"fps": k / (time.perf_counter() - t0),
 """
 
 
-def run_interleaved(cases: dict[str, tuple[list[str], dict | None]], rounds: int) -> dict[str, list[dict]]:
+def run_interleaved(cases: dict[str, tuple[list[str], dict | None]], rounds: int,
+                    busy: int = 0) -> dict[str, list[dict]]:
     """Run each case's command (argv, extra environment) once per round, the cases in turn, each
-    in its own process; returns every case's JSON results (the last line it prints), one per round."""
+    in its own process; returns every case's JSON results (the last line it prints), one per round.
+    ``busy``: that many processes spin on a core each while every case runs (a busy neighbour)."""
     results: dict[str, list[dict]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, (argv, env) in cases.items():
-            out = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                                 check=True).stdout
+            spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+            try:
+                out = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                                     check=True).stdout
+            finally:
+                for s in spinners:
+                    s.kill()
+                    s.wait()
             results[name].append(json.loads(out.strip().splitlines()[-1]))
     return results
 
@@ -87,6 +96,8 @@ def main() -> int:
                     help="frames at once, one thread each; several values: each case at each")
     ap.add_argument("--env", nargs="+", default=[""],
                     help="extra environments, each comma-separated NAME=VALUE pairs ('' for none); each case in each")
+    ap.add_argument("--busy", type=int, default=0,
+                    help="processes that each keep a core busy while every case runs (a busy neighbour)")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     cases = {}
@@ -102,7 +113,7 @@ def main() -> int:
                         (f" {extra or 'no env'}" if len(args.env) > 1 else "")
                     env = dict(kv.split("=", 1) for kv in extra.split(",") if kv)
                     cases[name] = (argv, {"PYTHONPATH": os.path.abspath(src), **env})
-    results = run_interleaved(cases, args.rounds)
+    results = run_interleaved(cases, args.rounds, args.busy)
     print_rates({c: [r["fps"] for r in rs] for c, rs in results.items()},
                 f"| case ({args.size}, model only) | peak RSS (MB) | median frames/s | range | vs first |",
                 {c: f"{max(r.get('rss_mb', 0) for r in rs):.0f}" for c, rs in results.items()})
