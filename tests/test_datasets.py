@@ -21,8 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def check_sample(s: dict, n: int, crop: int) -> None:
     q = crop // 4
-    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid", "stats", "lol", "deferred", "camera",
-                      "exposure_scales"}
+    assert set(s) == {"low", "high", "flow_fw", "flow_bw", "flow_valid", "stats", "lol", "lol_natural", "deferred",
+                      "camera", "exposure_scales"}
     assert s["low"].shape == s["high"].shape == (n, 3, crop, crop)
     assert s["camera"].shape == (15,) and s["exposure_scales"].shape == (n,)
     assert s["stats"].shape == (n, 6)

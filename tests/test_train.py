@@ -219,7 +219,8 @@ def test_load_config_rejects_bad_overrides(overrides):
                                        ["video_noise_scale=-1"], ["clip_frames=1"], ["clip_frames=-3"],
                                        ["lol_max_shift=-1"], ["lol_siblings=-1"],
                                        ["lol_tone_free=true", 'model.looks=["natural", "lol"]'],
-                                       ['model.looks=["one"]']])
+                                       ['model.looks=["one"]'], ["lol_natural=0.5"],
+                                       ["lol_natural=1.5", 'model.looks=["natural", "lol"]']])
 def test_bad_synthesis_settings_are_usage_errors(overrides):
     with pytest.raises(UsageError):
         load_config(None, overrides)
@@ -628,3 +629,34 @@ def test_looks_train_lol_pairs_in_the_lol_look_and_validate_siblings(tmp_path):
     loss.backward()
     grad = model.reconstruction.look_feats.grad
     assert grad[1].abs().sum() > 0 and grad[0].abs().sum() == 0  # every sample is a LOL pair
+
+
+def test_lol_natural_trains_the_default_look_tone_free_on_its_share_of_lol_clips(tmp_path):
+    """``lol_natural``: LOL clips marked ``lol_natural`` go to the default look and are scored
+    tone-free (as lol_tone_free); the others keep the "lol" look and their tone. The marks do not
+    change the clips themselves."""
+    from stpr.train import train_step
+
+    root = tmp_path / "lol"
+    for k, n in enumerate("1234"):
+        high = texture(48, 64, seed=k)
+        write_rgb(root / "high" / f"{n}.png", high)
+        write_rgb(root / "low" / f"{n}.png", (high // 10).astype(np.uint8))
+    plain = LOLClips(root, list("1234"), frames=4, crop=32, seed=0)
+    marked = LOLClips(root, list("1234"), frames=4, crop=32, seed=0, natural_share=0.5)
+    marks = [float(marked[i]["lol_natural"]) for i in range(40)]
+    assert 0 < sum(marks) < 40 and not any(float(plain[i]["lol_natural"]) for i in range(40))
+    assert all(torch.equal(plain[i]["low"], marked[i]["low"]) for i in range(6))
+    nat = next(i for i, m in enumerate(marks) if m)
+    lol = next(i for i, m in enumerate(marks) if not m)
+    cfg = load_config(None, ['model.looks=["natural", "lol"]', "lol_natural=0.5", "w_tone=1", "w_colour=1"])
+    model = tiny_model(looks=("natural", "lol")).train()
+    for i, look in ((nat, 0), (lol, 1)):
+        model.zero_grad()
+        batch = {k: v[None] for k, v in marked[i].items()}
+        loss, parts = train_step(model, batch, cfg)
+        loss.backward()
+        grad = model.reconstruction.look_feats.grad
+        assert grad[look].abs().sum() > 0 and grad[1 - look].abs().sum() == 0
+        # tone-free clips stay out of the tone and colour terms
+        assert (parts["tone"] == parts["colour"] == 0) == (look == 0)

@@ -94,7 +94,7 @@ def tune_malloc(arenas: int = 2, environ: dict | None = None) -> bool:
       (128 KB, growing to at most 32 MB) is a fresh ``mmap`` and every large ``free`` shrinks the
       heap, so each frame's temporaries were new pages, faulted in and zeroed by the kernel, again
       each frame. No mmap for blocks, a 1 GB trim threshold and a 256 MB top pad made the fast
-      model 1.16-1.22x faster (model only, 640x360 to 1080p; docs/research/speed-and-memory.md).
+      model 1.11-1.23x faster (model only, 640x360 to 1080p; docs/research/speed-and-memory.md).
       Tiled frames (4K) still hand memory back explicitly after each frame (``_trim_heap``).
     """
     env = os.environ if environ is None else environ

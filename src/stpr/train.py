@@ -147,7 +147,8 @@ def build_datasets(cfg: TrainConfig, frames: int):
         if cfg.lol_siblings:
             tr, sib = lol_sibling_split(Path(cfg.lol_root), tr, cfg.lol_siblings)
             val["lol_siblings"] = sib
-        srcs.append(LOLClips(Path(cfg.lol_root), tr, frames, cfg.crop, seed=cfg.seed, max_shift=cfg.lol_max_shift))
+        srcs.append(LOLClips(Path(cfg.lol_root), tr, frames, cfg.crop, seed=cfg.seed, max_shift=cfg.lol_max_shift,
+                             natural_share=cfg.lol_natural))
         weights.append(cfg.weights[0])
         if va:  # lol_val = 0: every pair trains, nothing to validate on
             val["lol"] = va
@@ -248,21 +249,25 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     low, high = batch["low"], batch["high"]
     n = low.shape[1]
     centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
+    # LOL clips scored tone-free: all of them (lol_tone_free), or those marked lol_natural
+    natural = batch.get("lol_natural", torch.zeros_like(batch["lol"])) * batch["lol"] if "lol" in batch else None
+    tone_free = None if natural is None else batch["lol"] if cfg.lol_tone_free else natural
     with torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
         if model.cfg.looks:  # real LOL pairs train the look named "lol", every other source the default
             lol_look = model.cfg.looks.index("lol") if "lol" in model.cfg.looks else 0
-            outs, auxes = forward(low, centers, batch.get("stats"), (batch["lol"] > 0.5).long() * lol_look)
+            in_lol_look = (batch["lol"] > 0.5) & ~(natural > 0.5)  # lol_natural clips: the default look
+            outs, auxes = forward(low, centers, batch.get("stats"), in_lol_look.long() * lol_look)
         else:
             outs, auxes = forward(low, centers, batch.get("stats"))
     if cfg.amp:  # losses in float32: SSIM's variances and the flow error lose too much in bfloat16
         outs = [o.float() for o in outs]
         auxes = [{k: [f.float() for f in v] if k == "flows" else v for k, v in a.items()} for a in auxes]
     scored, tone_rows = outs, None
-    if cfg.lol_tone_free and "lol" in batch and bool(batch["lol"].any()):
-        # LOL pairs: scored after the best gain and offset per channel; kept out of tone and colour
-        lol = batch["lol"].to(outs[0].dtype).view(-1, 1, 1, 1)
-        scored = [o + lol * (fit_affine(o, high[:, c]) - o) for o, c in zip(outs, centers)]
-        tone_rows = batch["lol"] < 0.5
+    if tone_free is not None and bool(tone_free.any()):
+        # those LOL pairs: scored after the best gain and offset per channel; kept out of tone and colour
+        free = tone_free.to(outs[0].dtype).view(-1, 1, 1, 1)
+        scored = [o + free * (fit_affine(o, high[:, c]) - o) for o, c in zip(outs, centers)]
+        tone_rows = tone_free < 0.5
     rec = reduce.mean(sum(charbonnier(o, high[:, c]) for o, c in zip(scored, centers)) / len(centers))
     sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(scored, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl

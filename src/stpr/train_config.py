@@ -66,6 +66,9 @@ class TrainConfig:
             fit it to the ground truth (least squares, not back-propagated), and the tone and
             colour losses skip them, so LOL's lifted blacks and lower saturation are not learned
             (docs/research/real-footage.md section 7).
+        lol_natural: with the looks "lol" and a default one, the share of LOL clips that train the
+            default look, tone-free as above, instead of the "lol" look with their tone: the default
+            look then learns LOL's restoration of deep shadows but not its tone.
         val_every, ckpt_every, log_every: in steps.
         seed: everything random derives from it.
         workers: DataLoader worker processes (per training process), started by a forkserver (see
@@ -117,6 +120,7 @@ class TrainConfig:
     w_colour: float = 0.0
     w_edge: float = 0.0
     lol_tone_free: bool = False
+    lol_natural: float = 0.0
     val_every: int = 1000
     ckpt_every: int = 250
     log_every: int = 25
@@ -224,6 +228,11 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
     if cfg.lol_tone_free and "lol" in cfg.model.get("looks", ()):
         raise UsageError('lol_tone_free keeps LOL\'s tone out of the model, and the look "lol" is there to learn '
                          "it: use one or the other")
+    if not 0.0 <= cfg.lol_natural <= 1.0:
+        raise UsageError(f"lol_natural must be in [0, 1], got {cfg.lol_natural}")
+    if cfg.lol_natural > 0 and "lol" not in cfg.model.get("looks", ()):
+        raise UsageError('lol_natural sends some LOL clips to the default look instead of the look "lol": '
+                         'the model needs "looks" with "lol" in them')
     if cfg.lol_siblings < 0:
         raise UsageError(f"lol_siblings must be >= 0, got {cfg.lol_siblings}")
     check_train_only(cfg)

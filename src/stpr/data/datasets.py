@@ -223,6 +223,7 @@ def _finish(sample: dict) -> dict:
     # (a deferred sample's are the clean frames': apply_deferred_camera replaces them)
     out["stats"] = sample["stats"] if "stats" in sample else frame_stats(out["low"])
     out["lol"] = torch.tensor(1.0 if sample.get("lol") else 0.0)  # real LOL pair (lol_tone_free)
+    out["lol_natural"] = torch.tensor(1.0 if sample.get("lol_natural") else 0.0)  # TrainConfig.lol_natural
     return out
 
 
@@ -278,12 +279,16 @@ class LOLClips(torch.utils.data.Dataset):
         length: nominal epoch length.
         seed: base seed; sample i of epoch e uses seed (seed, e, i).
         max_shift: largest drift per frame along each axis, in px (``random_trajectory``).
+        natural_share: share of clips marked ``lol_natural`` (a model with looks trains its default
+            look on them, tone-free: ``TrainConfig.lol_natural``); drawn last, and only when > 0,
+            so other clips are those of a dataset without it.
     """
 
     def __init__(self, root: Path, names: list[str], frames: int = 4, crop: int = 96, length: int = 10000,
-                 seed: int = 0, max_shift: float = 6.0):
+                 seed: int = 0, max_shift: float = 6.0, natural_share: float = 0.0):
         self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
         self.max_shift = max_shift
+        self.natural_share = natural_share
         self.epoch = 0
         root = Path(root)
         images, self.noise, self.stats = [], [], []
@@ -320,7 +325,10 @@ class LOLClips(torch.utils.data.Dataset):
         fw, bw, valid = _trajectory_teacher(mats, s)
         sample = {"low": np.stack(lows), "high": np.stack(highs), "flow_fw": fw, "flow_bw": bw,
                   "flow_valid": valid, "stats": stats.expand(n, -1).clone(), "lol": True}
-        return _finish(_flip(sample, rng))
+        sample = _flip(sample, rng)
+        if self.natural_share > 0:
+            sample["lol_natural"] = bool(rng.random() < self.natural_share)
+        return _finish(sample)
 
 
 # --------------------------------------------------------------------------- synthetic dark video
