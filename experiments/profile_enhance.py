@@ -4,8 +4,9 @@
     .venv/bin/python experiments/profile_enhance.py bf16
     .venv/bin/python experiments/profile_enhance.py bf16 4   # 4 windows per network call
     .venv/bin/python experiments/profile_enhance.py bf16 1 fast   # the fast model
+    .venv/bin/python experiments/profile_enhance.py bf16 1 fast 1920x1080   # another frame size
 
-Generates a 24-frame 640x360 dark clip (``stpr.bench.make_clip``), times ``Enhancer.enhance_frames``
+Generates a 24-frame 640x360 (or WxH) dark clip (``stpr.bench.make_clip``), times ``Enhancer.enhance_frames``
 on it after a warm-up (model only: no decode or encode), then profiles 12 frames and prints the
 25 most expensive operators by self CPU time.
 """
@@ -20,14 +21,15 @@ from pathlib import Path
 from torch.profiler import ProfilerActivity, profile
 
 from stpr.bench import make_clip
-from stpr.enhance import Enhancer
+from stpr.enhance import Enhancer, tune_malloc
 from stpr.io import open_input
 
 precision = sys.argv[1] if len(sys.argv) > 1 else "fp32"
 batch = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 model = sys.argv[3] if len(sys.argv) > 3 else None  # a shipped model's name or a weights file
+W, H = (int(v) for v in (sys.argv[4] if len(sys.argv) > 4 else "640x360").split("x"))
 CLIP = str(Path(tempfile.mkdtemp()) / "clip.mp4")
-W, H = 640, 360
+tune_malloc()  # as `stpr enhance` does
 make_clip(CLIP, W, H, 24)
 with open_input(CLIP) as r:
     frames = [f.rgb for f in r]
