@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 # Variables whose presence means the user chose a policy: GOMP_SPINCOUNT overrides
 # OMP_WAIT_POLICY in libgomp; KMP_BLOCKTIME is Intel OpenMP's (a torch built against it).
@@ -39,7 +40,7 @@ class OtherLoad:
     process holds a core, the thread that shares it waits for a time slice at each barrier, and a
     2-thread enhancement beside a busy process ran ~30x slower than with one thread (1.2 against
     34.5 frames/s here, docs/research/speed-and-memory.md). ``Enhancer`` asks this every
-    ``interval`` seconds and runs on the cores the others leave.
+    ``stpr.enhance.LOAD_CHECK_SECONDS`` and runs on the cores the others leave.
 
     ``busy()`` returns the mean number of cores that other processes used since the previous call
     (system-wide busy time less this process's own CPU time; a hypervisor's steal is not counted),
@@ -47,8 +48,6 @@ class OtherLoad:
     """
 
     def __init__(self, stat_path: str = "/proc/stat", clock=None, own_cpu=None):
-        import time
-
         self._path = stat_path
         self._clock = clock or time.monotonic
         self._own = own_cpu or (lambda: sum(os.times()[:2]))

@@ -250,8 +250,9 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     n = low.shape[1]
     centers = [n // 2 - 1, n // 2] if n >= 2 else [0]
     # LOL clips scored tone-free: all of them (lol_tone_free), or those marked lol_natural
-    natural = batch.get("lol_natural", torch.zeros_like(batch["lol"])) * batch["lol"] if "lol" in batch else None
-    tone_free = None if natural is None else batch["lol"] if cfg.lol_tone_free else natural
+    lol = batch.get("lol")
+    natural = None if lol is None else lol * batch.get("lol_natural", torch.zeros_like(lol))
+    tone_free = lol if cfg.lol_tone_free else natural
     with torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
         if model.cfg.looks:  # real LOL pairs train the look named "lol", every other source the default
             lol_look = model.cfg.looks.index("lol") if "lol" in model.cfg.looks else 0
