@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from stpr.enhance import Enhancer, _tile_starts
+from stpr.enhance import Enhancer, _tile_starts, padded_frame
 from stpr.errors import UsageError
 
 from helpers import dark_clip, texture, tiny_model
@@ -324,3 +324,15 @@ def test_one_frame_at_a_time_runs_on_the_cores_others_leave(monkeypatch):
         assert set(seen) == {2}
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("hw", [(37, 53), (64, 64), (70, 40)])
+def test_padded_frame_is_the_models_padding(hw):
+    multiple = tiny_model().multiple
+    frame = torch.randint(0, 256, (*hw, 3), dtype=torch.uint8)
+    x, view = padded_frame(frame, multiple)
+    ref = frame.permute(2, 0, 1)[None].float().div_(255.0)
+    ph, pw = (-hw[0]) % multiple, (-hw[1]) % multiple
+    padded = torch.nn.functional.pad(ref, (0, pw, 0, ph), mode="replicate")
+    assert torch.equal(x, padded) and torch.equal(view, ref)
+    assert x.is_contiguous()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from stpr.models.common import frame_stats
+from stpr.models.common import cat_channels, frame_stats
 from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
 from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
@@ -602,3 +602,28 @@ def test_config_rejects_bad_looks(looks):
     with pytest.raises(ValueError, match="looks"):
         STPRConfig(looks=looks)
     assert STPRConfig.from_dict(STPRConfig(looks=("x", "y")).to_dict()).looks == ("x", "y")
+
+
+def test_cat_channels_writes_channels_last_when_features_are():
+    cl = torch.channels_last
+    feats = torch.rand(2, 8, 6, 10).contiguous(memory_format=cl)  # a channels-last convolution's output
+    warped = torch.rand(2, 5, 6, 10)  # a warp's output, default layout
+    mask = torch.rand(2, 1, 6, 10)
+    out = cat_channels([feats, warped, mask])
+    assert torch.equal(out, torch.cat([feats, warped, mask], dim=1))
+    assert out.is_contiguous(memory_format=cl) and not out.is_contiguous()
+    # layout from `like` when no input is channels-last features (a repeat loses the layout)
+    out = cat_channels([feats.repeat(1, 1, 1, 1).contiguous(), warped], like=feats)
+    assert out.is_contiguous(memory_format=cl) and not out.is_contiguous()
+    # no channels-last features: the plain cat, in the default layout
+    assert cat_channels([warped, mask]).is_contiguous()
+    # dtypes promote as torch.cat does
+    assert cat_channels([feats.bfloat16(), warped]).dtype == torch.float32
+
+
+def test_cat_channels_keeps_gradients():
+    cl = torch.channels_last
+    feats = torch.rand(1, 4, 5, 5).contiguous(memory_format=cl).requires_grad_()
+    other = torch.rand(1, 2, 5, 5)
+    cat_channels([feats, other]).sum().backward()
+    assert torch.equal(feats.grad, torch.ones_like(feats))

@@ -106,6 +106,27 @@ def tune_malloc(arenas: int = 2, environ: dict | None = None) -> bool:
     return all(bool(libc.mallopt(param, value)) for param, value in settings)
 
 
+def padded_frame(frame_u8: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An (H, W, 3) uint8 frame as the network's input: (1, 3, H', W') float in [0, 1], its last row
+    and column repeated up to multiples of ``multiple`` (as ``STPR.pad`` does), and the (1, 3, H, W)
+    view of the frame itself (for its statistics).
+
+    Written in the default layout in one pass: the (H, W, 3) frame's own layout is channels-last,
+    and converting it as it is left the padding, pooling and statistics that follow working on
+    channels-last three-channel maps, their slow case (13-16 ms against 7 ms a 1080p frame here).
+    """
+    h, w = frame_u8.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    x = torch.empty(1, 3, h + ph, w + pw, device=frame_u8.device)
+    x[0, :, :h, :w].copy_(frame_u8.permute(2, 0, 1))
+    if ph:
+        x[0, :, h:, :w] = x[0, :, h - 1:h, :w]
+    if pw:
+        x[0, :, :, w:] = x[0, :, :, w - 1:w]
+    x.div_(255.0)
+    return x, x[:, :, :h, :w]
+
+
 class _WindowStream:
     """Sliding-window enhancement of one stream of (tiles of) frames.
 
@@ -505,17 +526,20 @@ class Enhancer:
                     raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
                 # uint8 crosses the bus (a quarter of float32) and is converted on the device
                 frame_u8 = torch.from_numpy(frame).to(self.device)
-                full = frame_u8.permute(2, 0, 1)[None].float().div_(255.0)
-                stats = frame_stats(full)
                 if len(tiles) > 1:
-                    full = None  # each tile converted on its own: no full-frame float copy stays alive
+                    full = frame_u8.permute(2, 0, 1)[None].float().div_(255.0)
+                    stats = frame_stats(full)
+                    full = padded = None  # each tile converted on its own: no full-frame float copy stays alive
+                else:  # one tile: the frame converted once, padded, for the statistics and the network
+                    padded, full = padded_frame(frame_u8, self.model.multiple)
+                    stats = frame_stats(full)
                 n_out = 0
                 for t in tiles:
-                    if full is None:
+                    if padded is None:
                         crop = frame_u8[t.y0:t.y0 + t.h, t.x0:t.x0 + t.w]
                         xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
-                    else:  # one tile: the frame converted once, for the statistics and the network
-                        xt, _ = self.model.pad(full)
+                    else:
+                        xt = padded
                     outs = t.stream.push(xt, stats)
                     blend(t, outs, emitted)
                     n_out = len(outs)

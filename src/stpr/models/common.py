@@ -15,6 +15,35 @@ def act() -> nn.Module:
     return nn.LeakyReLU(0.1, inplace=True)
 
 
+def cat_channels(tensors: list[torch.Tensor], like: torch.Tensor | None = None) -> torch.Tensor:
+    """``torch.cat(tensors, dim=1)`` of (B, C_i, H, W) maps, written channels-last when any input (or
+    ``like``, features whose layout the result should follow) is channels-last features.
+
+    Why: on a CPU the bf16 convolutions run channels-last (``stpr.hardware.cast_convolutions``), so
+    their outputs are channels-last, while warps, masks and error maps come out in the default
+    layout. A plain cat of the two kinds is written in the default layout and the convolution that
+    reads it converts it back: two passes where one does (the propagation's confidence input at
+    1080p, bf16, with its convolution: 28.6 -> 13.2 ms on this project's CPU). With autograd (training),
+    under ONNX tracing, or when no input is channels-last features, this is the plain cat.
+    """
+    if (torch.jit.is_tracing() or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+            or not any(_channels_last_features(t) for t in [*tensors, *([like] if like is not None else [])])):
+        return torch.cat(tensors, dim=1)
+    first = tensors[0]
+    dtype = first.dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    shape = (first.shape[0], sum(t.shape[1] for t in tensors), *first.shape[2:])
+    out = torch.empty(shape, dtype=dtype, device=first.device, memory_format=torch.channels_last)
+    return torch.cat(tensors, dim=1, out=out)
+
+
+def _channels_last_features(t: torch.Tensor) -> bool:
+    """Multi-channel (B, C, H, W) stored channels-last (and not also in the default layout)."""
+    return (t.dim() == 4 and t.shape[1] > 1 and t.is_contiguous(memory_format=torch.channels_last)
+            and not t.is_contiguous())
+
+
 def luma(x: torch.Tensor) -> torch.Tensor:
     """BT.601 luma of an RGB tensor. (B, 3, H, W) -> (B, 1, H, W)."""
     return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]

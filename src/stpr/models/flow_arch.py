@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import act, conv3x3, upsample2
+from stpr.models.common import act, cat_channels, conv3x3, upsample2
 from stpr.models.warp import flow_warp
 
 
@@ -125,7 +125,7 @@ class PyramidFlowNet(nn.Module):
                 flow = upsample2(flow, fr.shape[-2:]) * 2.0
             warped = flow_warp(fn, flow)
             head = self.heads[k]
-            flow = flow + head(torch.cat([fr, warped, flow], dim=1))
+            flow = flow + head(cat_channels([fr, warped, flow], like=fn))
         if self.cfg.stride == 8:
             flow = upsample2(flow) * 2.0
         return flow

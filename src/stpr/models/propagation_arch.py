@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import act, conv3x3, gaussian_blur3, luma
+from stpr.models.common import act, cat_channels, conv3x3, gaussian_blur3, luma
 from stpr.models.warp import flow_grid, flow_warp, grid_validity_mask
 
 
@@ -131,10 +131,10 @@ class FeaturePropagation(nn.Module):
         n = len(nbr_feats)
         zero = center_norm_small.new_zeros(b, 1, *center_norm_small.shape[-2:])
         zero_f = center_feats.new_zeros(zero.shape)  # in the features' dtype, so the cat stays in it
-        centre_in = torch.cat([center_feats, center_feats, zero_f, zero_f + 1], dim=1)
+        centre_in = cat_channels([center_feats, center_feats, zero_f, zero_f + 1])
         if n == 0:
             weights = torch.softmax(self.confidence(centre_in), dim=1)
-            return self.fuse(torch.cat([self.detail(center_feats), center_feats], dim=1)), weights, [zero]
+            return self.fuse(cat_channels([self.detail(center_feats), center_feats])), weights, [zero]
         # The N neighbours go through the network as one batch (N * B): one sampling grid and one
         # warp for their features, images and brightness, one call of the confidence net for all
         # N + 1 frames. Few large calls cost less here than many small ones.
@@ -148,7 +148,8 @@ class FeaturePropagation(nn.Module):
         warped_feats, warped_img, warped_logb = warped[:, :c].to(dt), warped[:, c:c + 3], warped[:, c + 3:]
         err = (warped_img - center_norm_small.float().repeat(n, 1, 1, 1)).abs().mean(dim=1, keepdim=True)
         valid = grid_validity_mask(grid)
-        nbr_in = torch.cat([center_feats.repeat(n, 1, 1, 1), warped_feats, err.to(dt), valid.to(dt)], dim=1)
+        nbr_in = cat_channels([center_feats.repeat(n, 1, 1, 1), warped_feats, err.to(dt), valid.to(dt)],
+                              like=center_feats)
         logit = self.confidence(torch.cat([centre_in, nbr_in]))
         centre_logit, logit = logit[:b], logit[b:]
         if self.cfg.brightness_weight:
@@ -169,4 +170,4 @@ class FeaturePropagation(nn.Module):
                 fused = torch.addcmul(fused, d, w[:, 1 + k:2 + k])
         else:
             fused = self.detail(center_feats)
-        return self.fuse(torch.cat([fused, center_feats], dim=1)), weights, errors
+        return self.fuse(cat_channels([fused, center_feats])), weights, errors

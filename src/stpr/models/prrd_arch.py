@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from stpr.models.common import act, conv3x3, upsample2
+from stpr.models.common import act, cat_channels, conv3x3, upsample2
 
 
 @dataclass
@@ -52,8 +52,8 @@ class ResidualDenseBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
         for layer in self.layers:
-            feats.append(layer(torch.cat(feats, dim=1)))
-        return x + self.local_fusion(torch.cat(feats, dim=1))
+            feats.append(layer(cat_channels(feats)))
+        return x + self.local_fusion(cat_channels(feats))
 
 
 class PyramidRecursiveRDN(nn.Module):
@@ -83,6 +83,6 @@ class PyramidRecursiveRDN(nn.Module):
             enc.append(down(enc[-1]))
         out = self.recurse(self.blocks[-1], enc[-1])
         for k in range(self.cfg.scales - 2, -1, -1):
-            merged = self.fusions[k](torch.cat([enc[k], upsample2(out, enc[k].shape[-2:])], dim=1))
+            merged = self.fusions[k](cat_channels([enc[k], upsample2(out, enc[k].shape[-2:])]))
             out = self.recurse(self.blocks[k], merged)
         return out

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stpr.models.common import act, conv3x3
+from stpr.models.common import act, cat_channels, conv3x3
 
 
 class STReconstruction(nn.Module):
@@ -81,7 +81,7 @@ class STReconstruction(nn.Module):
         if len(aligned) == 1:
             return aligned[0][0]
         logw = torch.log(weights + 1e-4)
-        logits = torch.cat([logw[:, t:t + 1] + self.blend(torch.cat([feats, logw[:, t:t + 1], err], dim=1))
+        logits = torch.cat([logw[:, t:t + 1] + self.blend(cat_channels([feats, logw[:, t:t + 1], err]))
                             for t, (_, err) in enumerate(aligned)], dim=1)
         probs = torch.softmax(logits, dim=1)
         size = aligned[0][0].shape[-2:]
@@ -104,7 +104,7 @@ class STReconstruction(nn.Module):
         Returns:
             (B, 3, H, W) enhanced frame (not clamped).
         """
-        fused = torch.cat([propagated, pyramid], dim=1)
+        fused = cat_channels([propagated, pyramid])
         if self.look_feats is not None:
             if look is None:
                 look = torch.zeros(fused.shape[0], dtype=torch.long, device=fused.device)
