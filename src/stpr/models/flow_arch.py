@@ -125,7 +125,7 @@ class PyramidFlowNet(nn.Module):
                 flow = upsample2(flow, fr.shape[-2:]) * 2.0
             warped = flow_warp(fn, flow)
             head = self.heads[k]
-            flow = flow + head(cat_channels([fr, warped, flow], like=fn))
+            flow = flow + head(cat_channels([fr, warped.to(fr.dtype), flow.to(fr.dtype)], like=fn))
         if self.cfg.stride == 8:
             flow = upsample2(flow) * 2.0
         return flow
