@@ -102,7 +102,7 @@ def normalize_brightness(x: torch.Tensor, stats: torch.Tensor, target: float = 0
     """
     mean = torch.exp(stats[:, 3]).view(-1, 1, 1, 1)
     gain = (target / mean).clamp(max=max_gain)
-    return (x * gain).clamp(0.0, 1.0)
+    return (x * gain).clamp_(0.0, 1.0)  # in place: one pass fewer over the full frame
 
 
 def gaussian_blur3(x: torch.Tensor) -> torch.Tensor:
