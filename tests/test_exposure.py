@@ -144,3 +144,15 @@ def test_enhancer_steady_exposure_only_rescales_frames():
         assert r.std() < 0.05 * r.mean() + 0.02
     fb, sb = frame_brightness(free), frame_brightness(steady)
     assert np.abs(np.diff(sb)).mean() < np.abs(np.diff(fb)).mean()
+
+
+def test_plain_gain_is_the_factor_the_steady_exposure_applies():
+    frames = [_img(level) for level in (0.3, 0.6, 0.2)]
+    called, folded = ExposureControl(), ExposureControl()
+    for img in frames:
+        gain = folded.plain_gain(img)
+        torch.testing.assert_close(img * gain, called(img.clone()))
+        assert folded.log_gain == called.log_gain  # the smoothing moved on alike
+    assert ExposureControl(steady=False).plain_gain(frames[0]) == 1.0
+    assert ExposureControl(ev=1.0).plain_gain(frames[0]) is None
+    assert ExposureControl(target=120).plain_gain(frames[0]) is None

@@ -627,3 +627,10 @@ def test_cat_channels_keeps_gradients():
     other = torch.rand(1, 2, 5, 5)
     cat_channels([feats, other]).sum().backward()
     assert torch.equal(feats.grad, torch.ones_like(feats))
+
+
+@pytest.mark.parametrize("hw", [(64, 96), (60, 90), (8, 8)])
+def test_frame_stats_of_a_padded_frame_are_the_frames(hw):
+    frame = torch.rand(2, 3, *hw)
+    padded = torch.nn.functional.pad(frame, (0, 6, 0, 10), mode="replicate")
+    torch.testing.assert_close(frame_stats(padded, size=hw), frame_stats(frame), rtol=0, atol=1e-6)

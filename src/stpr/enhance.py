@@ -106,6 +106,9 @@ def tune_malloc(arenas: int = 2, environ: dict | None = None) -> bool:
     return all(bool(libc.mallopt(param, value)) for param, value in settings)
 
 
+_HALF = torch.tensor(0.5)
+
+
 def padded_frame(frame_u8: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
     """An (H, W, 3) uint8 frame as the network's input: (1, 3, H', W') float in [0, 1], its last row
     and column repeated up to multiples of ``multiple`` (as ``STPR.pad`` does), and the (1, 3, H, W)
@@ -118,12 +121,11 @@ def padded_frame(frame_u8: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
     h, w = frame_u8.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
     x = torch.empty(1, 3, h + ph, w + pw, device=frame_u8.device)
-    x[0, :, :h, :w].copy_(frame_u8.permute(2, 0, 1))
+    torch.div(frame_u8.permute(2, 0, 1), 255.0, out=x[0, :, :h, :w])  # converted as it is divided
     if ph:
         x[0, :, h:, :w] = x[0, :, h - 1:h, :w]
     if pw:
         x[0, :, :, w:] = x[0, :, :, w - 1:w]
-    x.div_(255.0)
     return x, x[:, :, :h, :w]
 
 
@@ -480,8 +482,12 @@ class Enhancer:
         self.exposure.reset()
 
         def to_uint8(img: torch.Tensor) -> np.ndarray:
-            img = self.exposure(img)  # steady over time, and the user's choice if any
-            img = img.clamp_(0, 1).mul_(255.0).add_(0.5)  # in place: at 4K a float frame is 100 MB
+            gain = self.exposure.plain_gain(img)  # steady over time
+            if gain is None:  # the user's exposure choice
+                img, gain = self.exposure(img), 1.0
+            # clamp(gain * img, 0, 1) * 255 + 0.5 in two passes, in place (at 4K a float frame is
+            # 100 MB); the conversion then truncates to the nearest level
+            img = torch.add(_HALF.to(img.device), img, alpha=255.0 * gain, out=img).clamp_(0.5, 255.5)
             return img.permute(1, 2, 0).to(torch.uint8).cpu().numpy()  # uint8 crosses the bus
 
         def blend(t: _Tile, outs: list[torch.Tensor], first: int) -> None:
@@ -531,8 +537,8 @@ class Enhancer:
                     stats = frame_stats(full)
                     full = padded = None  # each tile converted on its own: no full-frame float copy stays alive
                 else:  # one tile: the frame converted once, padded, for the statistics and the network
-                    padded, full = padded_frame(frame_u8, self.model.multiple)
-                    stats = frame_stats(full)
+                    padded, _ = padded_frame(frame_u8, self.model.multiple)
+                    stats = frame_stats(padded, size=shape)
                 n_out = 0
                 for t in tiles:
                     if padded is None:

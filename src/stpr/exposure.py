@@ -85,17 +85,32 @@ class ExposureControl:
                 hi = mid
         return 0.5 * (lo + hi)
 
-    def _steady(self, img: torch.Tensor) -> torch.Tensor:
-        """Rescale ``img`` (sRGB, in place) to its smoothed mean brightness."""
+    def _steady_gain(self, img: torch.Tensor) -> float:
+        """The factor that brings ``img`` (sRGB) to its smoothed mean brightness (the smoothing's
+        state moves on)."""
         step = max(1, min(img.shape[-2:]) // 128)  # >= 128 rows and columns of samples
         luma = _mean_luma(img[:, ::step, ::step].clamp(0, 1))
         if luma < 0.5:  # a black frame has no brightness to smooth
-            return img
+            return 1.0
         b = math.log2(luma)
         s = b if self._log_gain is None else self.smoothing * self._log_gain + (1 - self.smoothing) * b
         self._log_gain = s
         # at most two stops either way in one frame: a scene cut re-settles within a few frames
-        return img.mul_(2.0 ** max(-2.0, min(2.0, s - b)))
+        return 2.0 ** max(-2.0, min(2.0, s - b))
+
+    def _steady(self, img: torch.Tensor) -> torch.Tensor:
+        """Rescale ``img`` (sRGB, in place) to its smoothed mean brightness."""
+        gain = self._steady_gain(img)
+        return img if gain == 1.0 else img.mul_(gain)
+
+    def plain_gain(self, img: torch.Tensor) -> float | None:
+        """Where re-exposing ``img`` is one factor on its sRGB values (steady exposure alone, or
+        nothing to do), that factor, taken as ``__call__`` would apply it (the smoothing moves on);
+        None where it is more (``ev`` or ``target``): call the object then. Lets the caller fold
+        the factor into its own pass over the frame."""
+        if self.ev != 0 or self.target is not None:
+            return None
+        return self._steady_gain(img) if self.steady else 1.0
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         """Re-expose one (3, H, W) sRGB output frame in [0, 1] (a frame of a video: ``steady`` and

@@ -62,7 +62,7 @@ def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
 
 
-def frame_stats(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+def frame_stats(x: torch.Tensor, eps: float = 1e-3, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Global statistics of whole frames, computed once per frame so that tiles of one frame share
     them (no seams): log mean R, G, B, log mean luma, std of log luma (on a 1/8 thumbnail), and
     log mean luma in linear light.
@@ -74,11 +74,21 @@ def frame_stats(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
 
     Args:
         x: (B, 3, H, W) in [0, 1].
+        size: (h, w): the statistics of ``x[..., :h, :w]``, a frame that ``x`` pads at the bottom and
+            right (the same figures; where h and w are multiples of 8 the pooling then reads the
+            padded tensor whole, which costs half of pooling a view of it).
 
     Returns:
         (B, 6).
     """
-    small = F.avg_pool2d(x, 8, ceil_mode=True) if min(x.shape[-2:]) >= 16 else x
+    if size is not None:
+        h, w = size
+        if h % 8 or w % 8 or min(h, w) < 16:
+            return frame_stats(x[..., :h, :w], eps)
+        small = F.avg_pool2d(x, 8)[..., :h // 8, :w // 8]  # windows that never reach the padding
+        x = x[..., :h, :w]
+    else:
+        small = F.avg_pool2d(x, 8, ceil_mode=True) if min(x.shape[-2:]) >= 16 else x
     rgb = torch.log(small.mean(dim=(2, 3)) + eps)
     y = luma(small)
     ly = torch.log(y + eps)
