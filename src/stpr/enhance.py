@@ -121,11 +121,12 @@ def padded_frame(frame_u8: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
     h, w = frame_u8.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
     x = torch.empty(1, 3, h + ph, w + pw, device=frame_u8.device)
-    torch.div(frame_u8.permute(2, 0, 1), 255.0, out=x[0, :, :h, :w])  # converted as it is divided
+    x[0, :, :h, :w].copy_(frame_u8.permute(2, 0, 1))  # (a division on this transposing read is slower)
     if ph:
         x[0, :, h:, :w] = x[0, :, h - 1:h, :w]
     if pw:
         x[0, :, :, w:] = x[0, :, :, w - 1:w]
+    x.div_(255.0)
     return x, x[:, :, :h, :w]
 
 
