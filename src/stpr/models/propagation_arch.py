@@ -108,6 +108,26 @@ class FeaturePropagation(nn.Module):
         self.brightness_gain = nn.Parameter(torch.tensor(1.0))
         self.fuse = nn.Sequential(conv3x3(2 * c, c), act())
 
+    def _confidence(self, center_feats: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Confidence logits of K frames: ``self.confidence`` of [centre features, row] for each
+        row, with the first convolution split in two so that its centre-features part, the same
+        for every row, is computed once (the first layer's cost falls by almost half).
+
+        Args:
+            center_feats: (B, C, h, w).
+            rows: (K * B, C + 2, h, w) [frame features, photometric error, validity] per frame.
+
+        Returns:
+            (K * B, 1, h, w).
+        """
+        first = self.confidence[0]
+        c = center_feats.shape[1]
+        shared = F.conv2d(center_feats, first.weight[:, :c], first.bias, padding=1)
+        own = F.conv2d(rows, first.weight[:, c:], None, padding=1)
+        k = rows.shape[0] // center_feats.shape[0]
+        pre = (own.unflatten(0, (k, -1)) + shared).flatten(0, 1)
+        return self.confidence[1:](pre)
+
     def detail(self, feats: torch.Tensor) -> torch.Tensor:
         return feats - gaussian_blur3(feats) if self.cfg.hf_split else feats
 
@@ -131,9 +151,10 @@ class FeaturePropagation(nn.Module):
         n = len(nbr_feats)
         zero = center_norm_small.new_zeros(b, 1, *center_norm_small.shape[-2:])
         zero_f = center_feats.new_zeros(zero.shape)  # in the features' dtype, so the cat stays in it
-        centre_in = cat_channels([center_feats, center_feats, zero_f, zero_f + 1])
+        # the centre's own row of the confidence net: [its features, its features, no error, valid]
+        centre_in = cat_channels([center_feats, zero_f, zero_f + 1])
         if n == 0:
-            weights = torch.softmax(self.confidence(centre_in), dim=1)
+            weights = torch.softmax(self._confidence(center_feats, centre_in), dim=1)
             return self.fuse(cat_channels([self.detail(center_feats), center_feats])), weights, [zero]
         # The N neighbours go through the network as one batch (N * B): one sampling grid and one
         # warp for their features, images and brightness, one call of the confidence net for all
@@ -149,9 +170,8 @@ class FeaturePropagation(nn.Module):
         warped_feats, warped_img, warped_logb = warped[:, :c].to(dt), warped[:, c:c + 3], warped[:, c + 3:]
         err = (warped_img - center_norm_small.float().repeat(n, 1, 1, 1)).abs().mean(dim=1, keepdim=True)
         valid = grid_validity_mask(grid)
-        nbr_in = cat_channels([center_feats.repeat(n, 1, 1, 1), warped_feats, err.to(dt), valid.to(dt)],
-                              like=center_feats)
-        logit = self.confidence(torch.cat([centre_in, nbr_in]))
+        nbr_in = cat_channels([warped_feats, err.to(dt), valid.to(dt)], like=center_feats)
+        logit = self._confidence(center_feats, torch.cat([centre_in, nbr_in]))
         centre_logit, logit = logit[:b], logit[b:]
         if self.cfg.brightness_weight:
             logit = logit + self.brightness_gain * (warped_logb - center_logb.repeat(n, 1, 1, 1))
