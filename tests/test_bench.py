@@ -123,3 +123,29 @@ def test_side_by_side_bench(tmp_path, weights, capsys):
 
 def test_side_by_side_needs_two_jobs(weights):
     assert main(["bench", "--side-by-side", "1", "--sizes", "64x48", "--model", str(weights), "--quiet"]) == 2
+
+
+def test_bench_marginal_rate(tmp_path, weights, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--sizes", "64x48", "--frames", "6", "--methods", "stpr,lime", "--model", str(weights),
+                 "--threads", "1", "--engines", "torch", "--precisions", "fp32", "--repeat", "1", "--marginal",
+                 "--preset", "ultrafast", "--json", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "marginal frames/s" in printed and "a third as long" in printed
+    data = json.loads(out.read_text())
+    assert data["marginal"]
+    for r in data["results"]:
+        assert "error" not in r, r
+        assert r["marginal_frames"] == [2, 6] and r["frames"] == 6
+        # None only where the short clip took as long as the long one (timer noise on a tiny clip)
+        assert r["marginal_fps"] is None or r["marginal_fps"] > 0
+
+
+def test_format_table_marginal_column_only_when_measured():
+    row = {"size": "64x48", "method": "lime", "engine": None, "device": "cpu", "precision": "–", "frames": 6,
+           "fps": 10.0, "model_fps": 20.0, "peak_rss_mb": 100.0, "rss_start_mb": 90.0}
+    assert "marginal" not in format_table([row], None)
+    table = format_table([{**row, "marginal_fps": 12.5}], None)
+    header, rule, line = table.splitlines()[-3:]
+    assert "marginal frames/s" in header and "| 10.00 | 12.50 | 20.00 |" in line
+    assert header.count("|") == rule.count("|") == line.count("|")

@@ -316,7 +316,34 @@ def run_repeated(repeat: int, *args, **kwargs) -> dict:
     errors = [r for r in runs if r.get("error")]
     if errors:
         return errors[0]
-    runs.sort(key=lambda r: r["seconds"])
+    return _median_run(runs)
+
+
+def run_marginal(repeat: int, clip: Path, short_clip: Path, *args, **kwargs) -> dict:
+    """``run_repeated`` on ``clip``, with each run followed by one on ``short_clip`` (the same
+    content, fewer frames), plus ``marginal_fps``: (frames of the long clip - frames of the short)
+    / (median seconds of the long - median seconds of the short). Start-up costs inside the timed
+    part (the first frames' allocations, the encoder's set-up and final flush) are the same in
+    both and cancel."""
+    longs, shorts = [], []
+    for _ in range(max(1, repeat)):
+        longs.append(run_case(clip, *args, **kwargs))
+        shorts.append(run_case(short_clip, *args, **kwargs))
+    errors = [r for r in longs + shorts if r.get("error")]
+    if errors:
+        return errors[0]
+    med = _median_run(longs)
+    t_short = sorted(r["seconds"] for r in shorts)[len(shorts) // 2]
+    dt = med["seconds"] - t_short
+    med["marginal_fps"] = (med["frames"] - shorts[0]["frames"]) / dt if dt > 0 else None
+    med["marginal_frames"] = (shorts[0]["frames"], med["frames"])
+    return med
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median end-to-end time, with every run's frames/s (``fps_runs``) and the
+    largest peak RSS of all."""
+    runs = sorted(runs, key=lambda r: r["seconds"])
     med = dict(runs[len(runs) // 2])
     med["fps_runs"] = [r["frames"] / r["seconds"] for r in runs]
     med["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
@@ -390,19 +417,26 @@ def format_table(results: list[dict], peaks: dict[str, float] | None, preset: st
     lines.append(f"end-to-end: decode + enhance + encode (H.264, crf 18, preset {preset}), median of the runs "
                  "(range in brackets); model: enhancement only; RSS: per-case process (largest of the runs), "
                  "start-up = after imports and model load.")
+    marginal = any("marginal_fps" in r for r in results)
+    if marginal:
+        lines.append("marginal: (frames of the clip - frames of one a third as long) / (the difference of their "
+                     "median end-to-end times): start-up and the encoder's flush cancel.")
     lines.append("")
     lines.append("| size | method | engine | device | precision | frames | end-to-end frames/s (median) | "
+                 + ("marginal frames/s | " if marginal else "") +
                  "model frames/s | peak RSS (MB) | start-up RSS (MB) | GFLOPs/frame | achieved GFLOP/s | "
                  "% of matmul peak |")
-    lines.append("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if marginal else ""))
     for r in results:
         engine = r.get("engine") or "–"
         where = f"{engine} | {r.get('device', '–')} | {r.get('precision', '–')}"
         if r.get("error"):
-            lines.append(f"| {r['size']} | {r['method']} | {where} | – | error: {r['error']} | | | | | | |")
+            lines.append(f"| {r['size']} | {r['method']} | {where} | – | error: {r['error']} | | | | | | |"
+                         + (" |" if marginal else ""))
             continue
         lines.append(
             f"| {r['size']} | {r['method']} | {where} | {r['frames']} | {_fmt(r['fps'], '.2f')}{_spread(r)} | "
+            + (f"{_fmt(r.get('marginal_fps'), '.2f')} | " if marginal else "") +
             f"{_fmt(r['model_fps'], '.2f')} | {_fmt(r['peak_rss_mb'], '.0f')} | {_fmt(r['rss_start_mb'], '.0f')} | "
             f"{_fmt(r.get('gflops_per_frame'), '.2f')} | "
             f"{_fmt(r.get('achieved_gflops'), '.1f')} | {_fmt(r.get('peak_fraction') and 100 * r['peak_fraction'], '.1f')} |")
@@ -415,13 +449,14 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
               engines: list[str] | None = None, repeat: int = 3, io_threads: bool = True,
               durations: list[float] | None = None, duration_size: tuple[int, int] = (640, 360),
               precisions: list[str] | None = None, device: str = "auto", batch: int | None = None,
-              preset: str = "medium", workers: int | None = None) -> dict:
+              preset: str = "medium", workers: int | None = None, marginal: bool = False) -> dict:
     """Benchmark every (size, method, engine, precision) case, each ``repeat`` times (median
     reported). ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
     installed); ``precisions`` (default ["auto"]), ``device``, ``batch`` and ``workers`` to the torch engine;
     ``preset`` is the x264 preset of every case's encoder. ``durations`` (seconds at 25 frames/s,
     ``duration_size``) adds runs of the same content at several lengths, to show peak memory does
-    not grow with the video's length.
+    not grow with the video's length. ``marginal`` also times every case on a clip a third as long
+    (``run_marginal``): the marginal rate, which start-up does not weigh on.
     Returns {"machine": ..., "results": [...], "durations": [...]}."""
     from stpr.baselines import ALL_METHODS, STPR_METHODS
     from stpr.checkpoint import DEFAULT_WEIGHTS, resolve_weights
@@ -484,6 +519,10 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             clip = tmp / f"clip_{w}x{h}.mp4"
             log(f"{w}x{h}: generating a {frames}-frame clip")
             make_clip(clip, w, h, frames)
+            short_clip = None
+            if marginal:
+                short_clip = tmp / f"clip_{w}x{h}_short.mp4"
+                make_clip(short_clip, w, h, max(1, frames // 3))
             for m in methods:
                 cases = [(None, "fp32")]  # the classical baselines: NumPy/OpenCV on the CPU
                 if m in STPR_METHODS:
@@ -493,13 +532,18 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
                     r = {"size": f"{w}x{h}", "width": w, "height": h, "method": m, "engine": engine}
                     if engine is None:
                         r.update(device="cpu", precision="–")
-                    r.update(run_repeated(repeat, clip, m, tmp, model=model, flow=flow, threads=threads,
-                                          engine=engine or "torch", io_threads=io_threads, precision=prec,
-                                          device=device if engine == "torch" else "cpu", batch=batch,
-                                          preset=preset, workers=workers if engine == "torch" else None))
+                    case = dict(model=model, flow=flow, threads=threads, engine=engine or "torch",
+                                io_threads=io_threads, precision=prec, device=device if engine == "torch" else "cpu",
+                                batch=batch, preset=preset, workers=workers if engine == "torch" else None)
+                    if short_clip is None:
+                        r.update(run_repeated(repeat, clip, m, tmp, **case))
+                    else:
+                        r.update(run_marginal(repeat, clip, short_clip, m, tmp, **case))
                     _add_rates(r, m, model, flow, w, h, peaks)
                     results.append(r)
             clip.unlink()
+            if short_clip is not None:
+                short_clip.unlink()
         dur_results = []
         for secs in durations or []:
             w, h = duration_size
@@ -516,7 +560,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             clip.unlink()
     data = {"machine": machine, "frames": frames,
             "model": str(resolve_weights(model)) if uses_model else None,
-            "notes": notes, "repeat": repeat, "io_threads": io_threads, "precisions": precisions,
+            "notes": notes, "repeat": repeat, "marginal": marginal, "io_threads": io_threads, "precisions": precisions,
             "device": device, "batch": batch, "workers": workers,
             "results": results,
             "durations": dur_results}

@@ -319,6 +319,9 @@ def _add_bench(sub):
     p.add_argument("--engines", default=None, metavar="E[,E]",
                    help="engines for the STPR methods: torch, onnx (default: both when onnxruntime is installed)")
     p.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported (default 3)")
+    p.add_argument("--marginal", action="store_true",
+                   help="also time each case on a clip a third as long and report the marginal rate, "
+                        "(N_long - N_short) / (T_long - T_short), which start-up does not weigh on")
     p.add_argument("--no-io-threads", action="store_true",
                    help="decode and encode in the main thread (to measure what the reader/writer threads add)")
     p.add_argument("--durations", default=None, metavar="S[,S...]",
@@ -367,7 +370,7 @@ def _run_bench(args) -> int:
                      repeat=args.repeat, io_threads=not args.no_io_threads, durations=durations,
                      duration_size=parse_sizes(args.duration_size)[0],
                      precisions=[v.strip() for v in args.precisions.split(",") if v.strip()], device=args.device,
-                     batch=args.batch, preset=args.preset, workers=args.workers)
+                     batch=args.batch, preset=args.preset, workers=args.workers, marginal=args.marginal)
     for note in data["notes"]:
         print(f"note: {note}")
     print(format_table(data["results"], data["machine"]["matmul_peaks_gflops"], preset=args.preset))
