@@ -9,7 +9,7 @@ from skimage.metrics import structural_similarity
 
 from stpr.metrics import (flicker_ratio, lpips_or_none, mabd, mabd_mse, mean_brightness, psnr_gt_mean, psnr_rgb,
                           psnr_y, sequence_flows, ssim_rgb, ssim_y, warping_error)
-from stpr.metrics.video import frame_brightness, lpips_status  # not re-exported by stpr.metrics
+from stpr.metrics.video import frame_brightness, lowpass_sigma, lpips_status  # not all re-exported by stpr.metrics
 
 Y = np.array([0.299, 0.587, 0.114])
 
@@ -99,6 +99,21 @@ def test_flicker_ratio():
     # more flicker than plain brightening: above 1
     flicker = to8([f / 255.0 * 3.5 * g for f, g in zip(noisy, [1.0, 1.3, 0.8, 1.2, 0.85])])
     assert flicker_ratio(flicker, noisy) > 1.5
+
+
+def test_lowpass_flicker_ratio_sees_flicker_not_grain():
+    rng = np.random.default_rng(4)
+    clean = moving_clip(5, 96, 128)
+    noisy = to8([f + rng.normal(0, 0.01, f.shape) for f in clean])  # dark input with grain
+    flows = sequence_flows(noisy)
+    sigma = lowpass_sigma(noisy[0]) * 4
+    pumping = to8([f / 255.0 * 3.5 * g for f, g in zip(noisy, [1.0, 1.3, 0.8, 1.2, 0.85])])
+    # the grain of plain brightening is most of the plain ratio's reference; blurred out of both,
+    # the same brightness flicker weighs several times more
+    assert flicker_ratio(pumping, noisy, flows=flows, sigma=sigma) > 5 * flicker_ratio(pumping, noisy, flows=flows) > 5
+    plain = to8([f / 255.0 * 3.5 for f in noisy])
+    assert flicker_ratio(plain, noisy, flows=flows, sigma=sigma) == pytest.approx(1.0, abs=0.05)
+    assert lowpass_sigma(np.zeros((512, 700, 3))) == 2.0
 
 
 def test_mabd_and_brightness_known_values():

@@ -58,7 +58,7 @@ def check_report(out, methods, paired, temporal):
             assert 0 < s["psnr"] < 100 and -1 <= s["ssim"] <= 1
             assert "psnr_y" in s and "ssim_y" in s
         if temporal:
-            assert s["ewarp"] >= 0 and s["flicker_ratio"] > 0 and s["mabd"] >= 0
+            assert s["ewarp"] >= 0 and s["flicker_ratio"] > 0 and s["flicker_lowpass"] > 0 and s["mabd"] >= 0
             if paired:
                 assert s["mabd_mse"] >= 0
     for seq in data["sequences"]:

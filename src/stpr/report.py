@@ -34,6 +34,7 @@ from stpr.metrics.noref import NIQE_PATCH, black_levels, exposure_pumping, niqe,
 from stpr.metrics.video import (
     flicker_ratio,
     frame_brightness,
+    lowpass_sigma,
     lpips_or_none,
     lpips_status,
     mabd,
@@ -61,6 +62,7 @@ METRICS = {
     "lpips": ("LPIPS", "{:.4f}", False),
     "ewarp": ("E_warp", "{:.3e}", False),
     "flicker_ratio": ("flicker ratio", "{:.3f}", False),
+    "flicker_lowpass": ("flicker ratio, low-pass", "{:.3f}", False),
     "mabd": ("MABD", "{:.3f}", None),
     "mabd_mse": ("MABD MSE", "{:.4f}", False),
     "brightness": ("brightness", "{:.1f}", None),
@@ -82,6 +84,9 @@ METRIC_NOTES = {
              "occluded pixels masked.",
     "flicker_ratio": "Flicker ratio: E_warp / E_warp of the input brightened by one gain to the same mean "
                      "(< 1: steadier than plain brightening).",
+    "flicker_lowpass": "Flicker ratio, low-pass: the same after a Gaussian blur of σ = shorter side / 256 of "
+                       "both: weighs the flicker of brightness, colour and larger shapes, where the plain "
+                       "ratio is mostly grain and, in fast motion, detail.",
     "mabd": "MABD: mean absolute luma change between consecutive frames (0–255).",
     "mabd_mse": "MABD MSE: squared distance of the MABD curve to the ground truth's.",
     "brightness": "Brightness: mean luma (0–255).",
@@ -268,6 +273,8 @@ def _score(outputs: list[np.ndarray], seq: EvalSequence, flows, use_lpips: bool,
     if n > 1:
         seqm["ewarp"] = warping_error(outputs, flows=flows)
         seqm["flicker_ratio"] = None if reference else flicker_ratio(outputs, seq.frames, flows=flows)
+        seqm["flicker_lowpass"] = None if reference else flicker_ratio(
+            outputs, seq.frames, flows=flows, sigma=lowpass_sigma(outputs[0]))
         mabd_vec = [float(v) for v in mabd(outputs)]
         seqm["mabd"] = float(np.mean(mabd_vec))
         if seq.gt is not None and reference != "gt":
@@ -555,7 +562,7 @@ def write_bar_charts(path: Path, summary: dict, methods: list[str]) -> bool:
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, rotation=30, ha="right", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
-        if m == "flicker_ratio":
+        if m in ("flicker_ratio", "flicker_lowpass"):
             ax.axhline(1.0, color="k", lw=0.8, ls="--")
     for ax in axes[len(cols):]:
         ax.set_visible(False)

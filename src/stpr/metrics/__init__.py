@@ -7,6 +7,7 @@ numpy-facing versions for evaluation (RGB and Y channel) and the temporal metric
 from stpr.metrics.image import psnr, ssim
 from stpr.metrics.video import (
     flicker_ratio,
+    lowpass_sigma,
     lpips_or_none,
     mabd,
     mabd_mse,
@@ -30,6 +31,7 @@ __all__ = [
     "ssim_y",
     "warping_error",
     "flicker_ratio",
+    "lowpass_sigma",
     "sequence_flows",
     "mabd",
     "mabd_mse",
