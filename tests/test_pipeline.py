@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
 import pytest
 
-from stpr.pipeline import BackgroundWriter, Prefetch, idle_priority
+from stpr.pipeline import BackgroundWriter, Prefetch
 
 
 def test_prefetch_keeps_order_and_ends():
@@ -100,26 +99,3 @@ def test_writer_context_closes_on_success_and_aborts_on_error():
         with BackgroundWriter(lambda x: None) as w2:
             raise KeyError("boom")
     assert not w2._thread.is_alive()
-
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
-def test_reader_and_writer_threads_run_at_idle_priority_and_the_caller_does_not():
-    policies = []
-    record = lambda *_: policies.append(os.sched_getscheduler(0))  # noqa: E731 - 0: the calling thread
-    with BackgroundWriter(record, depth=1) as w:
-        w.put(1)
-
-    def reading():
-        yield 1
-        record()
-    list(Prefetch(reading(), depth=1))
-    assert policies == [os.SCHED_IDLE, os.SCHED_IDLE]
-    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's thread is untouched
-
-
-def test_idle_priority_reports_whether_it_applied():
-    out = []
-    t = threading.Thread(target=lambda: out.append(idle_priority()))
-    t.start()
-    t.join()
-    assert out == [hasattr(os, "SCHED_IDLE")]

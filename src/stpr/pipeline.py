@@ -5,36 +5,16 @@ computes, so a frame can be decoded and another encoded while the network works 
 Both helpers use small bounded queues, so memory stays a few frames deep, and both hand any
 exception from their thread back to the caller's thread, where the usual clean-up (dropping a
 half-written output) happens. Their threads stop before the caller closes the reader or writer.
-
-Both threads run at idle priority (Linux ``SCHED_IDLE``; the encoder's own threads, started from
-the writer thread, inherit it): torch's threads meet at a barrier after every operation, and an
-encoder thread that takes a core from one of them stalls both; at idle priority the encoder runs
-in the gaps the network leaves, and a full queue stops the network until it has caught up, so
-nothing starves (1080p, fast model, x264 veryfast, end to end: 5.25-5.33 -> 5.68-5.91 frames/s,
-docs/research/speed-and-memory.md).
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
-
-
-def idle_priority() -> bool:
-    """Put the calling thread (and the threads it starts from now on) at idle scheduling priority.
-    Returns whether it applied (Linux only; elsewhere, or where refused, nothing changes)."""
-    if not hasattr(os, "SCHED_IDLE"):
-        return False
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread, on Linux
-    except OSError:
-        return False
-    return True
 
 
 class Prefetch(Iterator[T]):
@@ -62,7 +42,6 @@ class Prefetch(Iterator[T]):
         return False
 
     def _run(self, it: Iterator[T]) -> None:
-        idle_priority()
         try:
             for item in it:
                 if not self._put(item):
@@ -115,7 +94,6 @@ class BackgroundWriter:
         self._thread.start()
 
     def _run(self) -> None:
-        idle_priority()
         while True:
             item = self._q.get()
             if item is _DONE or self._abort.is_set():
