@@ -11,7 +11,8 @@ import torch
 import stpr.data.datasets as ds_mod
 from stpr.data.datasets import (LOLClips, MixedClips, PairedVideoFolders, SharedArrays, SyntheticStillClips,
                                 SyntheticVideoClips, lol_scene_groups, lol_sibling_split, lol_split, read_stills)
-from stpr.data.motion import affine_flow, random_trajectory, warp_crop
+from stpr.data.motion import affine_flow, line_kernel, motion_blur_clip, random_trajectory, warp_crop
+from stpr.data.synthesis import srgb_to_linear
 from stpr.models.warp import flow_warp, resize_flow
 
 from helpers import make_lol, texture, write_rgb
@@ -535,3 +536,49 @@ def test_lol_sibling_split_holds_out_one_shot_of_scenes_that_still_train(tmp_pat
     assert lol_sibling_split(root, names, 0) == (names, [])
     with pytest.raises(ValueError, match="two or more shots"):
         lol_sibling_split(root, names, 4)
+
+
+def _detail(frames: np.ndarray) -> np.ndarray:
+    """Mean absolute horizontal and vertical difference of each frame."""
+    f = frames.astype(np.float64)
+    return (np.abs(np.diff(f, axis=1)).mean(axis=(1, 2, 3)) + np.abs(np.diff(f, axis=2)).mean(axis=(1, 2, 3)))
+
+
+def test_line_kernel_is_a_centred_normalised_line():
+    assert line_kernel(0.5, 0.3).shape == (1, 1)
+    k = line_kernel(9.0, 0.0)
+    assert k.shape == (9, 9) and k.sum() == pytest.approx(1.0)
+    assert np.count_nonzero(k.sum(axis=1)) == 1 and np.count_nonzero(k.sum(axis=0)) == 9  # one row, 9 columns
+    ys, xs = np.mgrid[:9, :9]
+    for angle in (0.0, 0.7, np.pi / 2):  # centred: the blur moves nothing
+        k = line_kernel(7.3, angle)
+        c = k.shape[0] // 2
+        assert (k * xs[:k.shape[0], :k.shape[1]]).sum() == pytest.approx(c, abs=1e-5)
+        assert (k * ys[:k.shape[0], :k.shape[1]]).sum() == pytest.approx(c, abs=1e-5)
+
+
+def test_motion_blur_clip_blurs_each_frame_by_its_own_length():
+    frames = np.stack([(texture(64, 64, seed=1) * 255).astype(np.uint8)] * 6)
+    out = motion_blur_clip(frames, np.random.default_rng(0), 12.0)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    d_in, d_out = _detail(frames), _detail(out)
+    assert np.all(d_out <= d_in + 1e-9) and d_out.min() < 0.8 * d_in.min()
+    assert d_out.std() > 0.02 * d_out.mean()  # the lengths differ from frame to frame
+    lin = lambda f: srgb_to_linear(f / 255.0).mean()  # noqa: E731 - the light is kept, in linear light
+    assert lin(out) == pytest.approx(lin(frames), rel=0.02)
+    assert np.array_equal(motion_blur_clip(frames, np.random.default_rng(0), 0.5), frames)  # < 1 px: none
+
+
+def test_synthetic_clips_blur_only_when_asked(tmp_path):
+    video = np.stack([(texture(80, 80, seed=k) * 255).astype(np.uint8) for k in range(6)])
+    sharp = SyntheticVideoClips([video], frames=4, crop=48, length=6, seed=2, h264_prob=0.0)
+    blurred = SyntheticVideoClips([video], frames=4, crop=48, length=6, seed=2, h264_prob=0.0, blur_prob=1.0)
+    again = SyntheticVideoClips([video], frames=4, crop=48, length=6, seed=2, h264_prob=0.0, blur_prob=0.0)
+    d_sharp = np.mean([_detail(sharp[i]["high"].permute(0, 2, 3, 1).numpy()).mean() for i in range(6)])
+    d_blur = np.mean([_detail(blurred[i]["high"].permute(0, 2, 3, 1).numpy()).mean() for i in range(6)])
+    assert d_blur < 0.9 * d_sharp
+    for i in range(3):  # no blur: the random stream (and so every sample) is unchanged
+        assert torch.equal(sharp[i]["high"], again[i]["high"]) and torch.equal(sharp[i]["low"], again[i]["low"])
+    stills = SyntheticStillClips([video[0]], frames=4, crop=32, length=2, seed=1, h264_prob=0.0, blur_prob=1.0,
+                                 scale_range=(1.0, 1.0), max_shift=2.0)
+    assert stills[0]["high"].shape[0] == 4

@@ -158,7 +158,8 @@ def build_datasets(cfg: TrainConfig, frames: int):
                                         noise_scale=cfg.video_noise_scale,
                                         exposure_range=tuple(cfg.video_exposure_range),
                                         h264_prob=cfg.video_h264_prob, degradation=cfg.degradation,
-                                        defer_camera=cfg.camera_on_device))
+                                        defer_camera=cfg.camera_on_device, blur_prob=cfg.motion_blur_prob,
+                                        blur_max=cfg.motion_blur_max))
         weights.append(cfg.weights[1])
     if cfg.paired_root:
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))
@@ -173,7 +174,8 @@ def build_datasets(cfg: TrainConfig, frames: int):
                                         h264_prob=cfg.video_h264_prob, noise_scale=cfg.video_noise_scale,
                                         max_shift=cfg.lol_max_shift,
                                         scale_range=tuple(cfg.stills_scale_range), degradation=cfg.degradation,
-                                        defer_camera=cfg.camera_on_device))
+                                        defer_camera=cfg.camera_on_device, blur_prob=cfg.motion_blur_prob,
+                                        blur_max=cfg.motion_blur_max))
         weights.append(cfg.weights[3])
     if not srcs:
         raise UsageError("no training data: set lol_root, videos, paired_root or stills")

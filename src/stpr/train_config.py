@@ -43,6 +43,9 @@ class TrainConfig:
         video_exposure_range: (lowest, highest) linear exposure of the synthetic dark video
             (log-uniform; 0.01 is 6.6 stops under).
         video_h264_prob: share of synthetic clips given an H.264 round trip (block artefacts).
+        motion_blur_prob: share of synthetic video and photograph clips given a handheld pan's
+            motion blur, of a length drawn per frame up to ``motion_blur_max`` px (at the clips'
+            scale; target and input alike: ``stpr.data.motion.motion_blur_clip``).
         degradation: how the synthetic video and photograph clips are darkened: "white"
             (``data/synthesis.py``, Poisson-Gaussian noise on sRGB pixels; every model up to v7) or
             "camera" (``data/camera.py``, a phone pipeline with mosaic, in-camera processing and
@@ -103,6 +106,8 @@ class TrainConfig:
     exposure_jump_prob: float = 0.0
     video_exposure_range: list[float] = field(default_factory=lambda: [0.01, 0.3])
     video_h264_prob: float = 0.2
+    motion_blur_prob: float = 0.0
+    motion_blur_max: float = 12.0
     video_noise_scale: float = 1.0
     degradation: str = "white"
     camera_on_device: bool = False
@@ -200,6 +205,10 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         raise UsageError(f"video_exposure_range must be [lowest, highest] with 0 < lowest <= highest, got {lo_hi}")
     if not 0 <= cfg.video_h264_prob <= 1:
         raise UsageError(f"video_h264_prob must be in [0, 1], got {cfg.video_h264_prob}")
+    if not 0 <= cfg.motion_blur_prob <= 1:
+        raise UsageError(f"motion_blur_prob must be in [0, 1], got {cfg.motion_blur_prob}")
+    if not 0 < cfg.motion_blur_max <= 64:
+        raise UsageError(f"motion_blur_max must be in (0, 64] px, got {cfg.motion_blur_max}")
     if cfg.clip_frames != 0 and cfg.clip_frames < 2:
         raise UsageError(f"clip_frames must be 0 (T + 1) or at least 2, got {cfg.clip_frames}")
     if not cfg.lol_max_shift >= 0:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from stpr.data.motion import affine_flow, random_trajectory, warp_crop
+from stpr.data.motion import affine_flow, motion_blur_clip, random_trajectory, warp_crop
 from stpr.data.camera import camera_clip, sample_camera, scale_camera_noise
 from stpr.data.camera_torch import CAMERA_VECTOR_SIZE, camera_clip_torch, camera_vector
 from stpr.data.synthesis import darken_clip, sample_params, scale_noise
@@ -392,6 +392,14 @@ def apply_deferred_camera(batch: dict, generator: torch.Generator | None = None)
     return {**batch, "low": low, "stats": stats}
 
 
+def _maybe_blur(clean: np.ndarray, rng: np.random.Generator, prob: float, max_len: float) -> np.ndarray:
+    """``motion_blur_clip`` for a share ``prob`` of clips. Draws nothing when ``prob`` is 0, so
+    configs without blur keep their random streams."""
+    if prob > 0 and rng.random() < prob:
+        return motion_blur_clip(clean, rng, max_len)
+    return clean
+
+
 class SyntheticVideoClips(torch.utils.data.Dataset):
     """Normal-light videos darkened on the fly.
 
@@ -411,12 +419,14 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         degradation: "white" (``synthesis.py``) or "camera" (``camera.py``), see ``darken``.
         defer_camera: leave the camera of clips without a codec to the training device (see
             ``darken``); needs ``degradation`` "camera".
+        blur_prob: share of clips given a handheld pan's motion blur, of a length drawn per frame
+            up to ``blur_max`` px (``motion_blur_clip``; target and input alike).
     """
 
     def __init__(self, videos: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, jump_prob: float = 0.0,
                  jump_range: float = 3.0, noise_scale: float = 1.0, degradation: str = "white",
-                 defer_camera: bool = False):
+                 defer_camera: bool = False, blur_prob: float = 0.0, blur_max: float = 12.0):
         self.degradation = check_degradation(degradation)
         self.defer_camera = _check_defer(defer_camera, degradation)
         self.videos = SharedArrays([v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop])
@@ -426,6 +436,7 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         self.exposure_range, self.h264_prob = exposure_range, h264_prob
         self.jump_prob, self.jump_range = jump_prob, jump_range
         self.noise_scale = noise_scale
+        self.blur_prob, self.blur_max = blur_prob, blur_max
         self.epoch = 0
 
     def __len__(self):
@@ -442,7 +453,8 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         clean = v[t0:t0 + (n - 1) * stride + 1:stride, y0:y0 + s, x0:x0 + s]
         if rng.random() < 0.5:  # play backwards: motion in both directions
             clean = clean[::-1]
-        clean = np.ascontiguousarray(clean)
+        clean = _maybe_blur(np.ascontiguousarray(clean), rng, self.blur_prob, self.blur_max)
+
         def jumps(rng):
             # Drawn only when jumps are on, so clips without them keep their old random stream.
             if self.jump_prob > 0 and rng.random() < self.jump_prob:
@@ -492,13 +504,13 @@ class SyntheticStillClips(torch.utils.data.Dataset):
         max_shift: largest drift per frame along each axis, in px (``random_trajectory``).
         scale_range: (smallest, largest) rescaling of the image before cropping; never below what
             the clip's trajectory spans.
-        defer_camera: as in ``SyntheticVideoClips``.
+        defer_camera, blur_prob, blur_max: as in ``SyntheticVideoClips``.
     """
 
     def __init__(self, images: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, noise_scale: float = 1.0,
                  max_shift: float = 6.0, scale_range=(0.4, 1.0), degradation: str = "white",
-                 defer_camera: bool = False):
+                 defer_camera: bool = False, blur_prob: float = 0.0, blur_max: float = 12.0):
         self.degradation = check_degradation(degradation)
         self.defer_camera = _check_defer(defer_camera, degradation)
         if not images:
@@ -507,6 +519,7 @@ class SyntheticStillClips(torch.utils.data.Dataset):
         self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
         self.exposure_range, self.h264_prob, self.noise_scale = exposure_range, h264_prob, noise_scale
         self.max_shift, self.scale_range = max_shift, scale_range
+        self.blur_prob, self.blur_max = blur_prob, blur_max
         self.epoch = 0
 
     def __len__(self):
@@ -524,7 +537,7 @@ class SyntheticStillClips(torch.utils.data.Dataset):
             img = cv2.resize(img, None, fx=scale, fy=scale,
                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         mats = random_trajectory(n, s, img.shape[:2], rng, max_shift=self.max_shift)
-        clean = np.stack([warp_crop(img, m, s) for m in mats])
+        clean = _maybe_blur(np.stack([warp_crop(img, m, s) for m in mats]), rng, self.blur_prob, self.blur_max)
         dark = darken(clean, rng, self.degradation, self.exposure_range, self.h264_prob, self.noise_scale,
                       defer=self.defer_camera)
         fw, bw, valid = _trajectory_teacher(mats, s)

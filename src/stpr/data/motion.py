@@ -3,12 +3,16 @@
 A clip of N crops is cut from one image with a smooth random similarity transform per frame
 (translation, small rotation and zoom). Low and high images use the same transforms, and the exact
 optical flow between any two crops follows from the transforms, so it can supervise the flow net.
+
+``motion_blur_clip`` adds the blur of a handheld pan, whose length changes from frame to frame.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from stpr.data.synthesis import linear_to_srgb, srgb_to_linear
 
 
 def random_trajectory(n: int, crop: int, img_hw: tuple[int, int], rng: np.random.Generator,
@@ -61,3 +65,56 @@ def affine_flow(src: np.ndarray, dst: np.ndarray, crop: int, scale: float = 1.0)
     q = np.concatenate([img_pts, np.ones_like(xs)[..., None]], axis=-1) @ inv.T
     flow = (q - pts[..., :2]) * scale
     return flow.transpose(2, 0, 1).astype(np.float32)
+
+
+def line_kernel(length: float, angle: float) -> np.ndarray:
+    """A normalised, centred line of ``length`` px at ``angle`` (radians), drawn anti-aliased on an
+    odd square grid: the blur of a uniform motion during the exposure. Lengths under 1 px give the
+    identity (1x1)."""
+    if length < 1.0:
+        return np.ones((1, 1), np.float32)
+    size = int(np.ceil(length)) | 1
+    c = size // 2
+    k = np.zeros((size, size), np.float32)
+    steps = max(2, int(np.ceil(length * 4)))
+    for t in np.linspace(-0.5, 0.5, steps):  # points along the segment, bilinearly splatted
+        x, y = c + t * (length - 1) * np.cos(angle), c + t * (length - 1) * np.sin(angle)
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            for dx, wx in ((0, 1 - fx), (1, fx)):
+                if 0 <= y0 + dy < size and 0 <= x0 + dx < size:
+                    k[y0 + dy, x0 + dx] += wy * wx
+    return k / k.sum()
+
+
+def motion_blur_clip(frames: np.ndarray, rng: np.random.Generator, max_len: float) -> np.ndarray:
+    """Motion-blur each frame of a clip along one direction (drawn per clip, within 10 degrees
+    frame to frame) by a length drawn per frame, uniform in [0, ``max_len``] px, in linear light.
+
+    Why: in a handheld pan the blur changes from frame to frame, and a model whose tone follows the
+    amount of fine texture then flickers (docs/research/real-footage.md, section 13). The kernel is
+    centred, so nothing moves and a clip's flows stay valid; the result is both the target and the
+    input of the darkening (enhancement, not deblurring).
+
+    Args:
+        frames: (N, H, W, 3) uint8 sRGB.
+        rng: the clip's random generator.
+        max_len: longest blur in pixels.
+
+    Returns:
+        (N, H, W, 3) uint8.
+    """
+    angle = rng.uniform(0.0, np.pi)
+    lengths = rng.uniform(0.0, max_len, size=len(frames))
+    jitter = rng.normal(0.0, np.deg2rad(10.0) / 2, size=len(frames))
+    out = np.empty_like(frames)
+    for i, (f, length) in enumerate(zip(frames, lengths)):
+        k = line_kernel(float(length), angle + jitter[i])
+        if k.shape == (1, 1):
+            out[i] = f
+            continue
+        lin = srgb_to_linear(f.astype(np.float32) / 255.0)
+        blurred = cv2.filter2D(lin, -1, k, borderType=cv2.BORDER_REFLECT)
+        out[i] = np.clip(np.rint(linear_to_srgb(np.clip(blurred, 0.0, 1.0)) * 255.0), 0, 255).astype(np.uint8)
+    return out
