@@ -109,10 +109,9 @@ def tune_malloc(arenas: int = 2, environ: dict | None = None) -> bool:
 _HALF = torch.tensor(0.5)
 
 
-def padded_frame(frame_u8: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+def padded_frame(frame_u8: torch.Tensor, multiple: int) -> torch.Tensor:
     """An (H, W, 3) uint8 frame as the network's input: (1, 3, H', W') float in [0, 1], its last row
-    and column repeated up to multiples of ``multiple`` (as ``STPR.pad`` does), and the (1, 3, H, W)
-    view of the frame itself (for its statistics).
+    and column repeated up to multiples of ``multiple`` (as ``STPR.pad`` does).
 
     Written in the default layout in one pass: the (H, W, 3) frame's own layout is channels-last,
     and converting it as it is left the padding, pooling and statistics that follow working on
@@ -126,8 +125,7 @@ def padded_frame(frame_u8: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
         x[0, :, h:, :w] = x[0, :, h - 1:h, :w]
     if pw:
         x[0, :, :, w:] = x[0, :, :, w - 1:w]
-    x.div_(255.0)
-    return x, x[:, :, :h, :w]
+    return x.div_(255.0)
 
 
 class _WindowStream:
@@ -533,12 +531,11 @@ class Enhancer:
                     raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
                 # uint8 crosses the bus (a quarter of float32) and is converted on the device
                 frame_u8 = torch.from_numpy(frame).to(self.device)
-                if len(tiles) > 1:
-                    full = frame_u8.permute(2, 0, 1)[None].float().div_(255.0)
-                    stats = frame_stats(full)
-                    full = padded = None  # each tile converted on its own: no full-frame float copy stays alive
+                if len(tiles) > 1:  # each tile converted on its own: no full-frame float copy stays alive
+                    stats = frame_stats(frame_u8.permute(2, 0, 1)[None].float().div_(255.0))
+                    padded = None
                 else:  # one tile: the frame converted once, padded, for the statistics and the network
-                    padded, _ = padded_frame(frame_u8, self.model.multiple)
+                    padded = padded_frame(frame_u8, self.model.multiple)
                     stats = frame_stats(padded, size=shape)
                 n_out = 0
                 for t in tiles:

@@ -151,7 +151,8 @@ class FeaturePropagation(nn.Module):
         n = len(nbr_feats)
         zero = center_norm_small.new_zeros(b, 1, *center_norm_small.shape[-2:])
         zero_f = center_feats.new_zeros(zero.shape)  # in the features' dtype, so the cat stays in it
-        # the centre's own row of the confidence net: [its features, its features, no error, valid]
+        # the centre's row of the confidence net beside the shared centre features (``_confidence``):
+        # its own features as the frame's, no error, valid
         centre_in = cat_channels([center_feats, zero_f, zero_f + 1])
         if n == 0:
             weights = torch.softmax(self._confidence(center_feats, centre_in), dim=1)
