@@ -49,7 +49,7 @@ class TrainConfig:
         degradation: how the synthetic video and photograph clips are darkened: "white"
             (``data/synthesis.py``, Poisson-Gaussian noise on sRGB pixels; every model up to v7) or
             "camera" (``data/camera.py``, a phone pipeline with mosaic, in-camera processing and
-            H.264, calibrated on real dark clips).
+            H.264, calibrated on real dark clips) or "mixed" (either, per clip, with even odds).
         video_noise_scale: multiplies the synthetic sensor noise std (1 = as synthesised, 0 =
             noise-free; ``scripts/fusion_bound.py`` uses it to bound what fusion can add).
         camera_on_device: with the "camera" degradation, darken the clips that draw no H.264

@@ -332,7 +332,7 @@ class LOLClips(torch.utils.data.Dataset):
 
 
 # --------------------------------------------------------------------------- synthetic dark video
-DEGRADATIONS = ("white", "camera")
+DEGRADATIONS = ("white", "camera", "mixed")
 
 
 def check_degradation(degradation: str) -> str:
@@ -344,7 +344,8 @@ def check_degradation(degradation: str) -> str:
 def darken(clean: np.ndarray, rng: np.random.Generator, degradation: str, exposure_range, h264_prob: float,
            noise_scale: float, draw_scales=None, defer: bool = False) -> np.ndarray | dict:
     """Darken a clean clip (T, H, W, 3) with one sampled camera: "white" is ``synthesis.py``'s
-    Poisson-Gaussian noise on sRGB pixels, "camera" the phone pipeline of ``camera.py``.
+    Poisson-Gaussian noise on sRGB pixels, "camera" the phone pipeline of ``camera.py``, "mixed"
+    either of the two, drawn per clip with even odds.
     ``draw_scales(rng)``, if given, draws per-frame exposure scales after the camera (so a
     dataset's random stream stays what it was).
 
@@ -352,7 +353,9 @@ def darken(clean: np.ndarray, rng: np.random.Generator, degradation: str, exposu
     return value is then ``{"camera": CameraParams, "exposure_scales": (T,) or None}`` for
     ``apply_deferred_camera`` to run on the training device. Clips with a codec are darkened here
     (the encoder runs on the CPU)."""
-    if check_degradation(degradation) == "camera":
+    if check_degradation(degradation) == "mixed":
+        degradation = "camera" if rng.random() < 0.5 else "white"
+    if degradation == "camera":
         params = scale_camera_noise(sample_camera(rng, exposure_range, h264_prob), noise_scale)
         scales = draw_scales(rng) if draw_scales else None
         if defer and params.crf is None:
