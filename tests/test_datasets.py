@@ -584,19 +584,16 @@ def test_synthetic_clips_blur_only_when_asked(tmp_path):
     assert stills[0]["high"].shape[0] == 4
 
 
-def test_mixed_degradation_draws_both_cameras_per_clip():
+def test_mixed_degradation_draws_both_cameras_per_clip(monkeypatch):
     """"mixed" darkens each clip with the white-noise chain or the camera pipeline, even odds, and
     a seeded draw repeats; deferring to the device stays the camera pipeline's alone."""
     clean = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     chosen = []
     real_white, real_camera = ds_mod.darken_clip, ds_mod.camera_clip
-    try:
-        ds_mod.darken_clip = lambda *a, **k: chosen.append("white") or real_white(*a, **k)
-        ds_mod.camera_clip = lambda *a, **k: chosen.append("camera") or real_camera(*a, **k)
-        outs = [ds_mod.darken(clean, np.random.default_rng(s), "mixed", (0.02, 0.1), 0.0, 1.0) for s in range(12)]
-        again = ds_mod.darken(clean, np.random.default_rng(3), "mixed", (0.02, 0.1), 0.0, 1.0)
-    finally:
-        ds_mod.darken_clip, ds_mod.camera_clip = real_white, real_camera
+    monkeypatch.setattr(ds_mod, "darken_clip", lambda *a, **k: chosen.append("white") or real_white(*a, **k))
+    monkeypatch.setattr(ds_mod, "camera_clip", lambda *a, **k: chosen.append("camera") or real_camera(*a, **k))
+    outs = [ds_mod.darken(clean, np.random.default_rng(s), "mixed", (0.02, 0.1), 0.0, 1.0) for s in range(12)]
+    again = ds_mod.darken(clean, np.random.default_rng(3), "mixed", (0.02, 0.1), 0.0, 1.0)
     assert set(chosen) == {"white", "camera"}
     assert all(o.shape == clean.shape and o.dtype == np.uint8 for o in outs)
     assert np.array_equal(again, outs[3])

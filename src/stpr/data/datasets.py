@@ -419,7 +419,8 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
             better-exposed neighbours.
         noise_scale: multiplies the sensor noise std of every sampled camera (``scale_noise``);
             1 is the synthesis as is, 0 noise-free (for measuring what denoising is worth).
-        degradation: "white" (``synthesis.py``) or "camera" (``camera.py``), see ``darken``.
+        degradation: "white" (``synthesis.py``), "camera" (``camera.py``) or "mixed" (either, per
+            clip), see ``darken``.
         defer_camera: leave the camera of clips without a codec to the training device (see
             ``darken``); needs ``degradation`` "camera".
         blur_prob: share of clips given a handheld pan's motion blur, of a length drawn per frame
