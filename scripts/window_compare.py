@@ -1,7 +1,8 @@
-"""Same weights, different windows: PSNR of a model on the held-out synthetic-dark videos with
-T = 3 and T = 1 (its per-frame ablation), also after a per-channel gain and offset fit each output
-frame to its original (the tone taken out: ``eval_video``'s ``psnr_affine``), and on carphone with exposure jumps also with the
-fusion's brightness term switched off at inference.
+"""Same weights, different windows: PSNR of a model on the synthetic-dark videos (carphone held
+out; tree and city the validation videos) with T = 3 and T = 1 (its per-frame ablation), also
+after a per-channel gain and offset fit each output frame to its original (the tone taken out:
+``eval_video``'s ``psnr_affine``), and on carphone with exposure jumps also with the fusion's
+brightness term switched off at inference.
 
 Figures come from ``stpr.evaluate.eval_video`` (float output, before the 8-bit rounding that
 ``stpr eval`` applies) on frames decoded with PyAV's default YUV->RGB conversion (``stpr eval``
@@ -9,6 +10,7 @@ uses the accurate one), so on H.264 clips such as carphone they sit 0.07-0.15 dB
 ``stpr eval``'s figures; tree.avi decodes identically both ways.
 
     .venv/bin/python scripts/window_compare.py default       # the shipped model
+    .venv/bin/python scripts/window_compare.py default --cases tree,city   # the validation videos
     .venv/bin/python scripts/window_compare.py runs/exp/t5/last.safetensors --extra-windows 5
 """
 
@@ -31,11 +33,16 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--extra-windows", default="",
                     help="comma-separated further window sizes to score, e.g. 5 (each model run with T = that)")
+    ap.add_argument("--cases", default="",
+                    help="comma-separated subset of: carphone, tree, city, 'carphone 0.5x/2x jumps'")
     args = ap.parse_args()
     extra = [int(t) for t in args.extra_windows.split(",") if t]
     torch.set_num_threads(args.threads)
     cases = [("carphone", "carphone_pristine.mp4", False), ("tree", "tree.avi", False),
-             ("carphone 0.5x/2x jumps", "carphone_pristine.mp4", True)]
+             ("city", "city.mpg", False), ("carphone 0.5x/2x jumps", "carphone_pristine.mp4", True)]
+    if args.cases:
+        keep = args.cases.split(",")
+        cases = [c for c in cases if c[0] in keep]
     clips = {}
     for name, video, jumps in cases:
         clean = read_video_frames(Path(args.videos) / video, 30)
