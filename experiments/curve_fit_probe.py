@@ -25,32 +25,35 @@ from stpr.data.datasets import read_video_frames
 from stpr.evaluate import enhance_sequence, synthetic_eval_clip, to_tensor
 
 
-def fitted_psnr(out: np.ndarray, gt: np.ndarray, degree: int) -> float:
-    """PSNR of (3, H, W) ``out`` against ``gt`` (both in [0, 1]) after a per-channel polynomial
-    of ``degree`` in ``out`` is least-squares fitted to ``gt``."""
+def psnr(mse: float) -> float:
+    return 10 * np.log10(1.0 / max(mse, 1e-12))
+
+
+def poly_fitted(out: np.ndarray, gt: np.ndarray, degree: int) -> np.ndarray:
+    """(3, H, W) ``out`` mapped by the per-channel polynomial of ``degree`` least-squares fitted to
+    ``gt`` (degree 1: ``eval_video``'s affine fit)."""
     fitted = np.empty_like(out)
     for c in range(3):
-        x, y = out[c].ravel(), gt[c].ravel()
-        coef = np.polyfit(x, y, degree)
-        fitted[c] = np.polyval(coef, out[c])
-    mse = float(np.mean((np.clip(fitted, 0, 1) - gt) ** 2))
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
+        fitted[c] = np.polyval(np.polyfit(out[c].ravel(), gt[c].ravel(), degree), out[c])
+    return fitted
+
+
+def fitted_psnr(out: np.ndarray, gt: np.ndarray, degree: int) -> float:
+    """PSNR of (3, H, W) ``out`` against ``gt`` (both in [0, 1]) after ``poly_fitted``."""
+    return psnr(float(np.mean((np.clip(poly_fitted(out, gt, degree), 0, 1) - gt) ** 2)))
 
 
 def matrix_psnr(out: np.ndarray, gt: np.ndarray) -> float:
     """PSNR after a least-squares 3x4 colour matrix (with offset) maps (3, H, W) ``out`` to ``gt``."""
     a = np.concatenate([out.reshape(3, -1).T, np.ones((out[0].size, 1))], 1)
     k = np.linalg.lstsq(a, gt.reshape(3, -1).T, rcond=None)[0]
-    mse = float(np.mean((np.clip(a @ k, 0, 1) - gt.reshape(3, -1).T) ** 2))
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
+    return psnr(float(np.mean((np.clip(a @ k, 0, 1) - gt.reshape(3, -1).T) ** 2)))
 
 
 def bands(out: np.ndarray, gt: np.ndarray) -> tuple[float, float, float, float]:
     """Mean squared low-pass and high-pass error of the affine-fitted (3, H, W) ``out``, its
     high-frequency energy and the truth's, split at a Gaussian of sigma 2 px."""
-    fit = np.empty_like(out)
-    for c in range(3):
-        fit[c] = np.polyval(np.polyfit(out[c].ravel(), gt[c].ravel(), 1), out[c])
+    fit = poly_fitted(out, gt, 1)
     blur = lambda x: np.stack([cv2.GaussianBlur(ch, (0, 0), 2.0) for ch in x])  # noqa: E731
     lo_o, lo_g = blur(fit), blur(gt)
     hi_o, hi_g = fit - lo_o, gt - lo_g
@@ -88,10 +91,9 @@ def main() -> int:
                 if frames == 3:
                     b = np.mean([bands(o, g) for o, g in zip(outs, gts)], 0)
                     sat = np.mean([saturation(o) / saturation(g) for o, g in zip(outs, gts)])
-            db = lambda mse: 10 * np.log10(1.0 / mse)  # noqa: E731
             print(f"| {Path(video).stem} | {spec} | {row[(3, 1)]:.2f} / {row[(1, 1)]:.2f} | "
                   f"{row[(3, 3)]:.2f} / {row[(1, 3)]:.2f} | {row[(3, 'm')]:.2f} / {row[(1, 'm')]:.2f} | "
-                  f"{db(b[0]):.2f} / {db(b[1]):.2f} | {b[2] / b[3]:.2f} / {sat:.2f} |", flush=True)
+                  f"{psnr(b[0]):.2f} / {psnr(b[1]):.2f} | {b[2] / b[3]:.2f} / {sat:.2f} |", flush=True)
     return 0
 
 

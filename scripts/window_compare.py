@@ -42,6 +42,9 @@ def main() -> int:
              ("city", "city.mpg", False), ("carphone 0.5x/2x jumps", "carphone_pristine.mp4", True)]
     if args.cases:
         keep = args.cases.split(",")
+        unknown = set(keep) - {c[0] for c in cases}
+        if unknown:
+            ap.error(f"unknown --cases {', '.join(sorted(unknown))}")
         cases = [c for c in cases if c[0] in keep]
     clips = {}
     for name, video, jumps in cases:
