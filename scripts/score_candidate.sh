@@ -8,7 +8,9 @@
 # (752-789); the default, the 300 shared pairs' held-out split, suits models trained on those.
 # SIBLINGS=1 also scores the pairs a training config's lol_siblings held out (stpr eval --lol-split
 # siblings); LOL_LOOK=lol scores the LOL pairs in that look of a model trained with looks (the real
-# clips and videos keep the model's default look).
+# clips and videos keep the model's default look). TEMPORAL_FILTER=S sets the real clips' temporal
+# filter strength (stpr eval --temporal-filter; 0 scores the network alone, as the rules written
+# before the filter existed did).
 # About 2 minutes on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,8 @@ lol=${LOL:-$data/lol-train}
 mkdir -p "$out"
 look=()
 [ -n "${LOL_LOOK:-}" ] && look=(--look "$LOL_LOOK")
+tf=()
+[ -n "${TEMPORAL_FILTER:-}" ] && tf=(--temporal-filter "$TEMPORAL_FILTER")
 "$py" -m stpr.cli eval --lol "$lol" --methods stpr --model "$w" "${look[@]}" --out "$out/lol" --threads 2 --quiet
 reports=("$out/lol/results.md")
 if [ -n "${SIBLINGS:-}" ]; then
@@ -27,7 +31,7 @@ if [ -n "${SIBLINGS:-}" ]; then
         --out "$out/lol_siblings" --threads 2 --quiet
     reports+=("$out/lol_siblings/results.md")
 fi
-"$py" -m stpr.cli eval --clips "$data/real-lowlight-clips" --methods stpr,stpr-perframe --model "$w" \
+"$py" -m stpr.cli eval --clips "$data/real-lowlight-clips" --methods stpr,stpr-perframe --model "$w" "${tf[@]}" \
     --out "$out/real" --threads 2 --quiet
 "$py" scripts/window_compare.py "$w" > "$out/window_compare.txt"
 "$py" -c "import sys; from stpr.bench import model_gflops; print('GFLOPs per 640x360 frame: %.2f (%s)' % model_gflops(sys.argv[1], 640, 360))" "$w" > "$out/gflops.txt"

@@ -83,6 +83,8 @@ def test_per_frame_and_dis_options(video, weights, tmp_path):
     (["--batch", "0"], "--batch must be >= 1"),
     (["--bf16", "--precision", "fp32"], "contradict"),
     (["--engine", "onnx", "--precision", "bf16"], "apply to --engine torch only"),
+    (["--temporal-filter", "1"], "--temporal-filter must be in [0, 1)"),
+    (["--temporal-filter", "-0.5"], "--temporal-filter must be in [0, 1)"),
 ])
 def test_device_and_precision_refusals(video, weights, tmp_path, capsys, flags, message):
     dst = tmp_path / "out.mp4"

@@ -46,8 +46,9 @@ def test_onnx_export_serves_other_sizes_and_tiles(tmp_path):
     engine = OnnxSTPR(tmp_path / "onnx", threads=1)
     clip = list(dark_clip(n=4, h=150, w=200, seed=3))
     for tile in (0, 96):
-        ref = list(Enhancer(model, tile=tile, tile_overlap=32, precision="fp32").enhance_frames(clip))
-        got = list(Enhancer(engine, tile=tile, tile_overlap=32).enhance_frames(clip))
+        # the network's outputs (the temporal filter's flow may amplify a level's difference)
+        ref = list(Enhancer(model, tile=tile, tile_overlap=32, precision="fp32", temporal_filter=0).enhance_frames(clip))
+        got = list(Enhancer(engine, tile=tile, tile_overlap=32, temporal_filter=0).enhance_frames(clip))
         assert _max_diff(ref, got) <= 1
 
 

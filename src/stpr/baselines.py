@@ -154,14 +154,20 @@ ALL_METHODS = (*STPR_METHODS, *METHODS)
 
 
 def stpr_method(weights: str | Path | None = None, frames: int | None = None, flow: str | None = None,
-                tile: int | None = None, look: str | None = None) -> Method:
+                tile: int | None = None, look: str | None = None, temporal_filter: float | None = None) -> Method:
     """STPR as a method: loads the weights once (default: the shipped model); ``frames=1`` gives
-    the per-frame variant (each frame wholly on its own: no window and no exposure smoothing),
-    ``flow`` overrides the flow estimator ("learned", "dis", "zero"), ``look`` picks a tone look."""
+    the per-frame variant (each frame wholly on its own: no window, no exposure smoothing and no
+    temporal filter), ``flow`` overrides the flow estimator ("learned", "dis", "zero"), ``look``
+    picks a tone look, ``temporal_filter`` the filter's strength (None: the default; 0: off)."""
     from stpr.enhance import Enhancer
+    from stpr.temporal import DEFAULT_STRENGTH
 
+    if frames == 1:
+        temporal_filter = 0.0
+    elif temporal_filter is None:
+        temporal_filter = DEFAULT_STRENGTH
     enhancer = Enhancer.from_pretrained(weights, flow=flow, frames=frames, tile=tile, steady_exposure=frames != 1,
-                                        look=look)
+                                        look=look, temporal_filter=temporal_filter)
 
     def run(seq: list[np.ndarray]) -> list[np.ndarray]:
         return list(enhancer.enhance_frames(seq))
@@ -172,10 +178,11 @@ def stpr_method(weights: str | Path | None = None, frames: int | None = None, fl
 
 
 def make_method(name: str, weights: str | Path | None = None, flow: str | None = None,
-                look: str | None = None) -> Method:
-    """Method by CLI name: a baseline from ``METHODS`` or an STPR variant built from ``weights``."""
+                look: str | None = None, temporal_filter: float | None = None) -> Method:
+    """Method by CLI name: a baseline from ``METHODS`` or an STPR variant built from ``weights``
+    (``temporal_filter``: the stpr method's filter strength, None for the default)."""
     if name == "stpr":
-        return stpr_method(weights, flow=flow, look=look)
+        return stpr_method(weights, flow=flow, look=look, temporal_filter=temporal_filter)
     if name == "stpr-perframe":
         return stpr_method(weights, frames=1, flow=flow, look=look)
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import JUMP_LABEL
 from stpr.models.stpr_arch import FLOW_MODES
+from stpr.temporal import DEFAULT_STRENGTH
 
 
 def _add_model_options(p, flow_help: str = "flow estimator: the learned pyramid net (default), OpenCV DIS, or none",
@@ -44,6 +45,12 @@ def _add_hardware_options(p, precision: bool = True, batch: bool = True):
                        help="CPU: frames enhanced at once, each in its own thread with one torch thread (whole "
                             "frames that fit the memory budget N times; default: one per core up to 1280x720, "
                             "else 1)")
+
+
+def _add_temporal_filter(p):
+    p.add_argument("--temporal-filter", type=float, default=None, metavar="S",
+                   help=f"strength of the recursive filter that steadies the output along optical flow where "
+                        f"consecutive frames agree (0 to 1, 0 turns it off; default {DEFAULT_STRENGTH})")
 
 
 def _add_train(sub):
@@ -124,6 +131,7 @@ def _add_enhance(sub):
     p.add_argument("--exposure-per-frame", action="store_true",
                    help="let the model set each frame's exposure on its own (default: the output's brightness is "
                         "smoothed over time, as auto-exposure settles, so it does not pump from frame to frame)")
+    _add_temporal_filter(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--compare", action="store_true",
                    help="also write OUTPUT_compare.html, a before/after viewer for the browser (see stpr compare)")
@@ -230,7 +238,8 @@ def _run_enhance(args) -> int:
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
                                         precision=args.precision, device=args.device, batch=args.batch,
                                         workers=args.workers, exposure=args.exposure, brightness=args.brightness,
-                                        steady_exposure=not args.exposure_per_frame)
+                                        steady_exposure=not args.exposure_per_frame,
+                                        **({} if args.temporal_filter is None else {"temporal_filter": args.temporal_filter}))
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
                                  segment_frames=args.segment_frames, strip_metadata=args.strip_metadata,
@@ -289,6 +298,7 @@ def _add_eval(sub):
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate at most N sequences (LOL pairs or clips)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    _add_temporal_filter(p)
     p.add_argument("--quiet", action="store_true", help="no progress or summary output")
 
 
@@ -298,6 +308,7 @@ def _run_eval(args) -> int:
     run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
              methods=args.methods, model=args.model, flow=args.flow, look=args.look, lol_split=args.lol_split,
              out=args.out, max_frames=args.max_frames, limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
+             temporal_filter=args.temporal_filter,
              log=(lambda s: None) if args.quiet else print)
     return 0
 

@@ -34,6 +34,7 @@ from stpr.hardware import autocast, cast_convolutions, default_batch, free_memor
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
+from stpr.temporal import DEFAULT_STRENGTH, TemporalFilter
 
 # Peak working memory of the default network per input pixel (bytes): measured 275-380 B/px as the
 # growth of peak RSS when enhancing 640x360 to 1920x1080 frames untiled; used to pick a tile size
@@ -324,13 +325,20 @@ class Enhancer:
             at a time on torch's threads). Tiled frames, GPUs and the onnx engine use one.
             Several frames at once keep the cores busy without the per-operation hand-offs of
             torch's threads (docs/research/speed-and-memory.md).
+        temporal_filter: strength of the recursive flow-guided filter over the output frames
+            (:class:`~stpr.temporal.TemporalFilter`: steadies what changes more slowly than the
+            window); 0 turns it off.
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int | None = None,
                  threads: int | None = None, half_states: bool | None = None, precision: str = "auto",
                  device: str = "auto", batch: int | None = None, exposure: float = 0.0,
-                 brightness: float | None = None, steady_exposure: bool = True, workers: int | None = None):
+                 brightness: float | None = None, steady_exposure: bool = True, workers: int | None = None,
+                 temporal_filter: float = DEFAULT_STRENGTH):
         self.exposure = ExposureControl(ev=exposure, target=brightness, steady=steady_exposure)
+        if not 0 <= temporal_filter < 1:
+            raise UsageError(f"--temporal-filter must be in [0, 1) (0 turns it off), got {temporal_filter}")
+        self.temporal = TemporalFilter(strength=temporal_filter)
         if not isinstance(model, STPR):  # onnxruntime: CPU, float32
             if str(device).lower() not in ("auto", "cpu") or str(precision).lower() not in ("auto", "fp32"):
                 raise UsageError("--device and --precision apply to the PyTorch engine only (onnx runs on the "
@@ -479,6 +487,7 @@ class Enhancer:
         acc: dict[int, torch.Tensor] = {}
 
         self.exposure.reset()
+        self.temporal.reset()
 
         def to_uint8(img: torch.Tensor) -> np.ndarray:
             gain = self.exposure.plain_gain(img)  # steady over time
@@ -504,7 +513,7 @@ class Enhancer:
             for k in sorted(k for k in acc if k < upto):
                 img = acc.pop(k)
                 if k >= context:
-                    yield to_uint8(img)
+                    yield self.temporal(to_uint8(img))
 
         emitted = 0  # tiles run in lockstep: output k of every tile belongs to frame k
         threads_before = torch.get_num_threads()

@@ -38,6 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from tqdm import tqdm
 
 from stpr.errors import InputError, OutputError, UsageError
@@ -104,6 +105,30 @@ def _write_json(path: Path, data: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _save_filter_state(work: Path, segment: Path, state: dict | None) -> str | None:
+    """Store the temporal filter's state at a segment's end beside it (the last filtered frame:
+    the next segment blends with it); returns the file's name, None without a state."""
+    if state is None:
+        return None
+    path = work / (segment.stem + ".filter.npz")
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **state)
+    os.replace(tmp, path)
+    return path.name
+
+
+def _load_filter_state(work: Path, segment: dict) -> dict | None:
+    name = segment.get("filter_state")
+    if not name:
+        return None
+    try:
+        with np.load(work / name) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise InputError(f"{work / name}: the temporal filter's state is unreadable ({e}); "
+                         "run again with --overwrite to start afresh") from None
 
 
 def _mismatch(old: dict, new: dict) -> str | None:
@@ -203,6 +228,8 @@ def _prepare_work_dir(work: Path, job: dict, dst: Path, overwrite: bool, locks: 
             complete = bool(old.get("complete")) and len(segments) == len(old["segments"])
             manifest = {**job, "segments": segments, "complete": complete}
             keep = {MANIFEST} | {s["file"] for s in segments}
+            if segments and segments[-1].get("filter_state"):  # the last segment's is the one a resume needs
+                keep.add(segments[-1]["filter_state"])
             for p in work.iterdir():  # partial segment of the killed run, stale temp files
                 if p.name not in keep:
                     _remove(p)
@@ -307,6 +334,7 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         # the user's exposure choice changes every pixel
                         "exposure": enhancer.exposure.ev, "brightness": enhancer.exposure.target,
                         "steady_exposure": enhancer.exposure.steady,
+                        "temporal_filter": enhancer.temporal.strength,
                         # frame folders and images: the frame rate (--fps or the default) times them
                         **({"fps": str(info.fps)} if info.kind != "video" else {})},
         }
@@ -363,6 +391,7 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
 
     if segments:  # a resumed run: the exposure smoothing (steady or --brightness) goes on from the last segment
         enhancer.exposure.carry = segments[-1].get("exposure_log_gain")
+        enhancer.temporal.carry = _load_filter_state(work, segments[-1])
     writer = None
     offset: tuple[int, Fraction] = (0, Fraction(0))  # first pts of the segment being written, its time base
     n = start
@@ -372,11 +401,14 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
         w, writer = writer, None
         count = w.frames_written
         w.close()
-        segments.append({"file": w.path.name, "start": n - count, "frames": count,
+        state_file = _save_filter_state(work, w.path, enhancer.temporal.state())
+        segments.append({"file": w.path.name, "start": n - count, "frames": count, "filter_state": state_file,
                          "pts_offset": str(offset[0] * offset[1]),
                          # the smoothed exposure gain goes on from here after a resume
                          "exposure_log_gain": enhancer.exposure.log_gain})
         _write_json(work / MANIFEST, manifest)
+        if len(segments) > 1 and segments[-2].get("filter_state"):  # only the last state is needed
+            _remove(work / segments[-2]["filter_state"])
         if on_segment is not None:
             on_segment(len(segments), n)
 

@@ -1,0 +1,127 @@
+"""What the recursive temporal filter (``stpr.temporal.TemporalFilter``) does to a model's video:
+PSNR against the truth on the validation videos darkened by the evaluation camera (tree, city;
+city also re-encoded with H.264 so that the dark frames carry macroblocks), and flicker, low-pass
+flicker, blacks and saturation on the shared real clips, for a grid of strengths and tolerances.
+
+The model runs once per case through ``Enhancer.enhance_frames`` (the product's path, steady
+exposure included, the filter off) and its outputs are cached; the filter runs on them afterwards.
+
+    .venv/bin/python experiments/temporal_filter_probe.py --strengths 0,0.6,0.8,0.9 --tolerances 0.04,0.08,0.12 --details 0,0.3,0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stpr.data.datasets import read_video_frames
+from stpr.data.synthesis import darken_clip
+from stpr.enhance import Enhancer
+from stpr.evaluate import EVAL_DARK_PARAMS, synthetic_eval_clip, to_tensor
+from stpr.losses import fit_affine
+from stpr.metrics.image import psnr
+from stpr.metrics.noref import black_levels, plain_brighten, saturation
+from stpr.metrics.video import flicker_ratio, frame_brightness, lowpass_sigma, psnr_rgb, sequence_flows
+from stpr.report import clip_sequences
+from stpr.temporal import TemporalFilter
+
+
+def cases(videos: Path, clips: Path | None, frames: int) -> dict[str, tuple[list, list | None]]:
+    out = {}
+    for name, file, crf in (("tree", "tree.avi", None), ("city", "city.mpg", None), ("city h264", "city.mpg", 30)):
+        clean = read_video_frames(videos / file, frames)
+        if crf is None:
+            dark = synthetic_eval_clip(clean)
+        else:
+            dark = darken_clip(clean, dataclasses.replace(EVAL_DARK_PARAMS, crf=crf), np.random.default_rng(1234))
+        out[name] = (list(dark), list(clean))
+    if clips is not None and clips.is_dir():
+        for seq in clip_sequences(clips):
+            out[f"clip {seq.name}"] = (seq.frames, None)
+    return out
+
+
+def hf_energy(frames: list[np.ndarray]) -> float:
+    """Mean |Laplacian| of the luma: how much fine detail is left."""
+    return float(np.mean([np.abs(cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_32F)).mean()
+                          for f in frames]))
+
+
+def affine_psnr(out: np.ndarray, truth: np.ndarray) -> float:
+    """PSNR after a per-channel gain and offset fit of the output to the truth (tone taken out)."""
+    o, t = to_tensor(out), to_tensor(truth)
+    return float(psnr(fit_affine(o, t).clamp(0, 1), t))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="weights file (default: the shipped model)")
+    ap.add_argument("--videos", type=Path, default=Path("data_cache/videos"))
+    ap.add_argument("--clips", type=Path, default=Path("../shared/data/real-lowlight-clips"))
+    ap.add_argument("--frames", type=int, default=30, help="frames of each synthetic video")
+    ap.add_argument("--strengths", default="0,0.6,0.8")
+    ap.add_argument("--tolerances", default="0.08")
+    ap.add_argument("--details", default="0.3", help="fractions of the strength for the fine detail")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache", type=Path, default=Path("reports/temporal_probe_cache"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    strengths = [float(s) for s in args.strengths.split(",")]
+    tolerances = [float(t) for t in args.tolerances.split(",")]
+    details = [float(d) for d in args.details.split(",")]
+    # the network's outputs as the product makes them, before the filter (applied below)
+    enh = Enhancer.from_pretrained(args.model, threads=args.threads, workers=1, temporal_filter=0)
+    tag = Path(args.model).parent.name if args.model else "default"
+    args.cache.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for name, (dark, clean) in cases(args.videos, args.clips, args.frames).items():
+        f = args.cache / f"{tag}_{name.replace(' ', '_')}_{len(dark)}.npy"
+        if f.is_file():
+            outs = list(np.load(f))
+        else:
+            outs = list(enh.enhance_frames(dark))
+            np.save(f, np.stack(outs))
+        flows = sequence_flows(dark)
+        base_hf = hf_energy(outs)
+        for s in strengths:
+            for tol, det in itertools.product(tolerances, details) if s > 0 else [(0.0, 0.0)]:
+                filt = TemporalFilter(strength=s, tolerance=max(tol, 1e-6), detail=det)
+                y = [filt(o) for o in outs]
+                r = {"flicker": flicker_ratio(y, dark, flows=flows),
+                     "lowpass": flicker_ratio(y, dark, flows=flows, sigma=lowpass_sigma(y[0])),
+                     "hf": hf_energy(y) / base_hf}
+                if clean is not None:
+                    r["psnr"] = float(np.mean([psnr_rgb(a, b) for a, b in zip(y, clean)]))
+                    r["psnr_affine"] = float(np.mean([affine_psnr(a, b) for a, b in zip(y, clean)]))
+                    r["hf_vs_truth"] = hf_energy(y) / hf_energy(clean)
+                else:
+                    plain = plain_brighten(dark, float(frame_brightness(y).mean()))
+                    r["blacks"] = black_levels(y)[0] - black_levels(plain)[0]
+                    r["sat"] = saturation(y) / saturation(plain)
+                rows.setdefault((s, tol, det), {})[name] = r
+                print(f"{name:12s} s={s:.2f} tol={tol:.3f} detail={det}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()),
+                      flush=True)
+    print("\nmeans over the real clips / per video:")
+    for (s, tol, det), per in rows.items():
+        real = [r for n, r in per.items() if n.startswith("clip")]
+        msg = f"s={s:.2f} tol={tol:.3f} detail={det}:"
+        for n, r in per.items():
+            if not n.startswith("clip"):
+                msg += f" {n} PSNR {r['psnr']:.2f} affine {r['psnr_affine']:.2f} flicker {r['flicker']:.3f} hf/truth {r['hf_vs_truth']:.3f};"
+        if real:
+            msg += (f" clips flicker {np.mean([r['flicker'] for r in real]):.3f}"
+                    f" low-pass {np.mean([r['lowpass'] for r in real]):.3f}"
+                    f" blacks {np.mean([r['blacks'] for r in real]):+.1f} sat {np.mean([r['sat'] for r in real]):.3f}"
+                    f" hf {np.mean([r['hf'] for r in real]):.3f}")
+        print(msg)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Recursive temporal filter for enhanced video: each output frame is blended with the previous
+filtered frame warped onto it along optical flow, where the two agree.
+
+The network sees a window of T frames (3 by default), so whatever changes more slowly than the
+window lets it see (grain it could not remove, a local tone that follows each frame's blur,
+compression blotches that move from frame to frame) reaches the output as flicker. A recursive
+blend reaches back over many frames for the price of one small optical flow, one warp and a few
+element-wise passes per frame. Where the warped previous frame disagrees with the current one
+(motion the flow missed, occlusion, a cut) the weight falls to zero, so moving content is not
+smeared; the fine detail (above ``detail_sigma``) is blended with a smaller weight than the coarse
+picture, because every warp interpolates and a recursion of warps would blur it.
+
+Measured in docs/research/real-footage.md §21 (``experiments/temporal_filter_probe.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Work size of the flow and of the agreement test (the longer side in pixels): DIS costs a few ms
+# there, and the enhanced frames' motion is smooth enough that the flow upsamples well.
+FLOW_SIDE = 320
+# Pixels of the full-resolution blend done at once: frames up to 1080p in one go, larger ones in
+# stripes, which bounds the float copies (at 4K a whole frame's blend fields would take 200 MB).
+STRIPE_PIXELS = 1920 * 1088
+DEFAULT_STRENGTH = 0.8
+# Below this fraction of agreeing pixels the frame is taken for a new shot and passes unfiltered.
+CUT_AGREEMENT = 0.25
+
+
+@dataclass
+class TemporalFilter:
+    """Flow-guided recursive filter over a stream of enhanced (H, W, 3) uint8 frames.
+
+    Args:
+        strength: weight of the previous filtered frame where the two frames agree, for the coarse
+            picture (0 turns the filter off).
+        detail: the weight of the fine detail (above ``detail_sigma``) as a fraction of ``strength``.
+        tolerance: mean difference of the two frames (0-1 scale, blurred, at the work size) at which
+            the weight has fallen to 1/e: larger differences are taken for motion, not flicker.
+        detail_sigma: Gaussian sigma (pixels of the frame) that splits coarse from fine.
+        flow_side: longer side (pixels) of the copies the flow and the agreement test run on.
+    """
+
+    strength: float = DEFAULT_STRENGTH
+    detail: float = 0.3
+    tolerance: float = 0.08
+    detail_sigma: float = 2.0
+    flow_side: int = FLOW_SIDE
+
+    def __post_init__(self):
+        if not 0.0 <= self.strength < 1.0:
+            raise ValueError(f"temporal filter strength must be in [0, 1), got {self.strength}")
+        if not 0.0 <= self.detail <= 1.0:
+            raise ValueError(f"temporal filter detail must be in [0, 1], got {self.detail}")
+        if not self.tolerance > 0:
+            raise ValueError(f"temporal filter tolerance must be > 0, got {self.tolerance}")
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._grids: dict = {}
+        self._buffers: dict = {}
+        # The state a resumed run starts from (``--resume``: the end of its last segment).
+        self.carry: dict[str, np.ndarray] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a video: from ``carry`` if a resumed run set it, else with no previous frame."""
+        state, self.carry = self.carry or {}, None
+        self._prev: np.ndarray | None = state.get("prev")    # (H, W, 3) uint8: the last filtered frame
+        self._prev_gray: np.ndarray | None = state.get("gray")  # the last *unfiltered* frame's gray, work size
+        # the last filtered frame at the work size (derived from ``prev``)
+        self._prev_small = None if self._prev is None else self._shrink(self._prev)
+
+    def state(self) -> dict[str, np.ndarray] | None:
+        """What the next frame depends on, for a resumable run to store (None before any frame)."""
+        if self._prev is None:
+            return None
+        return {"prev": self._prev, "gray": self._prev_gray}
+
+    def _shrink(self, frame: np.ndarray) -> np.ndarray:
+        return cv2.resize(frame, self._small_size(*frame.shape[:2]), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    @property
+    def active(self) -> bool:
+        return self.strength > 0
+
+    def _small_size(self, h: int, w: int) -> tuple[int, int]:
+        s = min(1.0, self.flow_side / max(h, w))
+        return max(16, round(w * s)), max(16, round(h * s))
+
+    def _buffer(self, key, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A scratch array kept between frames (reallocated when the shape changes)."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[key] = np.empty(shape, dtype)
+        return buf
+
+    def _grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """(h, w) float32 pixel x and y coordinates of the work size, cached."""
+        if (h, w) not in self._grids:
+            self._grids[(h, w)] = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        return self._grids[(h, w)]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """Filter the next frame of the stream: (H, W, 3) uint8 in, (H, W, 3) uint8 out."""
+        if not self.active:
+            return frame
+        frame = np.ascontiguousarray(frame)  # (the network's output may come as a strided view)
+        h, w = frame.shape[:2]
+        size = self._small_size(h, w)
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).clip(0, 255).astype(np.uint8)
+        if self._prev is None or self._prev.shape != frame.shape:
+            out = frame
+        else:
+            out = self._blend(frame, small, gray, size)
+        self._prev = out
+        self._prev_small = self._shrink(out)
+        self._prev_gray = gray
+        return out
+
+    def _blend(self, frame: np.ndarray, small: np.ndarray, gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        h, w = frame.shape[:2]
+        flow = self._dis.calc(gray, self._prev_gray, None)  # current -> previous, at the work size
+        gx, gy = self._grid(size[1], size[0])
+        fx, fy = gx + flow[..., 0], gy + flow[..., 1]
+        delta = cv2.remap(self._prev_small, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        delta -= small  # warped previous minus current, at the work size
+        # agreement, blurred so that leftover grain does not read as motion
+        diff = np.abs(cv2.GaussianBlur(delta, (0, 0), 1.0)).mean(axis=2) * (1.0 / 255.0)
+        agree = diff < self.tolerance
+        if agree.mean() < CUT_AGREEMENT:  # a cut: nothing of the last shot carries over
+            return frame
+        weight = self.strength * np.exp(-np.square(diff * (1.0 / self.tolerance)))
+        # pixels whose flow points outside the frame have nothing to blend with
+        weight[(fx < 0) | (fy < 0) | (fx > size[0] - 1) | (fy > size[1] - 1)] = 0.0
+        sx, sy = w / size[0], h / size[1]
+        # out = cur + weight * (coarse + detail * (warped - cur - coarse))
+        #     = blend(cur, warped; weight * detail) + weight * (1 - detail) * coarse,
+        # the coarse difference taken at the work size (no full-resolution blur)
+        coarse = cv2.GaussianBlur(delta, (0, 0), max(self.detail_sigma / sx, 0.5))
+        coarse *= (weight * (1.0 - self.detail))[..., None]
+        fields = (np.ascontiguousarray(flow[..., 0] * sx), np.ascontiguousarray(flow[..., 1] * sy),
+                  np.ascontiguousarray(weight * self.detail, dtype=np.float32), coarse)
+        xs = np.arange(w, dtype=np.float32)[None, :]
+        stripe = h if h * w <= STRIPE_PIXELS else max(1, STRIPE_PIXELS // w)
+        col = np.broadcast_to((xs + 0.5) / sx - 0.5, (stripe, w))  # the work-size grid's x of each pixel
+        out = np.empty(frame.shape, np.uint8)
+        for r0 in range(0, h, stripe):
+            r1 = min(h, r0 + stripe)
+            n = r1 - r0
+            ys = np.arange(r0, r1, dtype=np.float32)[:, None]
+            # the fields at full resolution, into buffers kept between frames (fresh large arrays
+            # cost more in page faults than the resizes themselves)
+            up = [self._buffer(k, (stripe, w) + f.shape[2:], np.float32)[:n] for k, f in enumerate(fields)]
+            if stripe == h:  # the whole frame at once: plain resizes
+                for f, u in zip(fields, up):
+                    cv2.resize(f, (w, h), dst=u, interpolation=cv2.INTER_LINEAR)
+            else:
+                row = np.broadcast_to((ys + 0.5) / sy - 0.5, (n, w))
+                for f, u in zip(fields, up):
+                    cv2.remap(f, col[:n], row, cv2.INTER_LINEAR, dst=u, borderMode=cv2.BORDER_REPLICATE)
+            mx, my, a, b = up
+            mx += xs  # where each pixel's previous position lies: (x + dx, y + dy)
+            my += ys
+            warped = cv2.remap(self._prev, mx, my, cv2.INTER_LINEAR, dst=self._buffer("warped", (stripe, w, 3), np.uint8)[:n],
+                               borderMode=cv2.BORDER_REPLICATE)
+            keep = np.subtract(1.0, a, out=self._buffer("keep", (stripe, w), np.float32)[:n])
+            blended = cv2.blendLinear(frame[r0:r1], warped, keep, a, dst=self._buffer("blend", (stripe, w, 3), np.uint8)[:n])
+            cv2.add(blended, b, dst=out[r0:r1], dtype=cv2.CV_8U)  # rounds and saturates
+        return out

@@ -1,0 +1,105 @@
+"""The recursive temporal filter (stpr.temporal) and its place in the Enhancer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import tiny_model
+
+from stpr.enhance import Enhancer
+from stpr.errors import UsageError
+from stpr.temporal import TemporalFilter
+
+
+def textured(h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray:
+    """A smooth random texture (float 0-255) that optical flow can follow."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(40, 215, size=(h // 8, w // 8, 3))
+    import cv2
+
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 255)
+
+
+def noisy(base: np.ndarray, n: int, sigma: float = 8.0, seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(base + rng.normal(0, sigma, base.shape)).clip(0, 255).round().astype(np.uint8) for _ in range(n)]
+
+
+def test_off_is_the_identity_and_the_first_frame_passes_unchanged():
+    frames = noisy(textured(), 3)
+    off = TemporalFilter(strength=0.0)
+    assert all(off(f) is f for f in frames)
+    on = TemporalFilter()
+    assert np.array_equal(on(frames[0]), frames[0])
+
+
+def test_a_still_noisy_scene_is_steadied_without_shifting_its_mean():
+    """Grain on a still scene: the coarse part (blurred) is averaged over many frames, the fine part
+    less (``detail``), and the brightness stays."""
+    import cv2
+
+    base = textured()
+    frames = noisy(base, 12)
+    filt = TemporalFilter()
+    out = [filt(f) for f in frames]
+    blur = lambda x: cv2.GaussianBlur(np.asarray(x, np.float32), (0, 0), 2.0)  # noqa: E731
+    err = lambda seq, f=lambda x: np.asarray(x, np.float32): np.mean([np.abs(f(x) - f(base)).mean() for x in seq])  # noqa: E731
+    assert err(out[6:]) < 0.85 * err(frames[6:])
+    assert err(out[6:], blur) < 0.7 * err(frames[6:], blur)
+    assert abs(np.mean(out[6:]) - np.mean(frames[6:])) < 1.0
+    # frame-to-frame change: what the flicker ratio measures
+    change = lambda seq: np.mean(np.abs(np.diff(np.stack(seq).astype(float), axis=0)))  # noqa: E731
+    assert change(out[6:]) < 0.75 * change(frames[6:])
+
+
+def test_moving_content_is_followed_not_smeared():
+    """A texture panning 3 px a frame: the filter follows it along the flow, so the output stays
+    close to the current frame's truth (no ghost of where it was)."""
+    big = textured(96, 160, seed=3)
+    truths = [big[12:84, 3 * k:3 * k + 96] for k in range(8)]
+    frames = [t.round().astype(np.uint8) for t in truths]
+    filt = TemporalFilter()
+    out = [filt(f) for f in frames]
+    inner = (slice(8, -8), slice(8, -8))  # the border that enters the frame has no past to blend with
+    for o, t in zip(out[1:], truths[1:]):
+        assert np.abs(o.astype(float) - t)[inner].mean() < 2.0
+
+
+def test_a_cut_passes_the_new_shot_through():
+    a, b = textured(seed=4), textured(seed=5)
+    filt = TemporalFilter()
+    filt(a.round().astype(np.uint8))
+    new = b.round().astype(np.uint8)
+    out = filt(new)
+    assert np.array_equal(out, new)
+
+
+def test_state_carries_a_stream_across_a_resume():
+    frames = noisy(textured(seed=6), 8, seed=7)
+    whole = TemporalFilter()
+    ref = [whole(f) for f in frames]
+    first = TemporalFilter()
+    part = [first(f) for f in frames[:4]]
+    second = TemporalFilter()
+    second.carry = first.state()
+    second.reset()
+    part += [second(f) for f in frames[4:]]
+    assert all(np.array_equal(a, b) for a, b in zip(ref, part))
+    assert TemporalFilter().state() is None
+
+
+@pytest.mark.parametrize("kw", [{"strength": 1.0}, {"strength": -0.1}, {"detail": 1.5}, {"tolerance": 0.0}])
+def test_bad_settings_are_refused(kw):
+    with pytest.raises(ValueError):
+        TemporalFilter(**kw)
+
+
+def test_enhancer_filters_by_default_and_zero_turns_it_off():
+    model = tiny_model()
+    clip = noisy(textured(48, 64, seed=8) * 0.15, 5, sigma=3.0, seed=9)
+    on = list(Enhancer(model, tile=0, precision="fp32").enhance_frames(clip))
+    off = list(Enhancer(model, tile=0, precision="fp32", temporal_filter=0).enhance_frames(clip))
+    assert np.array_equal(on[0], off[0])  # nothing to blend with yet
+    assert any(not np.array_equal(a, b) for a, b in zip(on[1:], off[1:]))
+    with pytest.raises(UsageError, match="temporal-filter"):
+        Enhancer(model, temporal_filter=1.0)
