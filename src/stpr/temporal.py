@@ -7,8 +7,8 @@ compression blotches that move from frame to frame) reaches the output as flicke
 blend reaches back over many frames for the price of one small optical flow, one warp and a few
 element-wise passes per frame. Where the warped previous frame disagrees with the current one
 (motion the flow missed, occlusion, a cut) the weight falls to zero, so moving content is not
-smeared; the fine detail (above ``detail_sigma``) is blended with a smaller weight than the coarse
-picture, because every warp interpolates and a recursion of warps would blur it.
+smeared. Only the coarse picture (above ``detail_sigma``) is blended by default: every warp
+interpolates, and a recursion of warps would blur the fine detail.
 
 Measured in docs/research/real-footage.md §21 (``experiments/temporal_filter_probe.py``).
 """
@@ -38,7 +38,9 @@ class TemporalFilter:
     Args:
         strength: weight of the previous filtered frame where the two frames agree, for the coarse
             picture (0 turns the filter off).
-        detail: the weight of the fine detail (above ``detail_sigma``) as a fraction of ``strength``.
+        detail: the weight of the fine detail (above ``detail_sigma``) as a fraction of ``strength``;
+            0 (the default) leaves the detail to the current frame and skips the full-resolution
+            warp: the flicker the filter removes is mostly coarse.
         tolerance: mean difference of the two frames (0-1 scale, blurred, at the work size) at which
             the weight has fallen to 1/e: larger differences are taken for motion, not flicker.
         detail_sigma: Gaussian sigma (pixels of the frame) that splits coarse from fine.
@@ -46,7 +48,7 @@ class TemporalFilter:
     """
 
     strength: float = DEFAULT_STRENGTH
-    detail: float = 0.3
+    detail: float = 0.0
     tolerance: float = 0.08
     detail_sigma: float = 2.0
     flow_side: int = FLOW_SIDE
@@ -142,8 +144,10 @@ class TemporalFilter:
         # the coarse difference taken at the work size (no full-resolution blur)
         coarse = cv2.GaussianBlur(delta, (0, 0), max(self.detail_sigma / sx, 0.5))
         coarse *= (weight * (1.0 - self.detail))[..., None]
-        fields = (np.ascontiguousarray(flow[..., 0] * sx), np.ascontiguousarray(flow[..., 1] * sy),
-                  np.ascontiguousarray(weight * self.detail, dtype=np.float32), coarse)
+        fields = (coarse,)
+        if self.detail > 0:  # the fine part needs the full-resolution warp
+            fields += (np.ascontiguousarray(flow[..., 0] * sx), np.ascontiguousarray(flow[..., 1] * sy),
+                       np.ascontiguousarray(weight * self.detail, dtype=np.float32))
         xs = np.arange(w, dtype=np.float32)[None, :]
         stripe = h if h * w <= STRIPE_PIXELS else max(1, STRIPE_PIXELS // w)
         col = np.broadcast_to((xs + 0.5) / sx - 0.5, (stripe, w))  # the work-size grid's x of each pixel
@@ -162,7 +166,10 @@ class TemporalFilter:
                 row = np.broadcast_to((ys + 0.5) / sy - 0.5, (n, w))
                 for f, u in zip(fields, up):
                     cv2.remap(f, col[:n], row, cv2.INTER_LINEAR, dst=u, borderMode=cv2.BORDER_REPLICATE)
-            mx, my, a, b = up
+            if self.detail == 0:
+                cv2.add(frame[r0:r1], up[0], dst=out[r0:r1], dtype=cv2.CV_8U)  # rounds and saturates
+                continue
+            b, mx, my, a = up
             mx += xs  # where each pixel's previous position lies: (x + dx, y + dy)
             my += ys
             warped = cv2.remap(self._prev, mx, my, cv2.INTER_LINEAR, dst=self._buffer("warped", (stripe, w, 3), np.uint8)[:n],
