@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 from stpr.errors import UsageError
+from stpr.temporal import DEFAULT_STRENGTH
 
 DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080), (3840, 2160))
 DEFAULT_METHODS = ("stpr", "gamma-clahe", "gamma-clahe-temporal", "lime")
@@ -203,7 +204,10 @@ def _worker(spec: dict) -> dict:
                                             flow=spec.get("flow"), engine=spec.get("engine", "torch"),
                                             threads=spec.get("threads"), precision=spec.get("precision", "auto"),
                                             device=spec.get("device", "auto"), batch=spec.get("batch"),
-                                            workers=spec.get("workers"))
+                                            workers=spec.get("workers"),
+                                            # the per-frame variant: no temporal processing at all, as in stpr eval
+                                            temporal_filter=0.0 if method == "stpr-perframe" else
+                                            spec.get("temporal_filter", DEFAULT_STRENGTH))
         load_s = time.perf_counter() - t_load
         rss_start = _rss_mb()
         dec, enh = [0.0], [0.0]
@@ -270,12 +274,13 @@ def _start_case(clip: Path, method: str, out_dir: Path, model: str | None = None
                 threads: int | None = None, engine: str = "torch", io_threads: bool = True,
                 precision: str = "auto", device: str = "auto", batch: int | None = None,
                 preset: str = "medium", env: dict | None = None, tag: str = "",
-                workers: int | None = None) -> tuple[subprocess.Popen, Path]:
+                workers: int | None = None, temporal_filter: float | None = None) -> tuple[subprocess.Popen, Path]:
     """Start one (clip, method) case in a fresh Python process (``env``: extra environment)."""
     spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}{tag}.mp4"),
             "model": str(model) if model else None, "flow": flow, "threads": threads, "engine": engine,
             "io_threads": io_threads, "precision": precision, "device": device, "batch": batch, "preset": preset,
-            "workers": workers}
+            "workers": workers,
+            **({} if temporal_filter is None else {"temporal_filter": temporal_filter})}
     proc = subprocess.Popen([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
@@ -449,7 +454,8 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
               engines: list[str] | None = None, repeat: int = 3, io_threads: bool = True,
               durations: list[float] | None = None, duration_size: tuple[int, int] = (640, 360),
               precisions: list[str] | None = None, device: str = "auto", batch: int | None = None,
-              preset: str = "medium", workers: int | None = None, marginal: bool = False) -> dict:
+              preset: str = "medium", workers: int | None = None, marginal: bool = False,
+              temporal_filter: float | None = None) -> dict:
     """Benchmark every (size, method, engine, precision) case, each ``repeat`` times (median
     reported). ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
     installed); ``precisions`` (default ["auto"]), ``device``, ``batch`` and ``workers`` to the torch engine;
@@ -534,7 +540,8 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
                         r.update(device="cpu", precision="–")
                     case = dict(model=model, flow=flow, threads=threads, engine=engine or "torch",
                                 io_threads=io_threads, precision=prec, device=device if engine == "torch" else "cpu",
-                                batch=batch, preset=preset, workers=workers if engine == "torch" else None)
+                                batch=batch, preset=preset, workers=workers if engine == "torch" else None,
+                                temporal_filter=temporal_filter)
                     if short_clip is None:
                         r.update(run_repeated(repeat, clip, m, tmp, **case))
                     else:
@@ -554,7 +561,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             r = {"size": f"{w}x{h}", "width": w, "height": h, "method": "stpr", "engine": "torch", "seconds_of_video": secs}
             r.update(run_case(clip, "stpr", tmp, model=model, flow=flow, threads=threads, io_threads=io_threads,
                               precision=precisions[0], device=device, batch=batch, preset=preset,
-                              workers=workers))
+                              workers=workers, temporal_filter=temporal_filter))
             _add_rates(r, "stpr", model, flow, w, h, peaks)
             dur_results.append(r)
             clip.unlink()
@@ -562,6 +569,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             "model": str(resolve_weights(model)) if uses_model else None,
             "notes": notes, "repeat": repeat, "marginal": marginal, "io_threads": io_threads, "precisions": precisions,
             "device": device, "batch": batch, "workers": workers,
+            "temporal_filter": DEFAULT_STRENGTH if temporal_filter is None else temporal_filter,
             "results": results,
             "durations": dur_results}
     if json_path:

@@ -342,6 +342,7 @@ def _add_bench(sub):
     p.add_argument("--precisions", default="auto", metavar="P[,P...]",
                    help="precisions of the torch-engine cases, from auto, fp32, bf16, fp16 (GPU), e.g. fp32,bf16 "
                         "(default auto)")
+    _add_temporal_filter(p)
     _add_hardware_options(p, precision=False)
     p.add_argument("--side-by-side", type=int, default=None, metavar="N",
                    help="instead: time stpr alone and N jobs at once, with stpr's OpenMP wait policy and with "
@@ -381,7 +382,8 @@ def _run_bench(args) -> int:
                      repeat=args.repeat, io_threads=not args.no_io_threads, durations=durations,
                      duration_size=parse_sizes(args.duration_size)[0],
                      precisions=[v.strip() for v in args.precisions.split(",") if v.strip()], device=args.device,
-                     batch=args.batch, preset=args.preset, workers=args.workers, marginal=args.marginal)
+                     batch=args.batch, preset=args.preset, workers=args.workers, marginal=args.marginal,
+                     temporal_filter=args.temporal_filter)
     for note in data["notes"]:
         print(f"note: {note}")
     print(format_table(data["results"], data["machine"]["matmul_peaks_gflops"], preset=args.preset))
