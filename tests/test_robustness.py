@@ -711,6 +711,22 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, weights, capsys, monke
     assert 10 * np.log10(255**2 / mse) > 30
 
 
+def test_a_damaged_temporal_filter_state_is_a_usage_error_and_overwrite_recovers(tmp_path, weights, capsys,
+                                                                                 monkeypatch, long_clip):
+    seg = ["--resume", "--segment-frames", "5"]
+    dst = tmp_path / "resumed.mp4"
+    with monkeypatch.context() as m:
+        interrupt_after_segments(m, 2)
+        assert cli(capsys, long_clip, dst, weights, *seg)[0] == 130
+    state = work_dir_for(dst) / "seg_00001.filter.npz"
+    state.write_bytes(b"not an npz")
+    rc, err = cli(capsys, long_clip, dst, weights, *seg)
+    assert rc == 2 and len(err) == 1 and "temporal filter's state" in err[0] and "--overwrite" in err[0], err
+    assert not dst.exists()
+    assert cli(capsys, long_clip, dst, weights, *seg, "--overwrite") == (0, [])
+    assert dst.exists() and not work_dir_for(dst).exists()
+
+
 def test_resume_from_a_frame_folder(tmp_path, weights, capsys, monkeypatch):
     src = write_pngs(tmp_path / "frames", list(dark_clip(n=7, h=24, w=32, seed=6)))
     full, dst = tmp_path / "full.mkv", tmp_path / "resumed.mkv"

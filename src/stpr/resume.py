@@ -114,8 +114,12 @@ def _save_filter_state(work: Path, segment: Path, state: dict | None) -> str | N
         return None
     path = work / (segment.stem + ".filter.npz")
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **state)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **state)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise OutputError(f"cannot write {path}: {describe_os_error(exc)}") from exc
     return path.name
 
 
@@ -126,9 +130,8 @@ def _load_filter_state(work: Path, segment: dict) -> dict | None:
     try:
         with np.load(work / name) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise InputError(f"{work / name}: the temporal filter's state is unreadable ({e}); "
-                         "run again with --overwrite to start afresh") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise InputError(f"{work / name}: the temporal filter's state is unreadable ({e})") from None
 
 
 def _mismatch(old: dict, new: dict) -> str | None:
@@ -225,6 +228,12 @@ def _prepare_work_dir(work: Path, job: dict, dst: Path, overwrite: bool, locks: 
         problem = "its manifest is missing or damaged" if old is None else _mismatch(old, job)
         if problem is None:
             segments = _finished_segments(work, old, job["options"]["segment_frames"])
+            if segments and segments[-1].get("filter_state"):
+                try:
+                    _load_filter_state(work, segments[-1])
+                except InputError:
+                    problem = "the temporal filter's state after its last segment is missing or damaged"
+        if problem is None:
             complete = bool(old.get("complete")) and len(segments) == len(old["segments"])
             manifest = {**job, "segments": segments, "complete": complete}
             keep = {MANIFEST} | {s["file"] for s in segments}
