@@ -47,6 +47,7 @@ from stpr.metrics.video import (
     ssim_y,
     warping_error,
 )
+from stpr.temporal import DEFAULT_STRENGTH
 
 SYNTHETIC_DEFAULT_FRAMES = 30
 SYNTHETIC_SEED = 1234
@@ -432,6 +433,9 @@ def write_markdown(path: Path, info: dict, summary: dict, results: list[_SeqResu
              f"{sum(r.num_frames for r in results)} frame(s). Methods: {', '.join(info['methods'])}.", ""]
     if info.get("look"):
         lines += [f"STPR look: **{info['look']}**.", ""]
+    if "stpr" in info.get("methods", []):
+        tf = info.get("temporal_filter", DEFAULT_STRENGTH)
+        lines += [f"STPR temporal filter: **{'off' if tf == 0 else f'strength {tf:g}'}** (stpr-perframe: off).", ""]
     if info.get("lpips_skipped"):
         lines += [f"LPIPS skipped: {info['lpips_skipped']}", ""]
     for note in info.get("notes", []):
@@ -711,7 +715,8 @@ def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, look, l
     meths = build_methods(names, explicit, model, flow, notes, look, temporal_filter)
     use_lpips, reason = lpips_status() if paired else (False, "")
     info = {"source": source, "mode": "paired" if paired else "unpaired", "methods": list(meths),
-            "model": str(model) if model else None, "look": look, "temporal_filter": temporal_filter,
+            "model": str(model) if model else None, "look": look,
+            "temporal_filter": DEFAULT_STRENGTH if temporal_filter is None else temporal_filter,
             "notes": notes,
             "lpips_skipped": reason if paired and not use_lpips else None}
     niqe_ok, why = niqe_status()
