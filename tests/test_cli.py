@@ -64,6 +64,7 @@ def test_missing_input_and_model(tmp_path, video, capsys):
 
 def test_usage_errors(video, weights, tmp_path):
     assert main(["enhance", str(video), "--frames", "2", "--model", str(weights)]) == 2
+    assert main(["bench", "--sizes", "64x48", "--methods", "stpr", "--temporal-filter", "2"]) == 2
     assert main(["enhance", str(video), "--tile", "-5", "--model", str(weights)]) == 2
     with pytest.raises(SystemExit) as e:
         main(["enhance"])

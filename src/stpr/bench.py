@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from stpr.errors import UsageError
-from stpr.temporal import DEFAULT_STRENGTH
+from stpr.temporal import DEFAULT_STRENGTH, check_strength
 
 DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080), (3840, 2160))
 DEFAULT_METHODS = ("stpr", "gamma-clahe", "gamma-clahe-temporal", "lime")
@@ -477,6 +477,8 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
         raise UsageError("--frames must be >= 1")
     if repeat < 1:
         raise UsageError("--repeat must be >= 1")
+    if temporal_filter is not None:
+        check_strength(temporal_filter)
     if engines is None:
         engines = ["torch"] + (["onnx"] if _has_onnx() else [])
     from stpr.enhance import ENGINES

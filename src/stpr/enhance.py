@@ -34,7 +34,7 @@ from stpr.hardware import autocast, cast_convolutions, default_batch, free_memor
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
-from stpr.temporal import DEFAULT_STRENGTH, TemporalFilter
+from stpr.temporal import DEFAULT_STRENGTH, TemporalFilter, check_strength
 
 # Peak working memory of the default network per input pixel (bytes): measured 275-380 B/px as the
 # growth of peak RSS when enhancing 640x360 to 1920x1080 frames untiled; used to pick a tile size
@@ -336,9 +336,7 @@ class Enhancer:
                  brightness: float | None = None, steady_exposure: bool = True, workers: int | None = None,
                  temporal_filter: float = DEFAULT_STRENGTH):
         self.exposure = ExposureControl(ev=exposure, target=brightness, steady=steady_exposure)
-        if not 0 <= temporal_filter < 1:
-            raise UsageError(f"--temporal-filter must be in [0, 1) (0 turns it off), got {temporal_filter}")
-        self.temporal = TemporalFilter(strength=temporal_filter)
+        self.temporal = TemporalFilter(strength=check_strength(temporal_filter))
         if not isinstance(model, STPR):  # onnxruntime: CPU, float32
             if str(device).lower() not in ("auto", "cpu") or str(precision).lower() not in ("auto", "fp32"):
                 raise UsageError("--device and --precision apply to the PyTorch engine only (onnx runs on the "

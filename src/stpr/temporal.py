@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stpr.errors import UsageError
+
 # Work size of the flow and of the agreement test (the longer side in pixels): DIS costs a few ms
 # there, and the enhanced frames' motion is smooth enough that the flow upsamples well.
 FLOW_SIDE = 320
@@ -29,6 +31,13 @@ STRIPE_PIXELS = 1920 * 1088
 DEFAULT_STRENGTH = 0.8
 # Below this fraction of agreeing pixels the frame is taken for a new shot and passes unfiltered.
 CUT_AGREEMENT = 0.25
+
+
+def check_strength(strength: float) -> float:
+    """The ``--temporal-filter`` value, or UsageError (exit 2) outside [0, 1)."""
+    if not 0 <= strength < 1:
+        raise UsageError(f"--temporal-filter must be in [0, 1) (0 turns it off), got {strength}")
+    return strength
 
 
 @dataclass
