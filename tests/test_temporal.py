@@ -93,9 +93,10 @@ def test_state_carries_a_stream_across_a_resume():
     assert TemporalFilter().state() is None
 
 
-@pytest.mark.parametrize("kw", [{"strength": 1.0}, {"strength": -0.1}, {"detail": 1.5}, {"tolerance": 0.0}])
-def test_bad_settings_are_refused(kw):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kw, error", [({"strength": 1.0}, UsageError), ({"strength": -0.1}, UsageError),
+                                       ({"detail": 1.5}, ValueError), ({"tolerance": 0.0}, ValueError)])
+def test_bad_settings_are_refused(kw, error):
+    with pytest.raises(error):
         TemporalFilter(**kw)
 
 

@@ -63,8 +63,7 @@ class TemporalFilter:
     flow_side: int = FLOW_SIDE
 
     def __post_init__(self):
-        if not 0.0 <= self.strength < 1.0:
-            raise ValueError(f"temporal filter strength must be in [0, 1), got {self.strength}")
+        check_strength(self.strength)
         if not 0.0 <= self.detail <= 1.0:
             raise ValueError(f"temporal filter detail must be in [0, 1], got {self.detail}")
         if not self.tolerance > 0:
