@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from stpr.errors import UsageError
+from stpr.models.flow_arch import dis_flow, remap_backward
 
 # Work size of the flow and of the agreement test (the longer side in pixels): DIS costs a few ms
 # there, and the enhanced frames' motion is smooth enough that the flow upsamples well.
@@ -68,8 +69,6 @@ class TemporalFilter:
             raise ValueError(f"temporal filter detail must be in [0, 1], got {self.detail}")
         if not self.tolerance > 0:
             raise ValueError(f"temporal filter tolerance must be > 0, got {self.tolerance}")
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        self._grids: dict = {}
         self._buffers: dict = {}
         # The state a resumed run starts from (``--resume``: the end of its last segment).
         self.carry: dict[str, np.ndarray] | None = None
@@ -107,12 +106,6 @@ class TemporalFilter:
             buf = self._buffers[key] = np.empty(shape, dtype)
         return buf
 
-    def _grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """(h, w) float32 pixel x and y coordinates of the work size, cached."""
-        if (h, w) not in self._grids:
-            self._grids[(h, w)] = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        return self._grids[(h, w)]
-
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """Filter the next frame of the stream: (H, W, 3) uint8 in, (H, W, 3) uint8 out."""
         if not self.active:
@@ -133,10 +126,9 @@ class TemporalFilter:
 
     def _blend(self, frame: np.ndarray, small: np.ndarray, gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         h, w = frame.shape[:2]
-        flow = self._dis.calc(gray, self._prev_gray, None)  # current -> previous, at the work size
-        gx, gy = self._grid(size[1], size[0])
-        fx, fy = gx + flow[..., 0], gy + flow[..., 1]
-        delta = cv2.remap(self._prev_small, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # current -> previous, at the work size
+        flow = dis_flow(gray, self._prev_gray, cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        delta = remap_backward(self._prev_small, flow)
         delta -= small  # warped previous minus current, at the work size
         # agreement, blurred so that leftover grain does not read as motion
         diff = np.abs(cv2.GaussianBlur(delta, (0, 0), 1.0)).mean(axis=2) * (1.0 / 255.0)
@@ -145,6 +137,8 @@ class TemporalFilter:
             return frame
         weight = self.strength * np.exp(-np.square(diff * (1.0 / self.tolerance)))
         # pixels whose flow points outside the frame have nothing to blend with
+        fx = flow[..., 0] + np.arange(size[0], dtype=np.float32)
+        fy = flow[..., 1] + np.arange(size[1], dtype=np.float32)[:, None]
         weight[(fx < 0) | (fy < 0) | (fx > size[0] - 1) | (fy > size[1] - 1)] = 0.0
         sx, sy = w / size[0], h / size[1]
         # out = cur + weight * (coarse + detail * (warped - cur - coarse))
