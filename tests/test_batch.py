@@ -165,3 +165,37 @@ def test_ray_batch_two_workers(tmp_path, weights, capsys):
         check_rerun(out, capsys.readouterr().out, mtimes)
     finally:
         ray.shutdown()
+
+
+def test_look_flow_and_temporal_filter_reach_every_video(tmp_path, tmp_path_factory, capsys):
+    """--look/--flow/--temporal-filter give each video what ``stpr enhance`` with them gives; a look the
+    model lacks or a strength out of range is refused (exit 2) before OUT_DIR exists."""
+    from helpers import save_weights
+    from test_models import _with_looks
+
+    from stpr.io import open_input
+
+    def frames(p: Path) -> np.ndarray:
+        with open_input(p) as r:
+            return np.stack([f.rgb for f in r])
+
+    path = save_weights(tmp_path_factory, _with_looks())
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    write_test_video(vids / "a.mp4", np.random.default_rng(1).integers(0, 40, size=(6, 32, 48, 3), dtype=np.uint8),
+                     fps=25)
+    opts = ["--model", str(path), "--look", "lol", "--flow", "dis", "--temporal-filter", "0.5", "--threads", "1"]
+    assert main(["batch", str(vids), str(tmp_path / "out"), *opts, "--quiet"]) == 0
+    ref = tmp_path / "ref.mp4"
+    assert main(["enhance", str(vids / "a.mp4"), "-o", str(ref), *opts, "--quiet"]) == 0
+    got = frames(tmp_path / "out" / "a_stpr.mp4")
+    assert np.array_equal(got, frames(ref))
+    other = tmp_path / "natural.mp4"
+    assert main(["enhance", str(vids / "a.mp4"), "-o", str(other), *opts[:2], "--threads", "1", "--quiet"]) == 0
+    assert not np.array_equal(got, frames(other))  # the options changed the picture
+    capsys.readouterr()
+    for bad in (["--look", "sepia"], ["--temporal-filter", "1.5"]):
+        assert main(["batch", str(vids), str(tmp_path / "o2"), "--model", str(path), *bad]) == UsageError.exit_code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and bad[0] in err[0]
+    assert not (tmp_path / "o2").exists()

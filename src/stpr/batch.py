@@ -184,10 +184,11 @@ def enhance_one(enhancer, job: Job, crf: int, overwrite: bool) -> Result:
 
 
 def run_local(jobs: list[Job], model: str | None, crf: int, threads: int | None, overwrite: bool,
-              report: Callable[[Result], None], device: str = "auto", precision: str = "auto") -> list[Result]:
+              report: Callable[[Result], None], device: str = "auto", precision: str = "auto",
+              options: dict | None = None) -> list[Result]:
     from stpr.enhance import Enhancer
 
-    enhancer = Enhancer.from_pretrained(model, threads=threads, device=device, precision=precision)
+    enhancer = Enhancer.from_pretrained(model, threads=threads, device=device, precision=precision, **(options or {}))
     out = []
     for job in jobs:
         res = enhance_one(enhancer, job, crf, overwrite)
@@ -204,7 +205,7 @@ class EnhanceWorker:
     then enhances one whole video per call."""
 
     def __init__(self, weights: bytes, name: str, crf: int, threads: int, overwrite: bool, device: str,
-                 precision: str = "auto"):
+                 precision: str = "auto", options: dict | None = None):
         import torch
 
         from stpr.enhance import Enhancer
@@ -213,7 +214,8 @@ class EnhanceWorker:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / (Path(name).name or "weights.safetensors")
             path.write_bytes(weights)
-            self.enhancer = Enhancer.from_pretrained(path, threads=threads, device=device, precision=precision)
+            self.enhancer = Enhancer.from_pretrained(path, threads=threads, device=device, precision=precision,
+                                                     **(options or {}))
         self.crf, self.overwrite = crf, overwrite
 
     def __call__(self, batch: dict) -> dict:
@@ -240,12 +242,14 @@ def _import_ray():
 def run_ray(jobs: list[Job], model: str | None, crf: int, threads: int | None, overwrite: bool, *,
             address: str | None, workers: int | None, gpus_per_worker: float | None,
             log: Callable[[str], None], report: Callable[[Result], None], quiet: bool = False,
-            precision: str = "auto") -> list[Result]:
+            precision: str = "auto", options: dict | None = None) -> list[Result]:
     ray = _import_ray()
     from stpr.checkpoint import load_model, resolve_weights
 
     weights_path = resolve_weights(model)
-    load_model(weights_path)  # a bad weights file is one clear error here, not one per actor
+    options = options or {}
+    # a bad file or look: one clear error here, not one per actor
+    load_model(weights_path, look=options.get("look"), flow_mode=options.get("flow"))
     weights = weights_path.read_bytes()
     cpus = max(1, threads or 1)
 
@@ -286,7 +290,8 @@ def run_ray(jobs: list[Job], model: str | None, crf: int, threads: int | None, o
             batch_format="numpy",
             compute=_actor_pool(ray, workers),
             fn_constructor_kwargs=dict(weights=weights, name=weights_path.name, crf=crf, threads=cpus,
-                                       overwrite=overwrite, device=device, precision=precision),
+                                       overwrite=overwrite, device=device, precision=precision,
+                                       options=options),
             num_cpus=cpus,
             num_gpus=gpus,
         )
@@ -378,11 +383,14 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
               threads: int | None = None, overwrite: bool = False, ray: bool = False,
               address: str | None = None, workers: int | None = None, gpus_per_worker: float | None = None,
               quiet: bool = False, log: Callable[[str], None] | None = None, device: str = "auto",
-              precision: str = "auto") -> list[Result]:
+              precision: str = "auto", flow: str | None = None, look: str | None = None,
+              temporal_filter: float | None = None) -> list[Result]:
     """Enhance every video named by ``input`` into ``out_dir``; returns one Result per input file
     (in input order) and writes ``out_dir/batch_summary.csv``. Raises only for problems with the
     batch as a whole (bad input list, weights, options); per-file problems become statuses.
-    ``device`` applies to local runs; Ray actors use the GPUs Ray reserves for them, if any."""
+    ``device`` applies to local runs; Ray actors use the GPUs Ray reserves for them, if any.
+    ``flow``, ``look`` and ``temporal_filter`` are ``stpr enhance``'s (None: the model's flow and
+    look, the default filter strength)."""
     log = log or ((lambda s: None) if quiet else print)
     if crf < 0 or crf > 63:
         raise UsageError("--crf must be between 0 and 63")
@@ -395,6 +403,11 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
         raise UsageError("--workers must be >= 1")
     if gpus_per_worker is not None and gpus_per_worker < 0:
         raise UsageError("--gpus-per-worker must be >= 0")
+    options: dict = {"flow": flow, "look": look}
+    if temporal_filter is not None:
+        from stpr.temporal import check_strength
+
+        options["temporal_filter"] = check_strength(temporal_filter)
     if not ray and (workers is not None or gpus_per_worker is not None or address):
         raise UsageError("--workers, --gpus-per-worker and a Ray address need --ray")
     from stpr.hardware import PRECISIONS, resolve_device, resolve_precision
@@ -407,6 +420,10 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
         resolve_precision(precision, resolve_device(device))  # bad values: one error, now
     if ray:
         _import_ray()  # fail before touching anything when Ray is missing
+    if look is not None and not ray:  # a look the model lacks: refused before OUT_DIR is created
+        from stpr.checkpoint import load_model
+
+        load_model(model, look=look)
     out_dir = Path(out_dir)
     inputs = find_inputs(input, out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -432,9 +449,10 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
         if ray:
             new = run_ray(jobs, model, crf, threads, overwrite, address=address or None, workers=workers,
                           gpus_per_worker=gpus_per_worker, log=log, report=report, quiet=quiet,
-                          precision=precision)
+                          precision=precision, options=options)
         else:
-            new = run_local(jobs, model, crf, threads, overwrite, report, device=device, precision=precision)
+            new = run_local(jobs, model, crf, threads, overwrite, report, device=device, precision=precision,
+                            options=options)
         for j, r in zip(jobs, new):
             results[j.index] = r
     final = [r for r in results if r is not None]

@@ -449,7 +449,7 @@ def _add_batch(sub):
                                    "videos are spread over Ray actors (each video whole, on one actor).")
     p.add_argument("input", nargs="?", metavar="INPUT", help="folder of videos, or a text file of video paths")
     p.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="output folder (created if missing)")
-    p.add_argument("--model", help="weights file (.safetensors); default: the shipped model")
+    _add_model_options(p)
     p.add_argument("--crf", type=int, default=18, help="constant rate factor for x264 (default 18)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads per video (local: torch's default; Ray: 1 per worker, and CPUs reserved)")
@@ -463,6 +463,7 @@ def _add_batch(sub):
                    help="GPUs per Ray actor, fractions allowed (default: the cluster's GPUs shared by the "
                         "workers; 0 when it has none)")
     _add_hardware_options(p, batch=False)
+    _add_temporal_filter(p)
     p.add_argument("--quiet", action="store_true", help="only print the summary table")
 
 
@@ -485,7 +486,8 @@ def _run_batch(args) -> int:
     results = run_batch(inp, out, model=args.model, crf=args.crf, threads=args.threads, overwrite=args.overwrite,
                         ray=ray is not None, address=ray or None, workers=args.workers,
                         gpus_per_worker=args.gpus_per_worker, quiet=args.quiet, device=args.device,
-                        precision=args.precision)
+                        precision=args.precision, flow=args.flow, look=args.look,
+                        temporal_filter=args.temporal_filter)
     print(format_table(results))
     return 1 if any(r.failed for r in results) else 0
 
