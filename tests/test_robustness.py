@@ -727,10 +727,13 @@ def test_a_damaged_temporal_filter_state_is_a_usage_error_and_overwrite_recovers
     assert dst.exists() and not work_dir_for(dst).exists()
 
 
-def test_resume_from_a_frame_folder(tmp_path, weights, capsys, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["--tone-match", "1"]], ids=["default", "tone-match"])
+def test_resume_from_a_frame_folder(tmp_path, weights, capsys, monkeypatch, extra):
+    """Frame for frame what an uninterrupted run gives (with the tone curve: its running
+    correction goes on from the last segment's)."""
     src = write_pngs(tmp_path / "frames", list(dark_clip(n=7, h=24, w=32, seed=6)))
     full, dst = tmp_path / "full.mkv", tmp_path / "resumed.mkv"
-    seg = ["--resume", "--segment-frames", "3"]
+    seg = ["--resume", "--segment-frames", "3", *extra]
     assert cli(capsys, src, full, weights, *seg)[0] == 0
     with monkeypatch.context() as m:
         interrupt_after_segments(m, 1)

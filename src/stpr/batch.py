@@ -384,13 +384,13 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
               address: str | None = None, workers: int | None = None, gpus_per_worker: float | None = None,
               quiet: bool = False, log: Callable[[str], None] | None = None, device: str = "auto",
               precision: str = "auto", flow: str | None = None, look: str | None = None,
-              temporal_filter: float | None = None) -> list[Result]:
+              temporal_filter: float | None = None, tone_match: float | None = None) -> list[Result]:
     """Enhance every video named by ``input`` into ``out_dir``; returns one Result per input file
     (in input order) and writes ``out_dir/batch_summary.csv``. Raises only for problems with the
     batch as a whole (bad input list, weights, options); per-file problems become statuses.
     ``device`` applies to local runs; Ray actors use the GPUs Ray reserves for them, if any.
-    ``flow``, ``look`` and ``temporal_filter`` are ``stpr enhance``'s (None: the model's flow and
-    look, the default filter strength)."""
+    ``flow``, ``look``, ``temporal_filter`` and ``tone_match`` are ``stpr enhance``'s (None: the
+    model's flow and look, the default strengths)."""
     log = log or ((lambda s: None) if quiet else print)
     if crf < 0 or crf > 63:
         raise UsageError("--crf must be between 0 and 63")
@@ -408,6 +408,10 @@ def run_batch(input: str | Path, out_dir: str | Path, *, model: str | None = Non
         from stpr.temporal import check_strength
 
         options["temporal_filter"] = check_strength(temporal_filter)
+    if tone_match is not None:
+        from stpr.tone import check_tone_match
+
+        options["tone_match"] = check_tone_match(tone_match)
     if not ray and (workers is not None or gpus_per_worker is not None or address):
         raise UsageError("--workers, --gpus-per-worker and a Ray address need --ray")
     from stpr.hardware import PRECISIONS, resolve_device, resolve_precision

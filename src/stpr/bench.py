@@ -34,6 +34,8 @@ import numpy as np
 
 from stpr.errors import UsageError
 from stpr.temporal import DEFAULT_STRENGTH, check_strength
+from stpr.tone import DEFAULT_STRENGTH as DEFAULT_TONE
+from stpr.tone import check_tone_match
 
 DEFAULT_SIZES = ((640, 360), (1280, 720), (1920, 1080), (3840, 2160))
 DEFAULT_METHODS = ("stpr", "gamma-clahe", "gamma-clahe-temporal", "lime")
@@ -207,7 +209,9 @@ def _worker(spec: dict) -> dict:
                                             workers=spec.get("workers"),
                                             # the per-frame variant: no temporal processing at all, as in stpr eval
                                             temporal_filter=0.0 if method == "stpr-perframe" else
-                                            spec.get("temporal_filter", DEFAULT_STRENGTH))
+                                            spec.get("temporal_filter", DEFAULT_STRENGTH),
+                                            tone_match=0.0 if method == "stpr-perframe" else
+                                            spec.get("tone_match", DEFAULT_TONE))
         load_s = time.perf_counter() - t_load
         rss_start = _rss_mb()
         dec, enh = [0.0], [0.0]
@@ -274,13 +278,15 @@ def _start_case(clip: Path, method: str, out_dir: Path, model: str | None = None
                 threads: int | None = None, engine: str = "torch", io_threads: bool = True,
                 precision: str = "auto", device: str = "auto", batch: int | None = None,
                 preset: str = "medium", env: dict | None = None, tag: str = "",
-                workers: int | None = None, temporal_filter: float | None = None) -> tuple[subprocess.Popen, Path]:
+                workers: int | None = None, temporal_filter: float | None = None,
+                tone_match: float | None = None) -> tuple[subprocess.Popen, Path]:
     """Start one (clip, method) case in a fresh Python process (``env``: extra environment)."""
     spec = {"clip": str(clip), "method": method, "output": str(out_dir / f"{clip.stem}_{method}{tag}.mp4"),
             "model": str(model) if model else None, "flow": flow, "threads": threads, "engine": engine,
             "io_threads": io_threads, "precision": precision, "device": device, "batch": batch, "preset": preset,
             "workers": workers,
-            **({} if temporal_filter is None else {"temporal_filter": temporal_filter})}
+            **({} if temporal_filter is None else {"temporal_filter": temporal_filter}),
+            **({} if tone_match is None else {"tone_match": tone_match})}
     proc = subprocess.Popen([sys.executable, "-m", "stpr.bench", "--worker", json.dumps(spec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
@@ -455,7 +461,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
               durations: list[float] | None = None, duration_size: tuple[int, int] = (640, 360),
               precisions: list[str] | None = None, device: str = "auto", batch: int | None = None,
               preset: str = "medium", workers: int | None = None, marginal: bool = False,
-              temporal_filter: float | None = None) -> dict:
+              temporal_filter: float | None = None, tone_match: float | None = None) -> dict:
     """Benchmark every (size, method, engine, precision) case, each ``repeat`` times (median
     reported). ``engines`` apply to the STPR methods (default: torch, plus onnx when onnxruntime is
     installed); ``precisions`` (default ["auto"]), ``device``, ``batch`` and ``workers`` to the torch engine;
@@ -479,6 +485,8 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
         raise UsageError("--repeat must be >= 1")
     if temporal_filter is not None:
         check_strength(temporal_filter)
+    if tone_match is not None:
+        check_tone_match(tone_match)
     if engines is None:
         engines = ["torch"] + (["onnx"] if _has_onnx() else [])
     from stpr.enhance import ENGINES
@@ -543,7 +551,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
                     case = dict(model=model, flow=flow, threads=threads, engine=engine or "torch",
                                 io_threads=io_threads, precision=prec, device=device if engine == "torch" else "cpu",
                                 batch=batch, preset=preset, workers=workers if engine == "torch" else None,
-                                temporal_filter=temporal_filter)
+                                temporal_filter=temporal_filter, tone_match=tone_match)
                     if short_clip is None:
                         r.update(run_repeated(repeat, clip, m, tmp, **case))
                     else:
@@ -563,7 +571,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             r = {"size": f"{w}x{h}", "width": w, "height": h, "method": "stpr", "engine": "torch", "seconds_of_video": secs}
             r.update(run_case(clip, "stpr", tmp, model=model, flow=flow, threads=threads, io_threads=io_threads,
                               precision=precisions[0], device=device, batch=batch, preset=preset,
-                              workers=workers, temporal_filter=temporal_filter))
+                              workers=workers, temporal_filter=temporal_filter, tone_match=tone_match))
             _add_rates(r, "stpr", model, flow, w, h, peaks)
             dur_results.append(r)
             clip.unlink()
@@ -572,6 +580,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
             "notes": notes, "repeat": repeat, "marginal": marginal, "io_threads": io_threads, "precisions": precisions,
             "device": device, "batch": batch, "workers": workers,
             "temporal_filter": DEFAULT_STRENGTH if temporal_filter is None else temporal_filter,
+            "tone_match": DEFAULT_TONE if tone_match is None else tone_match,
             "results": results,
             "durations": dur_results}
     if json_path:

@@ -13,6 +13,7 @@ from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import JUMP_LABEL
 from stpr.models.stpr_arch import FLOW_MODES
 from stpr.temporal import DEFAULT_STRENGTH
+from stpr.tone import DEFAULT_STRENGTH as DEFAULT_TONE
 
 
 def _add_model_options(p, flow_help: str = "flow estimator: the learned pyramid net (default), OpenCV DIS, or none",
@@ -48,9 +49,14 @@ def _add_hardware_options(p, precision: bool = True, batch: bool = True):
 
 
 def _add_temporal_filter(p):
+    """--temporal-filter and --tone-match: what runs on the network's output frames."""
     p.add_argument("--temporal-filter", type=float, default=None, metavar="S",
                    help=f"strength of the recursive filter that steadies the output along optical flow where "
                         f"consecutive frames agree (0 to 1, 0 turns it off; default {DEFAULT_STRENGTH})")
+    p.add_argument("--tone-match", type=float, default=None, metavar="S",
+                   help=f"strength of the tone curve that brings the output's shadows and mid-tones to those of "
+                        f"the input simply brightened: less haze, deeper blacks (0 to 1, 0 turns it off; "
+                        f"default {DEFAULT_TONE:g})")
 
 
 def _add_train(sub):
@@ -239,7 +245,8 @@ def _run_enhance(args) -> int:
                                         precision=args.precision, device=args.device, batch=args.batch,
                                         workers=args.workers, exposure=args.exposure, brightness=args.brightness,
                                         steady_exposure=not args.exposure_per_frame,
-                                        **({} if args.temporal_filter is None else {"temporal_filter": args.temporal_filter}))
+                                        **({} if args.temporal_filter is None else {"temporal_filter": args.temporal_filter}),
+                                        **({} if args.tone_match is None else {"tone_match": args.tone_match}))
     res = enhancer.enhance_video(src, dst, codec=args.codec, crf=args.crf, preset=args.preset,
                                  overwrite=args.overwrite, progress=not args.quiet, resume=args.resume,
                                  segment_frames=args.segment_frames, strip_metadata=args.strip_metadata,
@@ -308,7 +315,7 @@ def _run_eval(args) -> int:
     run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
              methods=args.methods, model=args.model, flow=args.flow, look=args.look, lol_split=args.lol_split,
              out=args.out, max_frames=args.max_frames, limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
-             temporal_filter=args.temporal_filter,
+             temporal_filter=args.temporal_filter, tone_match=args.tone_match,
              log=(lambda s: None) if args.quiet else print)
     return 0
 
@@ -383,7 +390,7 @@ def _run_bench(args) -> int:
                      duration_size=parse_sizes(args.duration_size)[0],
                      precisions=[v.strip() for v in args.precisions.split(",") if v.strip()], device=args.device,
                      batch=args.batch, preset=args.preset, workers=args.workers, marginal=args.marginal,
-                     temporal_filter=args.temporal_filter)
+                     temporal_filter=args.temporal_filter, tone_match=args.tone_match)
     for note in data["notes"]:
         print(f"note: {note}")
     print(format_table(data["results"], data["machine"]["matmul_peaks_gflops"], preset=args.preset))
@@ -487,7 +494,7 @@ def _run_batch(args) -> int:
                         ray=ray is not None, address=ray or None, workers=args.workers,
                         gpus_per_worker=args.gpus_per_worker, quiet=args.quiet, device=args.device,
                         precision=args.precision, flow=args.flow, look=args.look,
-                        temporal_filter=args.temporal_filter)
+                        temporal_filter=args.temporal_filter, tone_match=args.tone_match)
     print(format_table(results))
     return 1 if any(r.failed for r in results) else 0
 

@@ -35,6 +35,8 @@ from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
 from stpr.temporal import DEFAULT_STRENGTH, TemporalFilter, check_strength
+from stpr.tone import DEFAULT_STRENGTH as DEFAULT_TONE
+from stpr.tone import ToneMatch, luma_quantiles
 
 # Peak working memory of the default network per input pixel (bytes): measured 275-380 B/px as the
 # growth of peak RSS when enhancing 640x360 to 1920x1080 frames untiled; used to pick a tile size
@@ -328,15 +330,19 @@ class Enhancer:
         temporal_filter: strength of the recursive flow-guided filter over the output frames
             (:class:`~stpr.temporal.TemporalFilter`: steadies what changes more slowly than the
             window); 0 turns it off.
+        tone_match: strength of the tone curve that maps the output's shadows and mid-tones onto
+            plain brightening's (:class:`~stpr.tone.ToneMatch`: takes out the haze), applied
+            before the temporal filter; 0 turns it off.
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int | None = None,
                  threads: int | None = None, half_states: bool | None = None, precision: str = "auto",
                  device: str = "auto", batch: int | None = None, exposure: float = 0.0,
                  brightness: float | None = None, steady_exposure: bool = True, workers: int | None = None,
-                 temporal_filter: float = DEFAULT_STRENGTH):
+                 temporal_filter: float = DEFAULT_STRENGTH, tone_match: float = DEFAULT_TONE):
         self.exposure = ExposureControl(ev=exposure, target=brightness, steady=steady_exposure)
         self.temporal = TemporalFilter(strength=check_strength(temporal_filter))
+        self.tone = ToneMatch(strength=tone_match)
         if not isinstance(model, STPR):  # onnxruntime: CPU, float32
             if str(device).lower() not in ("auto", "cpu") or str(precision).lower() not in ("auto", "fp32"):
                 raise UsageError("--device and --precision apply to the PyTorch engine only (onnx runs on the "
@@ -486,6 +492,9 @@ class Enhancer:
 
         self.exposure.reset()
         self.temporal.reset()
+        self.tone.reset()
+        in_stats: dict[int, tuple] = {}  # frame index -> its input's luma quantiles (tone match)
+        pushed = 0
 
         def to_uint8(img: torch.Tensor) -> np.ndarray:
             gain = self.exposure.plain_gain(img)  # steady over time
@@ -510,8 +519,12 @@ class Enhancer:
         def ready(upto: int):
             for k in sorted(k for k in acc if k < upto):
                 img = acc.pop(k)
+                stats_k = in_stats.pop(k, None)
                 if k >= context:
-                    yield self.temporal(to_uint8(img))
+                    out = to_uint8(img)
+                    if stats_k is not None:
+                        out = self.tone(out, stats_k)
+                    yield self.temporal(out)
 
         emitted = 0  # tiles run in lockstep: output k of every tile belongs to frame k
         threads_before = torch.get_num_threads()
@@ -536,6 +549,9 @@ class Enhancer:
                         next_check = time.monotonic() + LOAD_CHECK_SECONDS / 4  # the first look soon
                 elif frame.shape[:2] != shape:
                     raise InputError(f"frame size changed from {shape[1]}x{shape[0]} to {frame.shape[1]}x{frame.shape[0]}")
+                if self.tone.active and pushed >= context:
+                    in_stats[pushed] = luma_quantiles(frame)
+                pushed += 1
                 # uint8 crosses the bus (a quarter of float32) and is converted on the device
                 frame_u8 = torch.from_numpy(frame).to(self.device)
                 if len(tiles) > 1:  # each tile converted on its own: no full-frame float copy stays alive

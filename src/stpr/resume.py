@@ -108,8 +108,9 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _save_filter_state(work: Path, segment: Path, state: dict | None) -> str | None:
-    """Store the temporal filter's state at a segment's end beside it (the last filtered frame:
-    the next segment blends with it); returns the file's name, None without a state."""
+    """Store the temporal filter's and the tone curve's state at a segment's end beside it (the
+    last filtered frame, which the next segment blends with; the curve's running correction);
+    returns the file's name, None without a state."""
     if state is None:
         return None
     path = work / (segment.stem + ".filter.npz")
@@ -147,6 +148,7 @@ def _mismatch(old: dict, new: dict) -> str | None:
     old_opts, new_opts = dict(old.get("options", {})), new["options"]
     if "bf16" in old_opts:  # written before --precision: bf16 on or off
         old_opts["precision"] = "bf16" if old_opts.pop("bf16") else "fp32"
+    old_opts.setdefault("tone_match", 0.0)  # written before --tone-match: off
     for key in list(new_opts) + [k for k in old_opts if k not in new_opts]:  # keys of either run
         if old_opts.get(key) != new_opts.get(key):
             return f"it was made with {key}={old_opts.get(key)!r}, now {key}={new_opts.get(key)!r}"
@@ -343,7 +345,7 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         # the user's exposure choice changes every pixel
                         "exposure": enhancer.exposure.ev, "brightness": enhancer.exposure.target,
                         "steady_exposure": enhancer.exposure.steady,
-                        "temporal_filter": enhancer.temporal.strength,
+                        "temporal_filter": enhancer.temporal.strength, "tone_match": enhancer.tone.strength,
                         # frame folders and images: the frame rate (--fps or the default) times them
                         **({"fps": str(info.fps)} if info.kind != "video" else {})},
         }
@@ -400,7 +402,8 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
 
     if segments:  # a resumed run: the exposure smoothing (steady or --brightness) goes on from the last segment
         enhancer.exposure.carry = segments[-1].get("exposure_log_gain")
-        enhancer.temporal.carry = _load_filter_state(work, segments[-1])
+        # one file holds the temporal filter's and the tone curve's states (each takes its own keys)
+        enhancer.temporal.carry = enhancer.tone.carry = _load_filter_state(work, segments[-1])
     writer = None
     offset: tuple[int, Fraction] = (0, Fraction(0))  # first pts of the segment being written, its time base
     n = start
@@ -410,7 +413,8 @@ def _enhance_segments(enhancer, reader, info: MediaInfo, work: Path, manifest: d
         w, writer = writer, None
         count = w.frames_written
         w.close()
-        state_file = _save_filter_state(work, w.path, enhancer.temporal.state())
+        state = {**(enhancer.temporal.state() or {}), **(enhancer.tone.state() or {})}
+        state_file = _save_filter_state(work, w.path, state or None)
         segments.append({"file": w.path.name, "start": n - count, "frames": count, "filter_state": state_file,
                          "pts_offset": str(offset[0] * offset[1]),
                          # the smoothed exposure gain goes on from here after a resume
