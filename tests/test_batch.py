@@ -182,17 +182,23 @@ def test_look_flow_and_temporal_filter_reach_every_video(tmp_path, tmp_path_fact
     path = save_weights(tmp_path_factory, _with_looks())
     vids = tmp_path / "videos"
     vids.mkdir()
-    write_test_video(vids / "a.mp4", np.random.default_rng(1).integers(0, 40, size=(6, 32, 48, 3), dtype=np.uint8),
-                     fps=25)
+    # a smooth dark scene panning 1 px a frame: consecutive outputs agree, so the temporal filter
+    # blends every frame (on noise its cut test sits at the threshold and rounding can flip it)
+    import cv2
+
+    field = cv2.resize(np.random.default_rng(1).random((4, 6, 3)).astype(np.float32), (64, 32),
+                       interpolation=cv2.INTER_CUBIC)
+    clip = np.stack([np.clip(field[:, k:k + 48] * 40, 0, 255).astype(np.uint8) for k in range(6)])
+    write_test_video(vids / "a.mp4", clip, fps=25)
     opts = ["--model", str(path), "--look", "lol", "--flow", "dis", "--temporal-filter", "0.5", "--threads", "1"]
     assert main(["batch", str(vids), str(tmp_path / "out"), *opts, "--quiet"]) == 0
     ref = tmp_path / "ref.mp4"
     assert main(["enhance", str(vids / "a.mp4"), "-o", str(ref), *opts, "--quiet"]) == 0
-    got = frames(tmp_path / "out" / "a_stpr.mp4")
-    assert np.array_equal(got, frames(ref))
+    got = frames(tmp_path / "out" / "a_stpr.mp4").astype(int)
+    assert np.abs(got - frames(ref)).max() <= 1
     other = tmp_path / "natural.mp4"
     assert main(["enhance", str(vids / "a.mp4"), "-o", str(other), *opts[:2], "--threads", "1", "--quiet"]) == 0
-    assert not np.array_equal(got, frames(other))  # the options changed the picture
+    assert np.abs(got - frames(other)).mean() > 5  # the options changed the picture
     capsys.readouterr()
     for bad in (["--look", "sepia"], ["--temporal-filter", "1.5"]):
         assert main(["batch", str(vids), str(tmp_path / "o2"), "--model", str(path), *bad]) == UsageError.exit_code

@@ -148,7 +148,8 @@ def _mismatch(old: dict, new: dict) -> str | None:
     old_opts, new_opts = dict(old.get("options", {})), new["options"]
     if "bf16" in old_opts:  # written before --precision: bf16 on or off
         old_opts["precision"] = "bf16" if old_opts.pop("bf16") else "fp32"
-    old_opts.setdefault("tone_match", 0.0)  # written before --tone-match: off
+    if "tone_match" in new_opts:  # written before --tone-match: off
+        old_opts.setdefault("tone_match", 0.0)
     for key in list(new_opts) + [k for k in old_opts if k not in new_opts]:  # keys of either run
         if old_opts.get(key) != new_opts.get(key):
             return f"it was made with {key}={old_opts.get(key)!r}, now {key}={new_opts.get(key)!r}"
