@@ -7,6 +7,11 @@ gain, to the first model's mean brightness: ``metrics.noref.plain_brighten``) un
     python scripts/make_strip.py ../shared/data/real-lowlight-clips docs/real_clips.png
     python scripts/make_strip.py ../shared/data/real-lowlight-clips docs/research/real_clips_models.png \
         --plain --model quality --model fast
+    python scripts/make_strip.py ../shared/data/real-lowlight-clips docs/research/real_clips_tone.jpg \
+        --plain --tone-match 1
+
+``--tone-match S`` adds a row of the first model with ``--tone-match S`` (each model row keeps the
+default, off).
 """
 
 from __future__ import annotations
@@ -36,8 +41,12 @@ def main():
     ap.add_argument("--plain", action="store_true", help="add a row of plain brightening under the input")
     ap.add_argument("--height", type=int, default=180)
     ap.add_argument("--gap", type=int, default=4)
+    ap.add_argument("--tone-match", type=float, default=None, metavar="S",
+                    help="add a row of the first model with the tone curve at strength S")
     args = ap.parse_args()
     enhancers = [Enhancer.from_pretrained(m) for m in (args.model or [None])]
+    if args.tone_match is not None:
+        enhancers.append(Enhancer.from_pretrained((args.model or [None])[0], tone_match=args.tone_match))
     cols = []
     for clip in sorted((p for p in args.clips.iterdir() if p.is_dir()), key=natural_key):
         files = sorted((p for p in clip.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=natural_key)
@@ -55,7 +64,8 @@ def main():
     sep = np.full((cols[0].shape[0], args.gap, 3), 255, np.uint8)
     strip = np.concatenate([c for col in cols for c in (col, sep)][:-1], axis=1)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.output), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(args.output), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 85])  # keeps a .jpg strip for the docs under ~200 KB
     print(f"wrote {args.output} ({strip.shape[1]}x{strip.shape[0]})")
 
 
