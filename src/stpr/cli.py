@@ -48,7 +48,7 @@ def _add_hardware_options(p, precision: bool = True, batch: bool = True):
                             "else 1)")
 
 
-def _add_temporal_filter(p):
+def _add_output_filters(p):
     """--temporal-filter and --tone-match: what runs on the network's output frames."""
     p.add_argument("--temporal-filter", type=float, default=None, metavar="S",
                    help=f"strength of the recursive filter that steadies the output along optical flow where "
@@ -137,7 +137,7 @@ def _add_enhance(sub):
     p.add_argument("--exposure-per-frame", action="store_true",
                    help="let the model set each frame's exposure on its own (default: the output's brightness is "
                         "smoothed over time, as auto-exposure settles, so it does not pump from frame to frame)")
-    _add_temporal_filter(p)
+    _add_output_filters(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--compare", action="store_true",
                    help="also write OUTPUT_compare.html, a before/after viewer for the browser (see stpr compare)")
@@ -305,7 +305,7 @@ def _add_eval(sub):
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate at most N sequences (LOL pairs or clips)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
-    _add_temporal_filter(p)
+    _add_output_filters(p)
     p.add_argument("--quiet", action="store_true", help="no progress or summary output")
 
 
@@ -349,7 +349,7 @@ def _add_bench(sub):
     p.add_argument("--precisions", default="auto", metavar="P[,P...]",
                    help="precisions of the torch-engine cases, from auto, fp32, bf16, fp16 (GPU), e.g. fp32,bf16 "
                         "(default auto)")
-    _add_temporal_filter(p)
+    _add_output_filters(p)
     _add_hardware_options(p, precision=False)
     p.add_argument("--side-by-side", type=int, default=None, metavar="N",
                    help="instead: time stpr alone and N jobs at once, with stpr's OpenMP wait policy and with "
@@ -470,7 +470,7 @@ def _add_batch(sub):
                    help="GPUs per Ray actor, fractions allowed (default: the cluster's GPUs shared by the "
                         "workers; 0 when it has none)")
     _add_hardware_options(p, batch=False)
-    _add_temporal_filter(p)
+    _add_output_filters(p)
     p.add_argument("--quiet", action="store_true", help="only print the summary table")
 
 
