@@ -22,12 +22,12 @@ import cv2
 import numpy as np
 
 from stpr.errors import UsageError
+from stpr.metrics.video import luma
 
 # ``stpr enhance``'s default: off (docs/research/real-footage.md §24)
 DEFAULT_STRENGTH = 0.0
 # Quantile levels at which the two distributions are matched.
 LEVELS = np.linspace(0.0, 1.0, 65)
-_Y = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601 luma weights
 _BINS = 1024  # histogram bins of the luma
 
 
@@ -43,7 +43,7 @@ def luma_quantiles(frame: np.ndarray) -> tuple[np.ndarray, float]:
     area-downscaled copy of an (H, W, 3) uint8 RGB frame: its noise averaged down."""
     h, w = frame.shape[:2]
     small = cv2.resize(frame, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-    y = small.reshape(-1, 3).astype(np.float32) @ (_Y * (_BINS - 1) / 255.0)
+    y = luma(small).ravel() * (_BINS - 1)
     # a histogram, not a sort: ~10x cheaper at 1080p
     counts = np.bincount((y + 0.5).astype(np.int32), minlength=_BINS)
     cdf = np.cumsum(counts) / y.size
