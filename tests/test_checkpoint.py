@@ -180,11 +180,16 @@ def test_malformed_config_is_a_model_error(tmp_path, saved, cfg_json):
 
 def test_shipped_weights_are_the_default_architecture():
     """The bundled model loads without a path, is built from STPRConfig's defaults (so the
-    documented default and the shipped weights cannot drift apart) and lifts a dark frame."""
+    documented default and the shipped weights cannot drift apart) plus its two looks (a training
+    choice, not a default: configs without looks keep building the models they built) and lifts a
+    dark frame."""
+    import dataclasses
+
     from stpr.models.stpr_arch import STPRConfig
 
     model = load_model()
-    assert model.cfg == STPRConfig()
+    assert model.cfg.looks == ("natural", "lol")
+    assert dataclasses.replace(model.cfg, looks=()) == STPRConfig()
     assert 0.0 < float(read_metadata(DEFAULT_WEIGHTS)["val_lol_psnr"]) < 100.0
     g = torch.Generator().manual_seed(0)
     clip = (torch.rand(1, 3, 3, 48, 64, generator=g) * 0.06).clamp(0, 1)
