@@ -27,6 +27,7 @@ written to ``reports/ablation/ablation.md``.
     .venv/bin/python scripts/ablate.py --threads 1 --only no_pixel_fusion,hf_split,r2,t1; wait
     .venv/bin/python scripts/ablate.py
     .venv/bin/python scripts/ablate.py --study fast    # the fast model's study (runs/ablation_fast)
+    .venv/bin/python scripts/ablate.py --study v7      # v7's (needs runs/v7.safetensors: experiments/README.md)
 
 (The "additions" study of v3's linear light and refine head on top of v2 used options that were
 retired; run it from commit 50d3f5c: docs/research/ablations.md.)
@@ -83,6 +84,9 @@ STUDIES = {
     "parts": Study(VARIANTS, "runs/ablation", "reports/ablation", "configs/ablation.json",
                    "data_cache/lol-v1/train", look="lol",
                    eval_args=("--temporal-filter", "0")),
+    # v7's study (made before the temporal filter existed; v7 has one look)
+    "v7": Study(VARIANTS, "runs/ablation_v7", "reports/ablation_v7", "experiments/configs/ablation_v7.json",
+                "../shared/data/lol-train", eval_args=("--temporal-filter", "0")),
     "fast": Study(FAST_VARIANTS, "runs/ablation_fast", "reports/ablation_fast",
                   "experiments/configs/ablation_fast.json", "data_cache/lol-v1/train"),
 }
@@ -109,7 +113,8 @@ def main() -> int:
                     help="third held-out video (large motion, night scene); skipped when absent")
     ap.add_argument("--clips", default="../shared/data/real-lowlight-clips")
     ap.add_argument("--study", choices=list(STUDIES), default="parts",
-                    help="parts: remove one part of the quality model; fast: the same for the fast model")
+                    help="parts: remove one part of the quality model; fast: the same for the fast model; "
+                         "v7: the parts study of the previous quality model")
     ap.add_argument("--runs", default=None, help="run folder (default per study)")
     ap.add_argument("--reports", default=None, help="report folder (default per study)")
     ap.add_argument("--threads", type=int, default=2,

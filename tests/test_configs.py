@@ -60,3 +60,23 @@ def test_fast_study_starts_from_the_fast_model_with_its_layout():
     fast = json.loads((ROOT / "configs" / "fast.json").read_text())
     assert base["model"] == fast["model"] and base["init"].endswith("stpr_fast.safetensors")
     assert "pixel_fusion" in s.variants and "no_pixel_fusion" not in s.variants
+
+
+def test_parts_study_starts_from_the_quality_model_with_its_recipe():
+    """The parts study fine-tunes the shipped quality model with the model section of the config
+    that made it (configs/v8.json: its looks), so its "full" row is that model, and scores it as
+    shipped: the LOL column in the lol look, the network without the output's temporal filter."""
+    s = _ablate().STUDIES["parts"]
+    base = json.loads((ROOT / s.config).read_text())
+    v8 = json.loads((ROOT / "configs" / "v8.json").read_text())
+    assert base["model"] == v8["model"] and base["init"].endswith("stpr_default.safetensors")
+    assert s.look in v8["model"]["looks"]
+    assert s.eval_args == ("--temporal-filter", "0")
+
+
+def test_v7_study_still_builds_its_variants():
+    s = _ablate().STUDIES["v7"]
+    base = json.loads((ROOT / s.config).read_text())
+    assert base["init"] == "runs/v7.safetensors" and not s.look
+    for overrides, _ in s.variants.values():
+        STPRConfig.from_dict({**base.get("model", {}), **overrides})
