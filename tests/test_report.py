@@ -165,11 +165,33 @@ def test_eval_lol_single_frames(tmp_path, weights):
     assert "ewarp" not in data["summary"]["stpr"]
 
 
+def test_eval_brightness_holds_both_stpr_variants_at_the_level(tmp_path, weights):
+    """``--brightness Y`` scores the STPR methods with their output held at Y (e.g. flicker at the
+    level a target names), as ``stpr enhance --brightness`` would; the report records it."""
+    root = tmp_path / "clips"
+    write_folder(root / "clip0", darken(clean_clip(4, seed=3), seed=3))
+    levels = {}
+    for y in (None, 60.0, 150.0):
+        out = tmp_path / f"report_{y}"
+        extra = [] if y is None else ["--brightness", f"{y:g}"]
+        assert main(["eval", "--clips", str(root), "--methods", "stpr,stpr-perframe", "--model", str(weights),
+                     "--out", str(out), "--quiet", "--threads", "1", *extra]) == 0
+        data = json.loads((out / "results.json").read_text())
+        assert data["brightness"] == y
+        levels[y] = {m: data["summary"][m]["brightness"] for m in ("stpr", "stpr-perframe")}
+        if y is not None:
+            assert f"mean brightness **{y:g}**" in (out / "results.md").read_text()
+            for m, b in levels[y].items():
+                assert abs(b - y) < 6, (m, b)
+    assert levels[60.0]["stpr"] < levels[150.0]["stpr"] - 60
+
+
 def test_eval_usage_errors(tmp_path, capsys):
     assert main(["eval"]) == 2
     assert main(["eval", str(tmp_path), "--clips", str(tmp_path)]) == 2
     assert main(["eval", str(tmp_path), "--methods", "nope"]) == 2
     assert main(["eval", str(tmp_path / "missing.mp4"), "--methods", "lime"]) == 3
+    assert main(["eval", str(tmp_path / "missing.mp4"), "--brightness", "300"]) == 2  # checked before the input
     err = capsys.readouterr().err
     assert "stpr: error:" in err
 

@@ -155,12 +155,13 @@ ALL_METHODS = (*STPR_METHODS, *METHODS)
 
 def stpr_method(weights: str | Path | None = None, frames: int | None = None, flow: str | None = None,
                 tile: int | None = None, look: str | None = None, temporal_filter: float | None = None,
-                tone_match: float | None = None) -> Method:
+                tone_match: float | None = None, brightness: float | None = None) -> Method:
     """STPR as a method: loads the weights once (default: the shipped model); ``frames=1`` gives
     the per-frame variant (each frame wholly on its own: no window, no exposure smoothing and no
     temporal filter), ``flow`` overrides the flow estimator ("learned", "dis", "zero"), ``look``
     picks a tone look, ``temporal_filter`` the filter's strength and ``tone_match`` the tone
-    curve's (None: the defaults; 0: off; the per-frame variant runs without either)."""
+    curve's (None: the defaults; 0: off; the per-frame variant runs without either);
+    ``brightness`` holds the output at that mean luma (per frame in the per-frame variant)."""
     from stpr.enhance import Enhancer
     from stpr.temporal import DEFAULT_STRENGTH
     from stpr.tone import DEFAULT_STRENGTH as DEFAULT_TONE
@@ -170,7 +171,8 @@ def stpr_method(weights: str | Path | None = None, frames: int | None = None, fl
     temporal_filter = DEFAULT_STRENGTH if temporal_filter is None else temporal_filter
     tone_match = DEFAULT_TONE if tone_match is None else tone_match
     enhancer = Enhancer.from_pretrained(weights, flow=flow, frames=frames, tile=tile, steady_exposure=frames != 1,
-                                        look=look, temporal_filter=temporal_filter, tone_match=tone_match)
+                                        look=look, temporal_filter=temporal_filter, tone_match=tone_match,
+                                        brightness=brightness)
 
     def run(seq: list[np.ndarray]) -> list[np.ndarray]:
         return list(enhancer.enhance_frames(seq))
@@ -182,13 +184,15 @@ def stpr_method(weights: str | Path | None = None, frames: int | None = None, fl
 
 def make_method(name: str, weights: str | Path | None = None, flow: str | None = None,
                 look: str | None = None, temporal_filter: float | None = None,
-                tone_match: float | None = None) -> Method:
+                tone_match: float | None = None, brightness: float | None = None) -> Method:
     """Method by CLI name: a baseline from ``METHODS`` or an STPR variant built from ``weights``
-    (``temporal_filter``, ``tone_match``: the stpr method's, None for the defaults)."""
+    (``temporal_filter``, ``tone_match``: the stpr method's, None for the defaults; ``brightness``:
+    both STPR variants' output level, None for the model's guess)."""
     if name == "stpr":
-        return stpr_method(weights, flow=flow, look=look, temporal_filter=temporal_filter, tone_match=tone_match)
+        return stpr_method(weights, flow=flow, look=look, temporal_filter=temporal_filter, tone_match=tone_match,
+                           brightness=brightness)
     if name == "stpr-perframe":
-        return stpr_method(weights, frames=1, flow=flow, look=look)
+        return stpr_method(weights, frames=1, flow=flow, look=look, brightness=brightness)
     try:
         return METHODS[name]
     except KeyError:

@@ -305,6 +305,9 @@ def _add_eval(sub):
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate at most N sequences (LOL pairs or clips)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--brightness", type=float, default=None, metavar="Y",
+                   help="hold the STPR methods' output at this mean brightness (luma 0-255), as stpr enhance "
+                        "--brightness does (default: the model's guess); e.g. to score flicker at a chosen level")
     _add_output_filters(p)
     p.add_argument("--quiet", action="store_true", help="no progress or summary output")
 
@@ -315,7 +318,7 @@ def _run_eval(args) -> int:
     run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
              methods=args.methods, model=args.model, flow=args.flow, look=args.look, lol_split=args.lol_split,
              out=args.out, max_frames=args.max_frames, limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
-             temporal_filter=args.temporal_filter, tone_match=args.tone_match,
+             temporal_filter=args.temporal_filter, tone_match=args.tone_match, brightness=args.brightness,
              log=(lambda s: None) if args.quiet else print)
     return 0
 

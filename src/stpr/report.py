@@ -439,6 +439,8 @@ def write_markdown(path: Path, info: dict, summary: dict, results: list[_SeqResu
         tm = info.get("tone_match", DEFAULT_TONE)
         lines += [f"STPR temporal filter: **{'off' if tf == 0 else f'strength {tf:g}'}**, tone match: "
                   f"**{'off' if tm == 0 else f'strength {tm:g}'}** (stpr-perframe: both off).", ""]
+    if info.get("brightness") is not None:
+        lines += [f"STPR output held at mean brightness **{info['brightness']:g}** (`--brightness`).", ""]
     if info.get("lpips_skipped"):
         lines += [f"LPIPS skipped: {info['lpips_skipped']}", ""]
     for note in info.get("notes", []):
@@ -634,7 +636,7 @@ def parse_methods(spec: str | None) -> tuple[list[str], bool]:
 
 def build_methods(names: list[str], explicit: bool, model: str | None, flow: str | None,
                   notes: list[str], look: str | None = None, temporal_filter: float | None = None,
-                  tone_match: float | None = None) -> dict[str, Callable]:
+                  tone_match: float | None = None, brightness: float | None = None) -> dict[str, Callable]:
     """Instantiate the methods; without ``--methods`` a missing default model skips STPR with a note."""
     from stpr.checkpoint import DEFAULT_WEIGHTS
 
@@ -644,7 +646,7 @@ def build_methods(names: list[str], explicit: bool, model: str | None, flow: str
             notes.append(f"{n} skipped: no default weights at {DEFAULT_WEIGHTS} (give --model)")
             continue
         methods[n] = (make_method(n, model, flow=flow, look=look, temporal_filter=temporal_filter,
-                                  tone_match=tone_match)
+                                  tone_match=tone_match, brightness=brightness)
                       if n in STPR_METHODS else METHODS[n])
     if not methods:
         raise UsageError("no methods to evaluate")
@@ -657,31 +659,35 @@ def run_eval(input: str | None = None, *, gt: str | None = None, lol: str | None
              max_frames: int | None = None, limit: int | None = None, threads: int | None = None,
              exposure_jumps: bool = False, log: Callable[[str], None] = print, look: str | None = None,
              lol_split: str = "block", temporal_filter: float | None = None,
-             tone_match: float | None = None) -> dict:
+             tone_match: float | None = None, brightness: float | None = None) -> dict:
     """Load the data, run the methods, write the report. Returns the results.json content.
     ``threads`` sets torch's CPU threads for the run (restored afterwards); ``exposure_jumps``
     (with ``synthetic`` only) alternates the synthetic camera's exposure (``EVAL_JUMP_SCALES``);
     ``temporal_filter`` and ``tone_match`` set the STPR method's filter and tone curve strengths
-    (None: the defaults, 0: off)."""
+    (None: the defaults, 0: off); ``brightness`` holds the STPR methods' output at that mean luma
+    (None: the model's guess)."""
     import torch
+
+    from stpr.exposure import ExposureControl
 
     if threads is not None and threads < 1:
         raise UsageError("--threads must be >= 1")
     if exposure_jumps and synthetic is None:
         raise UsageError("--exposure-jumps needs --synthetic VIDEO")
+    ExposureControl(target=brightness)  # checks the range before any data is read
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         return _run_eval(input, gt=gt, lol=lol, synthetic=synthetic, clips=clips, methods=methods, model=model,
                          flow=flow, look=look, lol_split=lol_split, out=out, max_frames=max_frames, limit=limit, jumps=exposure_jumps, log=log,
-                         temporal_filter=temporal_filter, tone_match=tone_match)
+                         temporal_filter=temporal_filter, tone_match=tone_match, brightness=brightness)
     finally:
         torch.set_num_threads(before)
 
 
 def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, look, lol_split, out, max_frames, limit,
-              jumps, log, temporal_filter=None, tone_match=None) -> dict:
+              jumps, log, temporal_filter=None, tone_match=None, brightness=None) -> dict:
     sources = [s for s in (input, lol, synthetic, clips) if s is not None]
     if len(sources) != 1:
         raise UsageError("give exactly one of INPUT, --lol ROOT, --synthetic VIDEO or --clips ROOT")
@@ -718,12 +724,13 @@ def _run_eval(input, *, gt, lol, synthetic, clips, methods, model, flow, look, l
         small = [s.name for s in seqs if min(s.frames[0].shape[:2]) < 11]
         if small:
             raise InputError(f"{small[0]}: frames must be at least 11x11 pixels for SSIM")
-    meths = build_methods(names, explicit, model, flow, notes, look, temporal_filter, tone_match)
+    meths = build_methods(names, explicit, model, flow, notes, look, temporal_filter, tone_match, brightness)
     use_lpips, reason = lpips_status() if paired else (False, "")
     info = {"source": source, "mode": "paired" if paired else "unpaired", "methods": list(meths),
             "model": str(model) if model else None, "look": look,
             "temporal_filter": DEFAULT_STRENGTH if temporal_filter is None else temporal_filter,
             "tone_match": DEFAULT_TONE if tone_match is None else tone_match,
+            "brightness": brightness,
             "notes": notes,
             "lpips_skipped": reason if paired and not use_lpips else None}
     niqe_ok, why = niqe_status()
