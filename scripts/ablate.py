@@ -10,7 +10,7 @@ checkpoint picking on the validation split) with ``stpr eval`` on:
 - held-out synthetic-dark tree.avi and carphone_pristine.mp4 (PSNR, carphone also with the GT-mean
   protocol, and the flicker ratio), and carphone again with the exposure alternating 0.5x / 2x
   frame to frame (``stpr eval --exposure-jumps``: what fusion from better-exposed neighbours is for),
-- held-out synthetic-dark city.mpg (large motion at night; PSNR), where present,
+- synthetic-dark city.mpg (large motion at night, a validation video; PSNR), where present,
 - the real dark clips (flicker ratio, mean brightness).
 
 The parts study scores the network alone (``--temporal-filter 0``) and its LOL column in the
@@ -110,7 +110,7 @@ def main() -> int:
     ap.add_argument("--synthetic2", default="data_cache/videos/carphone_pristine.mp4",
                     help="second held-out video (normal exposure, so PSNR is not all exposure)")
     ap.add_argument("--synthetic3", default="data_cache/videos/city.mpg",
-                    help="third held-out video (large motion, night scene); skipped when absent")
+                    help="third video (large motion, night scene; validation); skipped when absent")
     ap.add_argument("--clips", default="../shared/data/real-lowlight-clips")
     ap.add_argument("--study", choices=list(STUDIES), default="parts",
                     help="parts: remove one part of the quality model; fast: the same for the fast model; "
