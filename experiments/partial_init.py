@@ -35,7 +35,8 @@ def main() -> int:
     model = STPR(STPRConfig.from_dict(cfg.get("model", {})))
     src = load_model(args.src).state_dict()
     state = model.state_dict()
-    for prefix in args.prefix or ["flow_net."]:
+    prefixes = args.prefix or ["flow_net."]
+    for prefix in prefixes:
         names = [n for n in state if n.startswith(prefix)]
         if not names:
             print(f"error: no tensor of the new model starts with {prefix!r}", file=sys.stderr)
@@ -48,7 +49,7 @@ def main() -> int:
             state[n] = src[n].clone()
         print(f"{prefix}: {len(names)} tensors copied from {args.src}")
     model.load_state_dict(state)
-    save_model(model, args.out, extra={"partial_init": {"src": str(args.src), "prefixes": args.prefix or ["flow_net."]}})
+    save_model(model, args.out, extra={"partial_init": {"src": str(args.src), "prefixes": prefixes}})
     print(f"wrote {args.out}: {sum(p.numel() for p in model.parameters()):,} parameters")
     return 0
 

@@ -173,8 +173,8 @@ def make_table(names: list[str], reports: Path, variants: dict) -> str:
         except FileNotFoundError:
             continue
         city_path = reports / name / "city" / "results.json"
-        city = (f"{summary(city_path)['psnr']:.2f} | {summary(city_path)['psnr_gtmean']:.2f}"
-                if city_path.is_file() else "– | –")
+        city_sum = summary(city_path) if city_path.is_file() else None
+        city = f"{city_sum['psnr']:.2f} | {city_sum['psnr_gtmean']:.2f}" if city_sum else "– | –"
         lines.append(f"| {name} | {variants[name][1]} | {lol['psnr']:.2f} | {lol['ssim']:.3f} | {lol['psnr_gtmean']:.2f} | "
                      f"{syn['psnr']:.2f} | {syn['psnr_gtmean']:.2f} | {syn['flicker_ratio']:.3f} | {syn2['psnr']:.2f} | "
                      f"{syn2['psnr_gtmean']:.2f} | {syn2['flicker_ratio']:.3f} | {jumps['psnr']:.2f} | {city} | "

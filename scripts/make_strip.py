@@ -64,8 +64,10 @@ def main():
     sep = np.full((cols[0].shape[0], args.gap, 3), 255, np.uint8)
     strip = np.concatenate([c for col in cols for c in (col, sep)][:-1], axis=1)
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    # quality 85 keeps a .jpg strip for the docs under ~200 KB (PNG takes no such option)
+    jpeg = args.output.suffix.lower() in (".jpg", ".jpeg")
     cv2.imwrite(str(args.output), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 85])  # keeps a .jpg strip for the docs under ~200 KB
+                [cv2.IMWRITE_JPEG_QUALITY, 85] if jpeg else [])
     print(f"wrote {args.output} ({strip.shape[1]}x{strip.shape[0]})")
 
 

@@ -161,7 +161,8 @@ def stpr_method(weights: str | Path | None = None, frames: int | None = None, fl
     temporal filter), ``flow`` overrides the flow estimator ("learned", "dis", "zero"), ``look``
     picks a tone look, ``temporal_filter`` the filter's strength and ``tone_match`` the tone
     curve's (None: the defaults; 0: off; the per-frame variant runs without either);
-    ``brightness`` holds the output at that mean luma (per frame in the per-frame variant)."""
+    ``brightness`` holds the output at that mean luma, smoothed over time as ``stpr enhance
+    --brightness`` does (in the per-frame variant too: its only link between frames)."""
     from stpr.enhance import Enhancer
     from stpr.temporal import DEFAULT_STRENGTH
     from stpr.tone import DEFAULT_STRENGTH as DEFAULT_TONE
