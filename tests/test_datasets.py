@@ -599,3 +599,21 @@ def test_mixed_degradation_draws_both_cameras_per_clip(monkeypatch):
     assert np.array_equal(again, outs[3])
     with pytest.raises(ValueError, match="defer_camera"):
         ds_mod._check_defer(True, "mixed")
+
+
+def test_mixed_degradation_camera_share(monkeypatch):
+    """``camera_share`` sets the odds of "mixed": 0 is white noise only, 1 the camera only, and
+    out-of-range shares are refused by the datasets."""
+    clean = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    chosen = []
+    real_white, real_camera = ds_mod.darken_clip, ds_mod.camera_clip
+    monkeypatch.setattr(ds_mod, "darken_clip", lambda *a, **k: chosen.append("white") or real_white(*a, **k))
+    monkeypatch.setattr(ds_mod, "camera_clip", lambda *a, **k: chosen.append("camera") or real_camera(*a, **k))
+    for share, expect in ((0.0, {"white"}), (1.0, {"camera"})):
+        chosen.clear()
+        for s in range(8):
+            ds_mod.darken(clean, np.random.default_rng(s), "mixed", (0.02, 0.1), 0.0, 1.0, camera_share=share)
+        assert set(chosen) == expect
+    video = np.random.default_rng(1).integers(0, 256, (6, 40, 40, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="camera_share"):
+        SyntheticVideoClips([video], frames=4, crop=32, degradation="mixed", camera_share=1.5)

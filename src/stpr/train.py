@@ -159,7 +159,7 @@ def build_datasets(cfg: TrainConfig, frames: int):
                                         exposure_range=tuple(cfg.video_exposure_range),
                                         h264_prob=cfg.video_h264_prob, degradation=cfg.degradation,
                                         defer_camera=cfg.camera_on_device, blur_prob=cfg.motion_blur_prob,
-                                        blur_max=cfg.motion_blur_max))
+                                        blur_max=cfg.motion_blur_max, camera_share=cfg.camera_share))
         weights.append(cfg.weights[1])
     if cfg.paired_root:
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))
@@ -175,7 +175,7 @@ def build_datasets(cfg: TrainConfig, frames: int):
                                         max_shift=cfg.lol_max_shift,
                                         scale_range=tuple(cfg.stills_scale_range), degradation=cfg.degradation,
                                         defer_camera=cfg.camera_on_device, blur_prob=cfg.motion_blur_prob,
-                                        blur_max=cfg.motion_blur_max))
+                                        blur_max=cfg.motion_blur_max, camera_share=cfg.camera_share))
         weights.append(cfg.weights[3])
     if not srcs:
         raise UsageError("no training data: set lol_root, videos, paired_root or stills")

@@ -49,7 +49,9 @@ class TrainConfig:
         degradation: how the synthetic video and photograph clips are darkened: "white"
             (``data/synthesis.py``, Poisson-Gaussian noise on sRGB pixels; every model up to v7) or
             "camera" (``data/camera.py``, a phone pipeline with mosaic, in-camera processing and
-            H.264, calibrated on real dark clips) or "mixed" (either, per clip, with even odds).
+            H.264, calibrated on real dark clips) or "mixed" (either, per clip).
+        camera_share: with "mixed", the share of clips darkened by the camera rather than white
+            noise (0.5, even odds, in every run before q16).
         video_noise_scale: multiplies the synthetic sensor noise std (1 = as synthesised, 0 =
             noise-free; ``scripts/fusion_bound.py`` uses it to bound what fusion can add).
         camera_on_device: with the "camera" degradation, darken the clips that draw no H.264
@@ -110,6 +112,7 @@ class TrainConfig:
     motion_blur_max: float = 12.0
     video_noise_scale: float = 1.0
     degradation: str = "white"
+    camera_share: float = 0.5
     camera_on_device: bool = False
     steps: int = 20000
     max_minutes: float = 0.0
@@ -221,6 +224,8 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         raise UsageError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {cfg.degradation!r}")
     if not cfg.max_minutes >= 0:
         raise UsageError(f"max_minutes must be >= 0, got {cfg.max_minutes}")
+    if not 0.0 <= cfg.camera_share <= 1.0:
+        raise UsageError(f"camera_share must be in [0, 1], got {cfg.camera_share}")
     if cfg.camera_on_device and cfg.degradation != "camera":
         raise UsageError('camera_on_device needs degradation "camera"')
     for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge"):

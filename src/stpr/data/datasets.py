@@ -335,17 +335,20 @@ class LOLClips(torch.utils.data.Dataset):
 DEGRADATIONS = ("white", "camera", "mixed")
 
 
-def check_degradation(degradation: str) -> str:
+def check_degradation(degradation: str, camera_share: float = 0.5) -> str:
     if degradation not in DEGRADATIONS:
         raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
+    if not 0.0 <= camera_share <= 1.0:
+        raise ValueError(f"camera_share must be in [0, 1], got {camera_share}")
     return degradation
 
 
 def darken(clean: np.ndarray, rng: np.random.Generator, degradation: str, exposure_range, h264_prob: float,
-           noise_scale: float, draw_scales=None, defer: bool = False) -> np.ndarray | dict:
+           noise_scale: float, draw_scales=None, defer: bool = False,
+           camera_share: float = 0.5) -> np.ndarray | dict:
     """Darken a clean clip (T, H, W, 3) with one sampled camera: "white" is ``synthesis.py``'s
     Poisson-Gaussian noise on sRGB pixels, "camera" the phone pipeline of ``camera.py``, "mixed"
-    either of the two, drawn per clip with even odds.
+    either of the two, drawn per clip: the camera with probability ``camera_share``.
     ``draw_scales(rng)``, if given, draws per-frame exposure scales after the camera (so a
     dataset's random stream stays what it was).
 
@@ -354,7 +357,7 @@ def darken(clean: np.ndarray, rng: np.random.Generator, degradation: str, exposu
     ``apply_deferred_camera`` to run on the training device. Clips with a codec are darkened here
     (the encoder runs on the CPU)."""
     if check_degradation(degradation) == "mixed":
-        degradation = "camera" if rng.random() < 0.5 else "white"
+        degradation = "camera" if rng.random() < camera_share else "white"
     if degradation == "camera":
         params = scale_camera_noise(sample_camera(rng, exposure_range, h264_prob), noise_scale)
         scales = draw_scales(rng) if draw_scales else None
@@ -421,6 +424,7 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
             1 is the synthesis as is, 0 noise-free (for measuring what denoising is worth).
         degradation: "white" (``synthesis.py``), "camera" (``camera.py``) or "mixed" (either, per
             clip), see ``darken``.
+        camera_share: with "mixed", the share of clips given the camera rather than white noise.
         defer_camera: leave the camera of clips without a codec to the training device (see
             ``darken``); needs ``degradation`` "camera".
         blur_prob: share of clips given a handheld pan's motion blur, of a length drawn per frame
@@ -430,8 +434,10 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
     def __init__(self, videos: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, jump_prob: float = 0.0,
                  jump_range: float = 3.0, noise_scale: float = 1.0, degradation: str = "white",
-                 defer_camera: bool = False, blur_prob: float = 0.0, blur_max: float = 12.0):
-        self.degradation = check_degradation(degradation)
+                 defer_camera: bool = False, blur_prob: float = 0.0, blur_max: float = 12.0,
+                 camera_share: float = 0.5):
+        self.degradation = check_degradation(degradation, camera_share)
+        self.camera_share = camera_share
         self.defer_camera = _check_defer(defer_camera, degradation)
         self.videos = SharedArrays([v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop])
         if not len(self.videos):
@@ -467,7 +473,7 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
             return None
 
         dark = darken(clean, rng, self.degradation, self.exposure_range, self.h264_prob, self.noise_scale,
-                      draw_scales=jumps, defer=self.defer_camera)
+                      draw_scales=jumps, defer=self.defer_camera, camera_share=self.camera_share)
         fw, bw, valid = _dis_teacher(clean, s // 4)
         sample = {"high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid, **_low(dark, clean)}
         return _finish(_flip(sample, rng))
@@ -504,7 +510,7 @@ class SyntheticStillClips(torch.utils.data.Dataset):
         crop: square crop size (multiple of 4).
         length: nominal epoch length.
         seed: base seed.
-        exposure_range, h264_prob, noise_scale, degradation: as in ``SyntheticVideoClips``.
+        exposure_range, h264_prob, noise_scale, degradation, camera_share: as in ``SyntheticVideoClips``.
         max_shift: largest drift per frame along each axis, in px (``random_trajectory``).
         scale_range: (smallest, largest) rescaling of the image before cropping; never below what
             the clip's trajectory spans.
@@ -514,8 +520,10 @@ class SyntheticStillClips(torch.utils.data.Dataset):
     def __init__(self, images: list[np.ndarray], frames: int = 4, crop: int = 96, length: int = 10000,
                  seed: int = 0, exposure_range=(0.01, 0.3), h264_prob: float = 0.2, noise_scale: float = 1.0,
                  max_shift: float = 6.0, scale_range=(0.4, 1.0), degradation: str = "white",
-                 defer_camera: bool = False, blur_prob: float = 0.0, blur_max: float = 12.0):
-        self.degradation = check_degradation(degradation)
+                 defer_camera: bool = False, blur_prob: float = 0.0, blur_max: float = 12.0,
+                 camera_share: float = 0.5):
+        self.degradation = check_degradation(degradation, camera_share)
+        self.camera_share = camera_share
         self.defer_camera = _check_defer(defer_camera, degradation)
         if not images:
             raise ValueError("no still images")
@@ -543,7 +551,7 @@ class SyntheticStillClips(torch.utils.data.Dataset):
         mats = random_trajectory(n, s, img.shape[:2], rng, max_shift=self.max_shift)
         clean = _maybe_blur(np.stack([warp_crop(img, m, s) for m in mats]), rng, self.blur_prob, self.blur_max)
         dark = darken(clean, rng, self.degradation, self.exposure_range, self.h264_prob, self.noise_scale,
-                      defer=self.defer_camera)
+                      defer=self.defer_camera, camera_share=self.camera_share)
         fw, bw, valid = _trajectory_teacher(mats, s)
         sample = {"high": clean, "flow_fw": fw, "flow_bw": bw, "flow_valid": valid, **_low(dark, clean)}
         return _finish(_flip(sample, rng))
