@@ -15,7 +15,7 @@ from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
 from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
 
-from helpers import tiny, tiny_model
+from helpers import TINY, tiny, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,7 +25,9 @@ def wake(model: STPR, std: float = 0.05, seed: int = 0) -> STPR:
     weights, so that flow and propagated features actually change the enhanced frame."""
     g = torch.Generator().manual_seed(seed)
     rec = model.reconstruction
-    layers = [h[-1] for h in model.flow_net.heads] + [rec.residual, rec.local_gain, rec.global_gain[-1]]
+    layers = [h[-1] for h in model.flow_net.heads] + [rec.residual, rec.global_gain[-1]]
+    if rec.local_gain is not None:
+        layers.append(rec.local_gain)
     if rec.blend is not None:
         layers.append(rec.blend[-1])
     with torch.no_grad():
@@ -484,6 +486,25 @@ def test_frame_stats_linear_mean():
     big = torch.rand(1, 3, 256, 320) * 0.3
     expect = torch.log(luma(srgb_to_linear(big)).mean() + 1e-5)
     assert abs(float(frame_stats(big)[0, 5] - expect)) < 0.01
+
+
+def test_without_local_gain_the_model_is_one_with_its_local_gain_zeroed():
+    """``local_gain=False`` drops the local gain map's convolution and computes what the same
+    weights with that convolution at zero compute (how real-footage section 34's candidate was
+    made from a trained model)."""
+    with_map = wake(STPR(STPRConfig(**TINY)), seed=3).eval()
+    without = STPR(STPRConfig(**TINY, local_gain=False)).eval()
+    assert without.reconstruction.local_gain is None
+    state = {k: v for k, v in with_map.state_dict().items() if "local_gain" not in k}
+    without.load_state_dict(state)  # strict: every other tensor is there, none is left over
+    clip = torch.rand(1, 3, 3, 32, 40, generator=torch.Generator().manual_seed(1)) * 0.1
+    with torch.no_grad():
+        woke = with_map(clip)
+        with_map.reconstruction.local_gain.weight.zero_()
+        with_map.reconstruction.local_gain.bias.zero_()
+        zeroed, dropped = with_map(clip), without(clip)
+    assert not torch.allclose(woke, zeroed, atol=1e-4)  # the map did something before
+    torch.testing.assert_close(dropped, zeroed, atol=1e-6, rtol=1e-5)
 
 
 def test_without_feature_fusion_neighbours_reach_the_output_through_the_pixel_fusion_alone():

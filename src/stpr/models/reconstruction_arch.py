@@ -10,6 +10,8 @@ Fuses the propagated neighbour detail (temporal) with the pyramid features of th
 * ``g_global`` (per colour channel, from whole-frame statistics) corrects exposure and colour cast.
   It sees only statistics of the *whole* frame, so tiles of one frame get the same gain.
 * ``g_local`` (a smooth map predicted at 1/4 resolution) lifts shadows more than highlights.
+  Optional (``local_gain``): a wide model's map darkened large flat dark areas into blobs
+  (docs/research/real-footage.md section 34), and without it the gain is one per colour channel.
 * ``base(x)`` is the centre frame itself or, with ``pixel_fusion``, a per-pixel blend of the centre
   and its aligned neighbours. The blend logits start from the propagation subnet's fusion weights and
   are corrected by a small head that sees the fused features and each frame's alignment error: static
@@ -40,19 +42,20 @@ class STReconstruction(nn.Module):
         max_gain: upper bound of the base gain (keeps black frames from exploding).
         pixel_fusion: blend aligned neighbour frames into the base image.
         looks: number of tone looks (0 or 1: one look, no look inputs).
+        local_gain: predict the local gain map ``g_local`` (False: ``g_local = 0``).
     """
 
     def __init__(self, channels: int, target_mean: float = 0.4, max_gain: float = 60.0,
-                 pixel_fusion: bool = False, looks: int = 0):
+                 pixel_fusion: bool = False, looks: int = 0, local_gain: bool = True):
         super().__init__()
         c = channels
         self.max_gain = max_gain
         self.body = nn.Sequential(conv3x3(2 * c, c), act(), conv3x3(c, c), act())
         self.residual = conv3x3(c, 3 * 16)
-        self.local_gain = conv3x3(c, 1)
+        self.local_gain = conv3x3(c, 1) if local_gain else None
         self.global_gain = nn.Sequential(nn.Linear(5, 32), act(), nn.Linear(32, 3))
         self.target_log = nn.Parameter(torch.tensor(math.log(target_mean)))
-        zero_init = [self.residual, self.local_gain, self.global_gain[-1]]
+        zero_init = [self.residual, self.global_gain[-1]] + ([self.local_gain] if local_gain else [])
         self.blend = None
         if pixel_fusion:
             # logit correction per frame from [fused features, log fusion weight, alignment error]
@@ -117,10 +120,12 @@ class STReconstruction(nn.Module):
         if self.look_gain is not None:
             g_global = g_global + self.look_gain[look]
         g_global = g_global[:, :, None, None]
-        g_local = F.interpolate(self.local_gain(feats).float(), size=x.shape[-2:], mode="bilinear",
-                                align_corners=False)
         residual = F.pixel_shuffle(self.residual(feats), 4).float()
-        # exp(base + g_global + g_local) as exp(g_local) (one channel) times a per-channel scalar:
-        # the same gain with two fewer passes over full-resolution colour
-        gain = torch.exp(g_local) * torch.exp(base + g_global).float()
+        gain = torch.exp(base + g_global).float()
+        if self.local_gain is not None:
+            g_local = F.interpolate(self.local_gain(feats).float(), size=x.shape[-2:], mode="bilinear",
+                                    align_corners=False)
+            # exp(base + g_global + g_local) as exp(g_local) (one channel) times a per-channel
+            # scalar: the same gain with two fewer passes over full-resolution colour
+            gain = torch.exp(g_local) * gain
         return torch.addcmul(residual, x, gain)

@@ -86,6 +86,7 @@ class STPRConfig:
             from the frame's 1/4-resolution average; the ``fast`` model's).
         looks: names of the tone looks the model was trained with, the default first (e.g.
             ("natural", "lol"): footage's own tone and LOL's ground truths'); empty: one look.
+        local_gain: the reconstruction's local gain map (False: one gain per colour channel).
     """
 
     frames: int = 3
@@ -105,6 +106,7 @@ class STPRConfig:
     encoder: str = "unshuffle"
     flow_stride: int = 4
     looks: tuple[str, ...] = ()
+    local_gain: bool = True
 
     def __post_init__(self):
         self.flow_channels = tuple(int(c) for c in self.flow_channels)
@@ -215,7 +217,8 @@ class STPR(nn.Module):
                                                                 cfg.feature_fusion))
         self.pyramid = PyramidRecursiveRDN(PRRDConfig(c, cfg.prrd_scales, cfg.prrd_recursions,
                                                       cfg.prrd_growth, cfg.prrd_layers))
-        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, looks=len(cfg.looks))
+        self.reconstruction = STReconstruction(c, pixel_fusion=cfg.pixel_fusion, looks=len(cfg.looks),
+                                               local_gain=cfg.local_gain)
         self.look = 0  # the look decode uses when given none (``set_look``); not a weight
 
     def set_look(self, name: str | None) -> None:
