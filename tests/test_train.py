@@ -221,7 +221,8 @@ def test_load_config_rejects_bad_overrides(overrides):
                                        ["lol_tone_free=true", 'model.looks=["natural", "lol"]'],
                                        ['model.looks=["one"]'], ["lol_natural=0.5"],
                                        ["lol_natural=1.5", 'model.looks=["natural", "lol"]'],
-                                       ["motion_blur_prob=2"], ["motion_blur_max=0"]])
+                                       ["motion_blur_prob=2"], ["motion_blur_max=0"],
+                                       ["camera_share=1.5"], ["camera_share=-0.1"]])
 def test_bad_synthesis_settings_are_usage_errors(overrides):
     with pytest.raises(UsageError):
         load_config(None, overrides)
@@ -236,11 +237,12 @@ def test_synthesis_settings_reach_the_video_dataset(tmp_path):
     write_test_video(video, np.stack([texture(64, 64, seed=k) for k in range(6)]), fps=25)
     cfg = load_config(None, [f"videos=[\"{video}\"]", "crop=48", "video_exposure_range=[0.002, 0.05]",
                              "video_h264_prob=0.5", "video_noise_scale=0.5", "motion_blur_prob=0.25",
-                             "motion_blur_max=6"])
+                             "motion_blur_max=6", "degradation=mixed", "camera_share=0.25"])
     data, _ = build_datasets(cfg, 2)
     ds = [d for d in data.datasets if isinstance(d, SyntheticVideoClips)][0]
     assert ds.exposure_range == (0.002, 0.05) and ds.h264_prob == 0.5 and ds.noise_scale == 0.5
     assert (ds.blur_prob, ds.blur_max) == (0.25, 6.0)
+    assert (ds.degradation, ds.camera_share) == ("mixed", 0.25)
 
 
 def test_lol_max_shift_reaches_the_lol_clips(lol_root):
