@@ -10,8 +10,8 @@ Fuses the propagated neighbour detail (temporal) with the pyramid features of th
 * ``g_global`` (per colour channel, from whole-frame statistics) corrects exposure and colour cast.
   It sees only statistics of the *whole* frame, so tiles of one frame get the same gain.
 * ``g_local`` (a smooth map predicted at 1/4 resolution) lifts shadows more than highlights.
-  Optional (``local_gain``): a wide model's map darkened large flat dark areas into blobs
-  (docs/research/real-footage.md section 34), and without it the gain is one per colour channel.
+  Optional (``local_gain``; without it the gain is one per colour channel), so that a study can
+  take it away (docs/research/real-footage.md sections 34-35).
 * ``base(x)`` is the centre frame itself or, with ``pixel_fusion``, a per-pixel blend of the centre
   and its aligned neighbours. The blend logits start from the propagation subnet's fusion weights and
   are corrected by a small head that sees the fused features and each frame's alignment error: static
