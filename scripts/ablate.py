@@ -51,6 +51,7 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "zero_flow": ({"flow_mode": "zero"}, "no flow: neighbours fused unaligned"),
     "dis_flow": ({"flow_mode": "dis"}, "OpenCV DIS flow instead of the learned flow"),
     "no_brightness": ({"brightness_weight": False}, "no brightness term in the fusion weights"),
+    "no_local_gain": ({"local_gain": False}, "no local gain map: one gain per colour channel"),
     "no_pixel_fusion": ({"pixel_fusion": False}, "no pixel fusion: neighbours reach the output only as features"),
     "hf_split": ({"hf_split": True}, "only the high-frequency part of neighbour features propagated"),
     "r2": ({"prrd_recursions": 2}, "PRRD blocks applied R = 2 times (recursion)"),
