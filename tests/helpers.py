@@ -35,8 +35,8 @@ def tiny_model(seed: int = 0, flow_heads: bool = True, **kw) -> STPR:
     m = tiny(seed, **kw)
     with torch.no_grad():
         rec = m.reconstruction
-        heads = [rec.residual, rec.global_gain[-1]]
-        heads += [rec.local_gain] if rec.local_gain is not None else []
+        # in this order (the random draws every test model was made with), the absent ones skipped
+        heads = [h for h in (rec.residual, rec.local_gain, rec.global_gain[-1]) if h is not None]
         heads += [rec.blend[-1]] if rec.blend is not None else []
         for layer in heads:
             layer.weight.normal_(0, 0.05)
