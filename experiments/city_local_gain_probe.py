@@ -46,12 +46,11 @@ def main() -> int:
     # the evaluation camera's seed, as synthetic_eval_clip uses it
     darks = {k: darken_clip(clean, p, np.random.default_rng(1234)) for k, p in cameras.items()}
     for w in args.models:
-        path = None if w == "default" else w
+        model = load_model(None if w == "default" else w, frames=3)
         for name, dark in darks.items():
-            r = eval_video(load_model(path, frames=3), clean, dark)
+            r = eval_video(model, clean, dark)
             print(f"{w} | {name} | affine-fitted {r['psnr_affine']:.2f}", flush=True)
-        model = load_model(path, frames=3)
-        zero_local_gain(model)
+        zero_local_gain(model)  # last: the cases above score the model as trained
         r = eval_video(model, clean, darks["evaluation camera"])
         print(f"{w} | evaluation camera, local gain zeroed | affine-fitted {r['psnr_affine']:.2f}", flush=True)
     if args.zeroed:

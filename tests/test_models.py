@@ -25,9 +25,9 @@ def wake(model: STPR, std: float = 0.05, seed: int = 0) -> STPR:
     weights, so that flow and propagated features actually change the enhanced frame."""
     g = torch.Generator().manual_seed(seed)
     rec = model.reconstruction
-    layers = [h[-1] for h in model.flow_net.heads] + [rec.residual, rec.global_gain[-1]]
-    if rec.local_gain is not None:
-        layers.append(rec.local_gain)
+    # in the order the draws were always made, the local gain skipped where the model has none
+    layers = [h[-1] for h in model.flow_net.heads]
+    layers += [h for h in (rec.residual, rec.local_gain, rec.global_gain[-1]) if h is not None]
     if rec.blend is not None:
         layers.append(rec.blend[-1])
     with torch.no_grad():
