@@ -1,10 +1,10 @@
-"""Perceptual-side training losses: tone (blacks, contrast), colour, edges."""
+"""Perceptual-side training losses: tone (blacks, contrast), colour, edges, coarse tone."""
 
 from __future__ import annotations
 
 import torch
 
-from stpr.losses import colour_loss, edge_loss, fit_affine, tone_loss
+from stpr.losses import colour_loss, edge_loss, fit_affine, lowpass_loss, tone_loss
 
 
 def _img(seed=0):
@@ -14,7 +14,7 @@ def _img(seed=0):
 
 def test_each_loss_is_zero_on_the_target():
     y = _img()
-    for fn in (tone_loss, colour_loss, edge_loss):
+    for fn in (tone_loss, colour_loss, edge_loss, lowpass_loss):
         assert float(fn(y, y)) < 1e-6
 
 
@@ -39,10 +39,21 @@ def test_edge_loss_punishes_smearing():
     assert float(edge_loss(blurred, y)) > float(edge_loss(y + 0.01, y)) + 0.05
 
 
+def test_lowpass_loss_sees_a_dark_blob_but_not_fine_detail():
+    """A checkerboard of +-0.1 inside each 8x8 block averages away; a dark 8x16 blob of -0.1 (a
+    sixth of the 24x32 frame) costs its share: 0.1 / 6 per pixel of the block means."""
+    y = _img()
+    checker = ((torch.arange(24).view(-1, 1) + torch.arange(32)) % 2).float() * 0.2 - 0.1
+    assert float(lowpass_loss(y + checker, y)) < 1e-6
+    blob = y.clone()
+    blob[..., 8:16, 8:24] -= 0.1
+    assert abs(float(lowpass_loss(blob, y)) - 0.1 / 6) < 1e-5
+
+
 def test_gradients_flow():
     y = _img()
     x = _img(1).requires_grad_()
-    (tone_loss(x, y) + colour_loss(x, y) + edge_loss(x, y)).backward()
+    (tone_loss(x, y) + colour_loss(x, y) + edge_loss(x, y) + lowpass_loss(x, y)).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 

@@ -447,6 +447,33 @@ def test_lol_tone_free_scores_lol_pairs_after_a_gain_and_offset():
     assert lol["rec"] < parts["rec"] < other["rec"]
 
 
+def test_lowpass_term_scores_the_synthetic_clips_only():
+    """``w_lowpass``: the coarse-tone term is logged, zero on a batch of LOL pairs, the same on
+    synthetic clips whatever their truth's fine detail, and on a mixed batch the synthetic row's
+    term weighted by its share of the batch."""
+    torch.manual_seed(0)
+    model = STPR(STPRConfig(**TINY))
+    g = torch.Generator().manual_seed(0)
+    n = 4
+    low = torch.rand(2, n, 3, 32, 32, generator=g) * 0.2
+    high = torch.rand(2, n, 3, 32, 32, generator=g)
+    batch = {"low": low, "high": high, "flow_fw": torch.zeros(2, n - 1, 2, 8, 8),
+             "flow_bw": torch.zeros(2, n - 1, 2, 8, 8), "flow_valid": torch.ones(2, n - 1, 1, 8, 8)}
+    cfg = TrainConfig(w_lowpass=1.0)
+    _, lol = train_mod.train_step(model, {**batch, "lol": torch.ones(2)}, cfg)
+    _, synth = train_mod.train_step(model, {**batch, "lol": torch.zeros(2)}, cfg)
+    assert lol["lowpass"] == 0 and synth["lowpass"] > 0.05
+    checker = ((torch.arange(32).view(-1, 1) + torch.arange(32)) % 2).float() * 0.02 - 0.01
+    _, detail = train_mod.train_step(model, {**batch, "high": high + checker, "lol": torch.zeros(2)}, cfg)
+    assert detail["lowpass"] == pytest.approx(synth["lowpass"], abs=1e-6)
+    assert detail["rec"] != pytest.approx(synth["rec"], abs=1e-6)
+    _, one = train_mod.train_step(model, {k: v[1:] for k, v in batch.items()} | {"lol": torch.zeros(1)}, cfg)
+    loss, mixed = train_mod.train_step(model, {**batch, "lol": torch.tensor([1.0, 0.0])}, cfg)
+    loss.backward()
+    assert mixed["lowpass"] == pytest.approx(one["lowpass"] / 2, rel=1e-4)
+    assert "lowpass" not in train_mod.train_step(model, {**batch, "lol": torch.zeros(2)}, TrainConfig())[1]
+
+
 # ------------------------------------------------------------------------------- flow-only stage
 
 
@@ -564,17 +591,19 @@ def test_no_module_imports_the_cli():
 
 
 def test_camera_degradation_and_perceptual_losses_train(tmp_path):
-    """degradation="camera" and the tone / colour / edge terms: a tiny run trains, logs the terms
+    """degradation="camera" and the tone / colour / edge / low-pass terms: a tiny run trains, logs the terms
     it uses (and only those), and bad values are usage errors."""
     videos = tmp_path / "v.mp4"
     write_test_video(videos, [texture(64, 64, seed=s) for s in range(6)], fps=25)
     cfg = TrainConfig(out_dir=str(tmp_path / "run"), videos=[str(videos)], weights=[0.0, 1.0, 0.0], steps=2,
                       batch=2, crop=32, val_every=100, ckpt_every=100, log_every=1, workers=0, threads=1,
-                      degradation="camera", w_tone=0.5, w_colour=0.5, w_edge=0.0, model=dict(TINY))
+                      degradation="camera", w_tone=0.5, w_colour=0.5, w_edge=0.0, w_lowpass=0.5,
+                      model=dict(TINY))
     out = train(cfg, quiet=True)
     rows = read_log(out)
     assert float(rows[-1]["tone"]) > 0 and float(rows[-1]["colour"]) > 0 and "edge" not in rows[-1]
-    for bad in ("degradation=raw", "w_tone=-1"):
+    assert float(rows[-1]["lowpass"]) > 0
+    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1"):
         with pytest.raises(UsageError):
             load_config(None, [bad])
 

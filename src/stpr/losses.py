@@ -77,6 +77,14 @@ def edge_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * (dx.abs().mean() + dy.abs().mean())
 
 
+def lowpass_loss(x: torch.Tensor, y: torch.Tensor, block: int = 8) -> torch.Tensor:
+    """Coarse tone: mean |difference| of the block means (``block`` x ``block`` pixels; a remainder
+    at the right and bottom edges is left out) of output and ground truth. A spatially varying
+    tone error (a dark blob in a flat sky) is small per pixel and hides among the noise and detail
+    the per-pixel losses see; averaged over blocks it stands alone. (B, 3, H, W) each."""
+    return (F.avg_pool2d(x, block) - F.avg_pool2d(y, block)).abs().mean()
+
+
 def fit_affine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``x`` mapped by the per-sample, per-channel gain and offset that best fit it to ``y``
     (least squares); the fit itself is not back-propagated, so a loss on the result scores

@@ -42,8 +42,8 @@ from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, Synthet
     SyntheticVideoClips, apply_deferred_camera, lol_sibling_split, lol_split, read_stills, read_video_frames
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
-from stpr.losses import (charbonnier, colour_loss, edge_loss, fit_affine, flow_loss, ssim_loss, temporal_loss,
-                         tone_loss)
+from stpr.losses import (charbonnier, colour_loss, edge_loss, fit_affine, flow_loss, lowpass_loss, ssim_loss,
+                         temporal_loss, tone_loss)
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_arguments, check_retired,  # noqa: F401
@@ -288,6 +288,17 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
                 term = outs[0].new_zeros(())
             loss = loss + weight * term
             parts[name] = term.item()
+    if cfg.w_lowpass > 0:  # synthetic clips only (see TrainConfig.w_lowpass)
+        rows = None if lol is None else lol < 0.5
+        if rows is None:
+            term = reduce.mean(sum(lowpass_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
+        elif bool(rows.any()):
+            term = reduce.mean(sum(lowpass_loss(o[rows], high[:, c][rows]) for o, c in zip(outs, centers))
+                               / len(centers)) * rows.float().mean()
+        else:
+            term = outs[0].new_zeros(())
+        loss = loss + cfg.w_lowpass * term
+        parts["lowpass"] = term.item()
     if len(centers) >= 2 and cfg.w_temporal > 0:
         a = centers[-2]
         tl = temporal_loss(outs[-2], outs[-1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],
@@ -527,7 +538,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     if cfg.lol_siblings:
         cols[10:10] = ["val_sib_psnr", "val_sib_ssim"]
     # the perceptual terms only when on, so the logs of runs without them keep their columns
-    cols += [n for n, w in (("tone", cfg.w_tone), ("colour", cfg.w_colour), ("edge", cfg.w_edge)) if w > 0]
+    cols += [n for n, w in (("tone", cfg.w_tone), ("colour", cfg.w_colour), ("edge", cfg.w_edge),
+                            ("lowpass", cfg.w_lowpass)) if w > 0]
     log_f = writer = None
     elapsed = 0.0
     if main:

@@ -66,6 +66,10 @@ class TrainConfig:
         w_tone, w_colour, w_edge: weights of ``losses.tone_loss`` (luma quantiles: blacks and
             contrast), ``colour_loss`` (hue and saturation) and ``edge_loss`` (image gradients);
             0 (off) in every model up to v7.
+        w_lowpass: weight of ``losses.lowpass_loss`` (8x8 block means: the coarse, spatially
+            varying tone) on the synthetic clips only: a LOL pair's truth is not a global
+            transform of its input, a synthetic clip's is (docs/research/real-footage.md section
+            36). 0 (off) in every model up to v8.
         lol_tone_free: LOL pairs teach restoration, not tone: their reconstruction, SSIM and edge
             losses score the output after the per-sample, per-channel gain and offset that best
             fit it to the ground truth (least squares, not back-propagated), and the tone and
@@ -127,6 +131,7 @@ class TrainConfig:
     w_tone: float = 0.0
     w_colour: float = 0.0
     w_edge: float = 0.0
+    w_lowpass: float = 0.0
     lol_tone_free: bool = False
     lol_natural: float = 0.0
     val_every: int = 1000
@@ -228,7 +233,7 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
         raise UsageError(f"camera_share must be in [0, 1], got {cfg.camera_share}")
     if cfg.camera_on_device and cfg.degradation != "camera":
         raise UsageError('camera_on_device needs degradation "camera"')
-    for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge"):
+    for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge", "w_lowpass"):
         if not getattr(cfg, name) >= 0:
             raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
