@@ -233,6 +233,19 @@ class _GlobalMean:
         return num / total.clamp_min(1.0) * self.ctx.world_size
 
 
+def _rows_term(fn, outs: list[torch.Tensor], high: torch.Tensor, centers: list[int], reduce: _GlobalMean,
+               rows: torch.Tensor | None) -> torch.Tensor:
+    """``fn(output, truth)`` over the centre frames, averaged like the reconstruction loss; with
+    ``rows`` ((B,) bool) over those samples only, weighted by their share of the batch (0 when
+    there are none), so per-sample statistics stay per sample."""
+    if rows is None:
+        return reduce.mean(sum(fn(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
+    if not bool(rows.any()):
+        return outs[0].new_zeros(())
+    return reduce.mean(sum(fn(o[rows], high[:, c][rows]) for o, c in zip(outs, centers))
+                       / len(centers)) * rows.float().mean()
+
+
 def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
                reduce: _GlobalMean | None = None) -> tuple[torch.Tensor, dict]:
     """One forward/backward-ready loss on a batch of N-frame clips (N = T + 1 by default).
@@ -275,30 +288,15 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(scored, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl
     parts = {"rec": rec.item(), "ssim": sl.item()}
-    for name, weight, fn in (("tone", cfg.w_tone, tone_loss), ("colour", cfg.w_colour, colour_loss),
-                             ("edge", cfg.w_edge, edge_loss)):
-        if weight > 0:  # per-sample statistics averaged like the reconstruction loss
-            if name == "edge" or tone_rows is None:
-                src = scored if name == "edge" else outs
-                term = reduce.mean(sum(fn(o, high[:, c]) for o, c in zip(src, centers)) / len(centers))
-            elif bool(tone_rows.any()):
-                term = reduce.mean(sum(fn(o[tone_rows], high[:, c][tone_rows]) for o, c in zip(outs, centers))
-                                   / len(centers)) * tone_rows.float().mean()
-            else:
-                term = outs[0].new_zeros(())
+    synthetic = None if lol is None else lol < 0.5  # the low-pass term's rows (see TrainConfig.w_lowpass)
+    for name, weight, fn, src, rows in (("tone", cfg.w_tone, tone_loss, outs, tone_rows),
+                                        ("colour", cfg.w_colour, colour_loss, outs, tone_rows),
+                                        ("edge", cfg.w_edge, edge_loss, scored, None),
+                                        ("lowpass", cfg.w_lowpass, lowpass_loss, outs, synthetic)):
+        if weight > 0:
+            term = _rows_term(fn, src, high, centers, reduce, rows)
             loss = loss + weight * term
             parts[name] = term.item()
-    if cfg.w_lowpass > 0:  # synthetic clips only (see TrainConfig.w_lowpass)
-        rows = None if lol is None else lol < 0.5
-        if rows is None:
-            term = reduce.mean(sum(lowpass_loss(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
-        elif bool(rows.any()):
-            term = reduce.mean(sum(lowpass_loss(o[rows], high[:, c][rows]) for o, c in zip(outs, centers))
-                               / len(centers)) * rows.float().mean()
-        else:
-            term = outs[0].new_zeros(())
-        loss = loss + cfg.w_lowpass * term
-        parts["lowpass"] = term.item()
     if len(centers) >= 2 and cfg.w_temporal > 0:
         a = centers[-2]
         tl = temporal_loss(outs[-2], outs[-1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],

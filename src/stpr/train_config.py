@@ -68,8 +68,8 @@ class TrainConfig:
             0 (off) in every model up to v7.
         w_lowpass: weight of ``losses.lowpass_loss`` (8x8 block means: the coarse, spatially
             varying tone) on the synthetic clips only: a LOL pair's truth is not a global
-            transform of its input, a synthetic clip's is (docs/research/real-footage.md section
-            36). 0 (off) in every model up to v8.
+            transform of its input, a synthetic clip's is (docs/research/real-footage.md sections
+            36-37). 0 (off) in every model up to v8.
         lol_tone_free: LOL pairs teach restoration, not tone: their reconstruction, SSIM and edge
             losses score the output after the per-sample, per-channel gain and offset that best
             fit it to the ground truth (least squares, not back-propagated), and the tone and
