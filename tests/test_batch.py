@@ -167,20 +167,13 @@ def test_ray_batch_two_workers(tmp_path, weights, capsys):
         ray.shutdown()
 
 
-def test_look_flow_and_temporal_filter_reach_every_video(tmp_path, tmp_path_factory, capsys, monkeypatch):
+def test_look_flow_and_temporal_filter_reach_every_video(tmp_path, tmp_path_factory, capsys):
     """--look/--flow/--temporal-filter give each video what ``stpr enhance`` with them gives; a look the
     model lacks or a strength out of range is refused (exit 2) before OUT_DIR exists."""
     from helpers import save_weights
     from test_models import _with_looks
 
-    import stpr.io.encoding as encoding
     from stpr.io import open_input
-
-    # x264 with its lookahead (mbtree, B-frames) encoded identical frames differently from run to
-    # run here (session 31: up to 26 levels apart after decoding, on all frames); without it the
-    # two encodes compared below are the same for the same frames.
-    options = encoding._encoder_options
-    monkeypatch.setattr(encoding, "_encoder_options", lambda *a: {**options(*a), "tune": "zerolatency"})
 
     def frames(p: Path) -> np.ndarray:
         with open_input(p) as r:

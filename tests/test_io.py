@@ -192,6 +192,31 @@ def test_video_round_trip_keeps_frames_pts_and_audio(tmp_path: Path) -> None:
     assert kinds.index("audio") < len(kinds) - kinds[::-1].index("video") - 1
 
 
+def test_x264_leaves_out_avx512_only() -> None:
+    from stpr.io.encoding import _x264_asm
+
+    assert _x264_asm(frozenset({"sse", "sse2", "avx", "avx2"})) is None  # no AVX-512: x264 decides
+    asm = _x264_asm(frozenset({"sse", "sse2", "pni", "ssse3", "avx", "avx2", "fma", "bmi2", "avx512f", "avx512bw"}))
+    assert asm == "MMX2,SSE,SSE2,SSE3,SSSE3,AVX,FMA3,AVX2,BMI2"  # what the CPU has, nothing more
+
+
+def test_same_frames_encode_to_the_same_file(tmp_path: Path) -> None:
+    """x264 with its AVX-512 code gave 3-5 different files in 12-16 encodes of these frames
+    (session 32); stpr's writer leaves that code out, so every encode is the same."""
+    frames = [np.roll(smooth_pattern(128, 160), 2 * i, axis=1) for i in range(20)]
+    info = MediaInfo(kind="video", width=160, height=128, fps=Fraction(25), num_frames=20, rotation=0,
+                     time_base=Fraction(1, 25), colorspace="bt709", color_range="tv", has_audio=False,
+                     path=tmp_path / "src.mp4")
+    files = set()
+    for run in range(6):
+        out = tmp_path / f"{run}.mp4"
+        with open_output(out, info) as writer:
+            for i, rgb in enumerate(frames):
+                writer.write(Frame(rgb=rgb, pts=i, time_base=Fraction(1, 25), index=i))
+        files.add(out.read_bytes())
+    assert len(files) == 1
+
+
 def test_vfr_timestamps_are_carried(tmp_path: Path) -> None:
     src = tmp_path / "vfr.mkv"
     pts = [0, 1, 2, 4, 7, 8, 12, 13]

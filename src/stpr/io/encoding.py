@@ -10,6 +10,7 @@ range, so a pass-through round trip does not shift colours.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -44,8 +45,39 @@ _CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx": (0, 63), "libvpx
 _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+# x264's names (its --asm list) for the SIMD sets Linux reports in /proc/cpuinfo, AVX-512 left out.
+_X264_ASM_OF_CPUINFO = {"sse": "MMX2,SSE", "sse2": "SSE2", "pni": "SSE3", "ssse3": "SSSE3", "sse4_1": "SSE4.1",
+                        "sse4_2": "SSE4.2", "avx": "AVX", "fma": "FMA3", "avx2": "AVX2", "abm": "LZCNT",
+                        "bmi1": "BMI1", "bmi2": "BMI2"}
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them; empty where /proc/cpuinfo is not there."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _x264_asm(flags: frozenset[str]) -> str | None:
+    """x264's SIMD list for a CPU with ``flags``: every set it has but AVX-512, or None (x264's own
+    choice) on a CPU without AVX-512. With its AVX-512 code x264 encodes the same frames to a
+    different bitstream from run to run, with one thread as with several (docs/resume.md); without
+    it the output is the same every time."""
+    if "avx512f" not in flags:
+        return None
+    return ",".join(name for flag, name in _X264_ASM_OF_CPUINFO.items() if flag in flags)
+
+
 def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     options: dict[str, str] = {}
+    if codec == "libx264" and (asm := _x264_asm(_cpu_flags())):
+        options["x264-params"] = f"asm={asm}"
     if codec in _CRF_CODECS:
         options["crf"] = str(crf)
         if codec.startswith("libvpx"):
