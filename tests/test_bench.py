@@ -48,6 +48,17 @@ def test_matmul_peak_positive():
     assert matmul_peak_gflops(n=256, reps=2) > 0
 
 
+@pytest.mark.parametrize("budget_s, sizes", [(0.0, [256, 256, 256]), (1e9, [256, 512, 1024, 1024, 1024])])
+def test_matmul_peak_grows_the_size_only_while_a_product_is_quick(monkeypatch, budget_s, sizes):
+    """An emulated bfloat16 matmul (~1 GFLOP/s) must not be measured at 2048²: minutes, not seconds."""
+    import torch
+
+    seen, matmul = [], torch.matmul
+    monkeypatch.setattr(torch, "matmul", lambda a, b: seen.append(a.shape[0]) or matmul(a, b))
+    assert matmul_peak_gflops(n=1024, reps=2, budget_s=budget_s) > 0
+    assert seen == sizes
+
+
 def test_bench_cli_tiny(tmp_path, weights, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--sizes", "64x48", "--frames", "3", "--methods", "stpr,lime", "--model", str(weights),

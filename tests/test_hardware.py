@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -48,7 +50,13 @@ def test_auto_precision_on_cpu_follows_the_instruction_set(monkeypatch, has_bf16
     monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: has_bf16)
     assert resolve_precision("auto", torch.device("cpu")) == expected
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"  # asked for: honoured, even if slow
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resolve_precision("bf16", torch.device("cpu")) == "bf16"  # asked for: honoured, even if slow
+    # ... with a warning where it would be emulated
+    assert [str(w.message) for w in caught if "no native bfloat16" in str(w.message)] == ([] if has_bf16 else [
+        "--precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so PyTorch emulates it, far "
+        "slower than fp32 (auto picks fp32 here)"])
 
 
 def test_auto_precision_on_gpu(monkeypatch):

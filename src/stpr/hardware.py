@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import warnings
 from pathlib import Path
 
 import torch
@@ -87,6 +88,9 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
         return "bf16" if cpu_has_fast_bf16() else "fp32"
     if precision == "fp16":
         raise UsageError("--precision fp16 is for GPUs; on a CPU use bf16 or fp32")
+    if precision == "bf16" and not cpu_has_fast_bf16():
+        warnings.warn("--precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so PyTorch "
+                      "emulates it, far slower than fp32 (auto picks fp32 here)", stacklevel=2)
     return precision
 
 

@@ -85,7 +85,9 @@ class TrainConfig:
             ``if __name__ == "__main__":`` guard. threads: torch intra-op threads (0 = default).
         device: "auto" (the process's GPU when CUDA is available, else CPU), "cpu" or "cuda".
         amp: run the network's forward pass under bfloat16 autocast (convolutions in bfloat16; the
-            losses stay float32). Meant for GPUs; on most CPUs it is slower.
+            losses stay float32). For GPUs and for CPUs that multiply bfloat16 natively
+            (AVX512-BF16 or AMX); on other CPUs it is ignored with a warning (float32 there:
+            emulated bfloat16 is orders of magnitude slower).
         clip_frames: frames per training clip (0: T + 1); the two middle frames are enhanced.
         model: STPRConfig fields.
         init: optional weights file to start from.
