@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,22 @@ def test_dis_flow_on_small_frames(hw):
     with torch.no_grad():
         y = model(textured(1, 3, *hw))
     assert y.shape == (1, 3, *hw)
+
+
+@pytest.mark.parametrize("preset", ["ULTRAFAST", "FAST", "MEDIUM"])
+def test_dis_flow_on_short_wide_images(preset):
+    """OpenCV 5.1's fast DIS presets segfault on images under 32 rows and >= 80 columns (the
+    temporal filter's work size of a 10:1 strip, a tiny clip): dis_flow must not hand them one.
+    Run in a child process, so that a crash fails this test rather than the whole run."""
+    code = ("import sys, cv2, numpy as np\n"
+            "from stpr.models.flow_arch import dis_flow\n"
+            "rng = np.random.default_rng(0)\n"
+            "for h, w in [(28, 80), (16, 100), (31, 1024), (8, 300)]:\n"
+            "    a, b = (rng.integers(0, 256, (h, w), dtype=np.uint8) for _ in range(2))\n"
+            f"    f = dis_flow(a, b, cv2.DISOPTICAL_FLOW_PRESET_{preset})\n"
+            "    assert f.shape == (h, w, 2) and f.dtype == np.float32 and np.isfinite(f).all(), (h, w)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
 
 
 @pytest.mark.parametrize("layout", [{}, FAST], ids=["default", "fast"])

@@ -131,6 +131,9 @@ class PyramidFlowNet(nn.Module):
         return flow
 
 
+MIN_DIS_SIDE = 32  # pixels: dis_flow upscales images with a shorter side
+
+
 def dis_flow(ref: np.ndarray, nbr: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> np.ndarray:
     """Classical DIS optical flow (Kroeger et al. 2016) on two grayscale uint8 images.
 
@@ -141,8 +144,9 @@ def dis_flow(ref: np.ndarray, nbr: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW
         (H, W, 2) float32 flow reference -> neighbour in pixels.
     """
     h, w = ref.shape[:2]
-    # DIS needs a few patches per side; upscale tiny images and scale the flow back down.
-    scale = int(np.ceil(16 / min(h, w))) if min(h, w) < 16 else 1
+    # DIS needs a few patches per side, and OpenCV 5.1's fast presets crash (segfault) on images
+    # under 32 rows and at least 80 columns: upscale small sides to 32, scale the flow back down.
+    scale = int(np.ceil(MIN_DIS_SIDE / min(h, w))) if min(h, w) < MIN_DIS_SIDE else 1
     if scale > 1:
         size = (w * scale, h * scale)
         ref = cv2.resize(ref, size, interpolation=cv2.INTER_LINEAR)
