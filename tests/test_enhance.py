@@ -179,6 +179,7 @@ def test_io_threads_give_identical_video(tmp_path, weights):
     assert len(outs[True]) == 7 and all(np.array_equal(a, b) for a, b in zip(outs[False], outs[True]))
 
 
+@pytest.mark.filterwarnings("ignore:--precision bf16")  # bf16 asked for on purpose, native or not
 def test_bf16_stays_close():
     model = tiny_model()
     clip = list(dark_clip(n=4, h=48, w=64, seed=5))
@@ -233,6 +234,7 @@ def test_bad_device_or_precision_is_a_usage_error():
         Enhancer(tiny_model(), batch=0)
 
 
+@pytest.mark.filterwarnings("ignore:--precision bf16")  # bf16 asked for on purpose, native or not
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_workers_enhance_frames_at_once_with_the_same_output(precision):
     """Two frames at once, each in its own thread: the same frames (to a level: one torch thread
