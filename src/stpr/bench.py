@@ -524,11 +524,10 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
     if any(p not in PRECISIONS for p in precisions):
         raise UsageError(f"--precisions: choose from {', '.join(PRECISIONS)}, got {','.join(precisions)}")
     dev = resolve_device(device)
-    for p in precisions:
-        resolve_precision(p, dev)  # fp16 on a CPU: a usage error now, not one per case
+    resolved = [resolve_precision(p, dev) for p in precisions]  # fp16 on a CPU: a usage error now, not one per case
     log("measuring the CPU's matmul peak ...")
     peaks = {"fp32": matmul_peak_gflops(threads=threads)}
-    if any(resolve_precision(p, dev) == "bf16" for p in precisions) and dev.type == "cpu":
+    if "bf16" in resolved and dev.type == "cpu":
         peaks["bf16"] = matmul_peak_gflops(threads=threads, dtype="bf16")
     peak = peaks["fp32"]
     import torch
