@@ -9,6 +9,7 @@ import pytest
 from stpr.bench import format_table, make_clip, matmul_peak_gflops, model_gflops, parse_sizes
 from stpr.cli import main
 from stpr.errors import UsageError
+from stpr.hardware import cpu_has_fast_bf16
 from stpr.io import open_input
 
 from helpers import save_weights, tiny
@@ -69,6 +70,7 @@ def test_bench_cli_tiny(tmp_path, weights, capsys):
     assert "| 64x48 | lime | – | cpu | – | 3 |" in printed and "| video length |" in printed
     data = json.loads(out.read_text())
     assert data["machine"]["matmul_peak_gflops"] > 0 and data["repeat"] == 2
+    assert data["machine"]["cpu_native_bf16"] is cpu_has_fast_bf16()  # which precision auto means here
     rows = {r["method"]: r for r in data["results"]}
     assert set(rows) == {"stpr", "lime"}
     for r in rows.values():

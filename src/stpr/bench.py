@@ -431,7 +431,7 @@ def _spread(r: dict) -> str:
 def format_table(results: list[dict], peaks: dict[str, float] | None, preset: str = "medium") -> str:
     lines = []
     if peaks:
-        lines.append("CPU matmul peak of this machine (2048², the % column's reference): " +
+        lines.append("CPU matmul peak of this machine (square products up to 2048², the % column's reference): " +
                      ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
         lines.append("")
     lines.append(f"end-to-end: decode + enhance + encode (H.264, crf 18, preset {preset}), median of the runs "
@@ -518,7 +518,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
         from stpr.checkpoint import load_model
 
         load_model(Path(model) if model else None)  # fail early (ModelError) on a bad/missing model
-    from stpr.hardware import PRECISIONS, resolve_device, resolve_precision
+    from stpr.hardware import PRECISIONS, cpu_has_fast_bf16, resolve_device, resolve_precision
 
     precisions = list(precisions or ["auto"])
     if any(p not in PRECISIONS for p in precisions):
@@ -533,6 +533,7 @@ def run_bench(sizes: list[tuple[int, int]] | None = None, frames: int = 10, meth
     import torch
 
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "cpu_native_bf16": cpu_has_fast_bf16(),
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": threads or torch.get_num_threads(),
                "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks,
                "cuda": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "preset": preset}
