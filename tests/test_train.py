@@ -222,7 +222,7 @@ def test_load_config_rejects_bad_overrides(overrides):
                                        ['model.looks=["one"]'], ["lol_natural=0.5"],
                                        ["lol_natural=1.5", 'model.looks=["natural", "lol"]'],
                                        ["motion_blur_prob=2"], ["motion_blur_max=0"],
-                                       ["camera_share=1.5"], ["camera_share=-0.1"]])
+                                       ["camera_share=1.5"], ["camera_share=-0.1"], ["w_lowpass=1", "crop=4"]])
 def test_bad_synthesis_settings_are_usage_errors(overrides):
     with pytest.raises(UsageError):
         load_config(None, overrides)

@@ -238,6 +238,8 @@ def load_config(path: str | None, overrides: list[str]) -> TrainConfig:
     for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge", "w_lowpass"):
         if not getattr(cfg, name) >= 0:
             raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.w_lowpass > 0 and cfg.crop < 8:  # its 8x8 block means need at least one block
+        raise UsageError(f"w_lowpass needs crop >= 8 (it compares 8x8 block means), got crop {cfg.crop}")
     if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
         raise UsageError(f"weights must be 3 or 4 non-negative numbers (LOL, video, paired[, stills]), "
                          f"got {cfg.weights}")
