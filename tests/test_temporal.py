@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from helpers import tiny_model
@@ -109,3 +112,16 @@ def test_enhancer_filters_by_default_and_zero_turns_it_off():
     assert any(not np.array_equal(a, b) for a, b in zip(on[1:], off[1:]))
     with pytest.raises(UsageError, match="temporal-filter"):
         Enhancer(model, temporal_filter=1.0)
+
+
+def test_a_strip_wider_than_ten_to_one_is_filtered():
+    """The filter's work size of a 1280x96 video is 320x24: OpenCV 5.1's fast DIS preset segfaulted
+    on it (`stpr enhance` died on such a video). Run in a child process so a crash fails this test only."""
+    code = ("import numpy as np\n"
+            "from stpr.temporal import TemporalFilter\n"
+            "rng = np.random.default_rng(0)\n"
+            "f = TemporalFilter(strength=0.5)\n"
+            "outs = [f(rng.integers(0, 256, (96, 1280, 3), dtype=np.uint8)) for _ in range(3)]\n"
+            "assert all(o.shape == (96, 1280, 3) and o.dtype == np.uint8 for o in outs)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
