@@ -7,6 +7,8 @@ and this module imports like a top-level one. Shared fixtures live in ``conftest
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -99,3 +101,10 @@ def assert_close(a: dict, b: dict, atol: float):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=0, atol=atol), (k, (a[k] - b[k]).abs().max().item())
+
+
+def assert_runs_in_child(code: str, timeout: float = 120) -> None:
+    """Run Python ``code`` in a child process and require a clean exit: for code that may crash
+    the interpreter (a segfault in a native library) and must fail one test, not the whole run."""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])

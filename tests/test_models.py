@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.stpr_arch import STPR, STPRConfig, window_indices
 from stpr.models.warp import flow_validity_mask, flow_warp, occlusion_mask, resize_flow
 
-from helpers import TINY, tiny, tiny_model
+from helpers import TINY, assert_runs_in_child, tiny, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -103,8 +101,7 @@ def test_dis_flow_on_short_wide_images(preset):
             "    a, b = (rng.integers(0, 256, (h, w), dtype=np.uint8) for _ in range(2))\n"
             f"    f = dis_flow(a, b, cv2.DISOPTICAL_FLOW_PRESET_{preset})\n"
             "    assert f.shape == (h, w, 2) and f.dtype == np.float32 and np.isfinite(f).all(), (h, w)\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert_runs_in_child(code)
 
 
 @pytest.mark.parametrize("layout", [{}, FAST], ids=["default", "fast"])

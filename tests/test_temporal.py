@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from helpers import tiny_model
+from helpers import assert_runs_in_child, tiny_model
 
 from stpr.enhance import Enhancer
 from stpr.errors import UsageError
@@ -123,5 +120,4 @@ def test_a_strip_wider_than_ten_to_one_is_filtered():
             "f = TemporalFilter(strength=0.5)\n"
             "outs = [f(rng.integers(0, 256, (96, 1280, 3), dtype=np.uint8)) for _ in range(3)]\n"
             "assert all(o.shape == (96, 1280, 3) and o.dtype == np.uint8 for o in outs)\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert_runs_in_child(code)
