@@ -86,8 +86,8 @@ class TrainConfig:
         device: "auto" (the process's GPU when CUDA is available, else CPU), "cpu" or "cuda".
         amp: run the network's forward pass under bfloat16 autocast (convolutions in bfloat16; the
             losses stay float32). For GPUs and for CPUs that multiply bfloat16 natively
-            (AVX512-BF16 or AMX); on other CPUs it is ignored with a warning (float32 there:
-            emulated bfloat16 steps ran ~11x slower there).
+            (AVX512-BF16 or AMX); on other CPUs it is ignored with a warning and the run
+            trains in float32 (emulated bfloat16 steps ran ~11x slower on an AVX2-only CPU).
         clip_frames: frames per training clip (0: T + 1); the two middle frames are enhanced.
         model: STPRConfig fields.
         init: optional weights file to start from.
