@@ -228,6 +228,33 @@ def test_bad_synthesis_settings_are_usage_errors(overrides):
         load_config(None, overrides)
 
 
+@pytest.mark.parametrize("overrides", [["steps=0"], ["val_every=0"], ["ckpt_every=0"], ["log_every=0"],
+                                       ["crop=11"], ["workers=-1"], ["threads=-1"], ["warmup=-1"], ["lol_val=-1"],
+                                       ["lr=0"], ["min_lr=-1"], ["seed=-1"],
+                                       ["seed=4294967296"], ["video_scale=0"], ["val_video_frames=-1"]])
+def test_settings_no_run_can_use_are_usage_errors(overrides):
+    """Each of these crashed (ZeroDivisionError, a kernel larger than the crop, ...) after the
+    minutes it takes to load the data, or trained nothing."""
+    with pytest.raises(UsageError):
+        load_config(None, overrides)
+
+
+def test_train_checks_a_config_built_in_python(tmp_path, lol_root):
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match="val_every"):
+        train(tiny_cfg(out, lol_root, steps=2, val_every=0), quiet=True)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kw, match", [(dict(lol_val=3), "no training pairs"), (dict(lol_siblings=2), "lol_siblings")])
+def test_lol_splits_that_leave_nothing_are_usage_errors(tmp_path, lol_root, kw, match):
+    """The three pairs of ``lol_root``: all of them held out, or siblings of scenes shot once."""
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match=match):
+        train(tiny_cfg(out, lol_root, steps=2, **kw), quiet=True)
+    assert not out.exists()
+
+
 def test_synthesis_settings_reach_the_video_dataset(tmp_path):
     """video_exposure_range / video_h264_prob / video_noise_scale configure SyntheticVideoClips."""
     from stpr.data.datasets import SyntheticVideoClips

@@ -47,7 +47,7 @@ from stpr.losses import (charbonnier, colour_loss, edge_loss, fit_affine, flow_l
                          temporal_loss, tone_loss)
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
-from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_arguments, check_retired,  # noqa: F401
+from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_arguments, check_config, check_retired,  # noqa: F401
                                check_train_only, load_config)
 
 
@@ -145,8 +145,13 @@ def build_datasets(cfg: TrainConfig, frames: int):
     val = {}
     if cfg.lol_root:
         tr, va = lol_split(Path(cfg.lol_root), cfg.lol_val)
+        if not tr:
+            raise UsageError(f"lol_val {cfg.lol_val} leaves no training pairs: {cfg.lol_root} has {len(va)}")
         if cfg.lol_siblings:
-            tr, sib = lol_sibling_split(Path(cfg.lol_root), tr, cfg.lol_siblings)
+            try:
+                tr, sib = lol_sibling_split(Path(cfg.lol_root), tr, cfg.lol_siblings)
+            except ValueError as e:  # fewer scenes shot twice than siblings asked for
+                raise UsageError(f"lol_siblings: {e}") from None
             val["lol_siblings"] = sib
         srcs.append(LOLClips(Path(cfg.lol_root), tr, frames, cfg.crop, seed=cfg.seed, max_shift=cfg.lol_max_shift,
                              natural_share=cfg.lol_natural))
@@ -433,6 +438,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     Under torchrun (WORLD_SIZE > 1 in the environment) this joins the process group and trains
     with DistributedDataParallel; see the module docstring.
     """
+    check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
