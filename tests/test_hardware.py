@@ -9,7 +9,8 @@ import torch
 
 from stpr import hardware
 from stpr.errors import UsageError
-from stpr.hardware import (autocast, cast_convolutions, cpuinfo_has_bf16, default_batch, resolve_device, resolve_precision)
+from stpr.hardware import (autocast, cast_convolutions, cpuinfo_has_bf16, default_batch, has_native_bf16, resolve_device,
+                           resolve_precision)
 
 CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f {}\nbugs\t\t: none\n"
 
@@ -60,11 +61,17 @@ def test_auto_precision_on_cpu_follows_the_instruction_set(monkeypatch, has_bf16
 
 
 def test_auto_precision_on_gpu(monkeypatch):
+    """bf16 where the GPU multiplies it natively (Ampere and newer), fp16 on a T4 or V100, where
+    ``torch.cuda.is_bf16_supported()`` still says True (it counts emulation)."""
+    monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    for capability, auto in (((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp16"), ((7, 0), "fp16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert resolve_precision("auto", torch.device("cuda")) == auto
+        assert has_native_bf16(torch.device("cuda")) is (auto == "bf16")
+        assert resolve_precision("fp16", torch.device("cuda")) == "fp16"
+    monkeypatch.setattr(torch.version, "hip", "6.2")  # AMD GPUs under ROCm: bf16
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
-    assert resolve_precision("fp16", torch.device("cuda")) == "fp16"
 
 
 def test_bad_precisions():

@@ -301,7 +301,7 @@ def test_amp_trains_close_to_float32(tmp_path, lol_root, monkeypatch):
     """bfloat16 autocast of the forward pass (``amp``): losses stay float32 and finite, and the
     first step's loss (same batch, same initial weights) is within bfloat16 rounding of float32's.
     (Run as on a CPU with native bfloat16, whatever this one has: at TINY's width emulation is cheap.)"""
-    monkeypatch.setattr(train_mod, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(train_mod, "has_native_bf16", lambda device: True)
     runs = [train(tiny_cfg(tmp_path / f"amp{a}", lol_root, 2, amp=a, val_every=100), quiet=True) for a in (False, True)]
     fp32, bf16 = (read_log(r)[0] for r in runs)
     assert math.isfinite(float(bf16["loss"]))
@@ -313,7 +313,7 @@ def test_amp_trains_close_to_float32(tmp_path, lol_root, monkeypatch):
 def test_amp_on_a_cpu_without_native_bf16_trains_in_float32(tmp_path, lol_root, monkeypatch, capsys):
     """Where bfloat16 would be emulated (no AVX512-BF16 or AMX), ``amp`` is ignored with a one-line
     warning: the run is the float32 run bit for bit, and its saved config still says amp."""
-    monkeypatch.setattr(train_mod, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(train_mod, "has_native_bf16", lambda device: False)
     fp32 = train(tiny_cfg(tmp_path / "fp32", lol_root, 2, amp=False, val_every=100), quiet=True)
     capsys.readouterr()
     asked = train(tiny_cfg(tmp_path / "amp", lol_root, 2, amp=True, val_every=100))

@@ -47,6 +47,20 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """True on GPUs that multiply bfloat16 in hardware: NVIDIA compute capability 8.0 (Ampere) and
+    newer, and AMD (ROCm). ``torch.cuda.is_bf16_supported()`` says True on older NVIDIA GPUs too
+    (T4, V100), where bfloat16 is only emulated."""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` (a CPU or a CUDA GPU) multiplies bfloat16 in hardware."""
+    return cuda_has_native_bf16(device) if device.type == "cuda" else cpu_has_fast_bf16()
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """The torch device for a ``--device`` value.
 
@@ -82,7 +96,7 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if device.type == "cuda":
         if precision == "auto":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if cuda_has_native_bf16(device) else "fp16"
         return precision
     if precision == "auto":
         return "bf16" if cpu_has_fast_bf16() else "fp32"

@@ -42,7 +42,7 @@ from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, Synthet
     SyntheticVideoClips, apply_deferred_camera, lol_sibling_split, lol_split, read_stills, read_video_frames
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
-from stpr.hardware import cpu_has_fast_bf16
+from stpr.hardware import has_native_bf16
 from stpr.losses import (charbonnier, colour_loss, edge_loss, fit_affine, flow_loss, lowpass_loss, ssim_loss,
                          temporal_loss, tone_loss)
 from stpr.models.common import frame_stats
@@ -491,12 +491,14 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = ctx.device
-    if cfg.amp and dev.type == "cpu" and not cpu_has_fast_bf16():
-        # Without AVX512-BF16 or AMX, PyTorch emulates bfloat16: on an AVX2-only CPU a training step
-        # was ~11x slower than float32's (a lone convolution ~150x). The saved config keeps amp.
+    if cfg.amp and not has_native_bf16(dev):
+        # Without AVX512-BF16 or AMX (or on a GPU older than Ampere), bfloat16 is emulated: on an
+        # AVX2-only CPU a training step was ~11x slower than float32's (a lone convolution ~150x).
+        # The saved config keeps amp.
         if main and not quiet:
-            print("amp: this CPU has no native bfloat16 (AVX512-BF16 or AMX); training in float32",
-                  file=sys.stderr)
+            what = "GPU has no native bfloat16 (compute capability below 8.0)" if dev.type == "cuda" else \
+                "CPU has no native bfloat16 (AVX512-BF16 or AMX)"
+            print(f"amp: this {what}; training in float32", file=sys.stderr)
         cfg = replace(cfg, amp=False)
 
     random.seed(cfg.seed)
