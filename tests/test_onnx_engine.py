@@ -151,3 +151,13 @@ def test_export_bakes_the_look_in(tmp_path, tmp_path_factory):
         Enhancer.from_pretrained(tmp_path / "e", engine="onnx", look="natural")
     fly = list(Enhancer.from_pretrained(path, engine="onnx", look="lol").enhance_frames(clip))
     assert _max_diff(fly, got) == 0
+
+
+@pytest.mark.parametrize("name", ["fast", None])
+def test_onnx_engine_on_a_shipped_model_by_name(name):
+    """``--engine onnx --model fast`` (and the default model) export the shipped weights on the fly:
+    the export once looked for a file called "fast" to hash and failed with FileNotFoundError."""
+    enhancer = Enhancer.from_pretrained(name, engine="onnx", threads=1, tile=0)
+    clip = list(dark_clip(n=2, h=40, w=56))
+    ref = list(Enhancer.from_pretrained(name, threads=1, tile=0, precision="fp32").enhance_frames(clip))
+    assert _max_diff(ref, list(enhancer.enhance_frames(clip))) <= 1

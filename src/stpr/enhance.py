@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from stpr._threads import OtherLoad, cores_available
-from stpr.checkpoint import load_model
+from stpr.checkpoint import load_model, resolve_weights
 from stpr.errors import InputError, ModelError, UsageError
 from stpr.exposure import ExposureControl
 from stpr.hardware import autocast, cast_convolutions, default_batch, free_memory_mb, resolve_device, resolve_precision
@@ -396,7 +396,7 @@ class Enhancer:
                 return cls(onnx_model, **kwargs)
             model = cls._load(path, flow, frames, look)
             with tempfile.TemporaryDirectory(prefix="stpr_onnx_") as tmp:
-                export_onnx(model, tmp, weights=path)
+                export_onnx(model, tmp, weights=resolve_weights(path))  # a shipped model's name: its file
                 onnx_model = OnnxSTPR(tmp, threads=kwargs.get("threads"))  # sessions hold the graphs
             return cls(onnx_model, **kwargs)
         return cls(cls._load(path, flow, frames, look), **kwargs)
