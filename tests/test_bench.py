@@ -115,6 +115,15 @@ def test_bench_bad_options(args, weights):
     assert main(["bench", "--sizes", "64x48", "--model", str(weights), "--quiet", *args]) == 2
 
 
+def test_bench_json_in_a_missing_folder_fails_before_measuring(tmp_path, weights, monkeypatch, capsys):
+    import stpr.bench
+
+    monkeypatch.setattr(stpr.bench, "run_bench", lambda *a, **k: pytest.fail("measured"))
+    assert main(["bench", "--sizes", "64x48", "--model", str(weights), "--quiet",
+                 "--json", str(tmp_path / "missing" / "b.json")]) == 5
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_format_table_reports_errors():
     table = format_table([{"size": "64x48", "method": "stpr", "error": "boom"}], {"fp32": 10.0, "bf16": 30.0})
     assert "error: boom" in table and "fp32 10.0 GFLOP/s, bf16 30.0 GFLOP/s" in table

@@ -196,6 +196,19 @@ def test_eval_usage_errors(tmp_path, capsys):
     assert "stpr: error:" in err
 
 
+@pytest.mark.parametrize("where", ["a_file", "a_file/report"])
+def test_eval_report_folder_that_cannot_be_made_fails_before_the_evaluation(tmp_path, monkeypatch, capsys, where):
+    """The report is written after the evaluation (an hour for the LOL split): a bad --out used to
+    surface only then."""
+    (tmp_path / "a_file").write_text("x")
+    import stpr.report
+
+    monkeypatch.setattr(stpr.report, "_run_eval", lambda *a, **k: pytest.fail("evaluated"))
+    assert main(["eval", str(tmp_path / "in.mp4"), "--methods", "lime", "--out", str(tmp_path / where)]) == 5
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
 def test_eval_lol_sibling_split(tmp_path, tmp_path_factory):
     """--lol-split siblings scores the pairs a training config's lol_siblings holds out, in the look
     asked for; a folder without scenes shot twice is a one-line input error."""

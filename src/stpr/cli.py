@@ -378,6 +378,10 @@ def _run_bench(args) -> int:
         if not durations or min(durations) <= 0:
             raise UsageError("--durations must be positive numbers of seconds")
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    if args.json:  # a JSON path that cannot be written fails now, not after the measurements
+        from stpr.io.writing import check_output_path
+
+        check_output_path(Path(args.json), [])
     if args.side_by_side is not None:
         from stpr.bench import format_shared, run_shared
 

@@ -279,9 +279,9 @@ def check_compare_target(out: Path, inputs: Sequence[Path], overwrite: bool) -> 
     target = _named(out)
     if not target.name:
         raise UsageError(f"-o {out}: give the name of a page (.html) or of a folder to write the page into")
-    from stpr.io.writing import _check_output_path
+    from stpr.io.writing import check_output_path
 
-    _check_output_path(target, [Path(src) for src in inputs])  # not an input; a writable folder
+    check_output_path(target, [Path(src) for src in inputs])  # not an input; a writable folder
     for src in map(Path, inputs):
         if not suffix:
             try:

@@ -30,6 +30,7 @@ import numpy as np
 
 from stpr.baselines import ALL_METHODS, METHODS, STPR_METHODS, make_method
 from stpr.errors import InputError, UsageError
+from stpr.io.writing import check_folder_target
 from stpr.metrics.noref import NIQE_PATCH, black_levels, exposure_pumping, niqe, niqe_status, plain_brighten, saturation
 from stpr.metrics.video import (
     flicker_ratio,
@@ -675,6 +676,7 @@ def run_eval(input: str | None = None, *, gt: str | None = None, lol: str | None
     if exposure_jumps and synthetic is None:
         raise UsageError("--exposure-jumps needs --synthetic VIDEO")
     ExposureControl(target=brightness)  # checks the range before any data is read
+    check_folder_target(out)  # before the evaluation, not after it
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

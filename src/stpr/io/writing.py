@@ -509,7 +509,7 @@ class _VideoWriter(_SourceStreams, FrameWriter):
 # ----------------------------------------------------------------------- opening
 
 
-def _check_output_path(path: Path, inputs: list[Path]) -> None:
+def check_output_path(path: Path, inputs: list[Path]) -> None:
     for src in inputs:
         try:
             same = path.resolve() == src.resolve() or (path.exists() and path.samefile(src))
@@ -528,6 +528,19 @@ def _check_output_path(path: Path, inputs: list[Path]) -> None:
         raise OutputError(f"cannot write {path}: output folder {parent} is not writable")
 
 
+def check_folder_target(path: str | os.PathLike[str]) -> None:
+    """OutputError unless ``path`` is a writable folder or can be made one (its nearest existing
+    ancestor is a writable folder), for reports written after hours of work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"cannot write into {path}: it is a file, not a folder")
+    here = next(p for p in [path.absolute(), *path.absolute().parents] if p.exists())
+    if not here.is_dir():
+        raise OutputError(f"cannot write into {path}: {here} is a file, not a folder")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into {path}: {here} is not writable")
+
+
 def check_output_target(
     path: str | os.PathLike[str], inputs: list[Path], *, overwrite: bool = False
 ) -> None:
@@ -535,7 +548,7 @@ def check_output_target(
     to fail early (before hours of work): raises OutputError if ``path`` is an input, its
     folder is missing/unwritable, or it exists and ``overwrite`` is false."""
     path = Path(path)
-    _check_output_path(path, inputs)
+    check_output_path(path, inputs)
     if path.is_dir():
         if not overwrite and any(path.iterdir()):
             raise OutputError(f"output folder {path} is not empty (use --overwrite)")
@@ -568,7 +581,7 @@ def open_output(
     path = Path(path)
     source = Path(source) if source is not None else None
     suffix = path.suffix.lower()
-    _check_output_path(path, [p for p in (source, info.path) if p is not None])
+    check_output_path(path, [p for p in (source, info.path) if p is not None])
 
     if path.is_dir() or (suffix == "" and not path.exists()):
         # An empty existing folder is a natural target; a non-empty one needs overwrite.
