@@ -10,7 +10,7 @@ import torch
 
 import stpr.data.datasets as ds_mod
 from stpr.data.datasets import (LOLClips, MixedClips, PairedVideoFolders, SharedArrays, SyntheticStillClips,
-                                SyntheticVideoClips, lol_scene_groups, lol_sibling_split, lol_split, read_stills)
+                                SyntheticVideoClips, lol_scene_groups, lol_sibling_split, lol_file, lol_split, read_stills)
 from stpr.data.motion import affine_flow, line_kernel, motion_blur_clip, random_trajectory, warp_crop
 from stpr.data.synthesis import srgb_to_linear
 from stpr.models.warp import flow_warp, resize_flow
@@ -118,6 +118,16 @@ def test_lol_split_holds_out_highest_numbers(tmp_path):
 def test_lol_split_without_validation(tmp_path):
     make_lol(tmp_path / "lol", names=("1", "2"), h=16, w=16)
     assert lol_split(tmp_path / "lol", 0) == (["1", "2"], [])
+
+
+def test_lol_clips_need_both_images_of_a_pair_and_room_for_the_crop(tmp_path, lol_root):
+    root = make_lol(tmp_path / "lol", names=("a[1]", "b"))  # glob characters in a name are literal
+    (root / "high" / "b.png").unlink()
+    assert lol_file(root, "low", "a[1]").name == "a[1].png"
+    with pytest.raises(ValueError, match="high/ has no image called b"):
+        LOLClips(root, ["a[1]", "b"], frames=2, crop=32)
+    with pytest.raises(ValueError, match="64x48, smaller than the crop 56"):  # it would be mostly border
+        LOLClips(lol_root, ["1"], frames=2, crop=56)
 
 
 def test_lol_clips_keys_shapes_and_seeding(lol_root):

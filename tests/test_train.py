@@ -16,11 +16,11 @@ import stpr.train as train_mod
 from stpr.checkpoint import load_model, read_metadata
 from stpr.cli import main
 from stpr.data.datasets import LOLClips
-from stpr.errors import ModelError, UsageError
+from stpr.errors import InputError, ModelError, UsageError
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train import TrainConfig, load_config, lr_at, train
 
-from helpers import TINY, assert_close, read_log, texture, tiny_model, write_rgb
+from helpers import TINY, assert_close, make_lol, read_log, texture, tiny_model, write_rgb
 from media import write_test_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -252,6 +252,26 @@ def test_lol_splits_that_leave_nothing_are_usage_errors(tmp_path, lol_root, kw, 
     out = tmp_path / "run"
     with pytest.raises(UsageError, match=match):
         train(tiny_cfg(out, lol_root, steps=2, **kw), quiet=True)
+    assert not out.exists()
+
+
+def test_training_data_that_cannot_make_clips_is_an_input_error(tmp_path):
+    """Each of these crashed (StopIteration, ValueError, NaN sampling weights) or, for a crop larger
+    than the images, ran out of memory."""
+    root = make_lol(tmp_path / "lol", names=("1", "2", "3"))
+    (root / "high" / "3.png").rename(root / "high" / "30.png")  # a held-out pair without its truth
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match="no image called 3"):
+        train(tiny_cfg(out, root, steps=1), quiet=True)
+    (root / "high" / "30.png").rename(root / "high" / "3.png")
+    with pytest.raises(InputError, match="smaller than the crop"):
+        train(tiny_cfg(out, root, steps=1, crop=80), quiet=True)
+    with pytest.raises(UsageError, match="all 0"):
+        train(tiny_cfg(out, root, steps=1, weights=[0.0, 0.0, 0.0]), quiet=True)
+    clip = tmp_path / "short.mp4"
+    write_test_video(clip, np.stack([texture(48, 64, seed=k) for k in range(2)]), fps=25)
+    with pytest.raises(InputError, match="no video has 4 frames"):
+        train(tiny_cfg(out, "", steps=1, videos=[str(clip)], weights=[0.0, 1.0, 0.0]), quiet=True)
     assert not out.exists()
 
 

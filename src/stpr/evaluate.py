@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stpr.data.datasets import read_rgb
+from stpr.data.datasets import lol_file, read_rgb
 from stpr.data.synthesis import DarkParams, darken_clip, scale_noise
 from stpr.losses import fit_affine
 from stpr.metrics.image import psnr, ssim
@@ -38,8 +38,8 @@ def eval_lol(model: STPR, root: Path, names: list[str]) -> dict:
     """Mean PSNR/SSIM on LOL pairs; each low image is enhanced as a static clip (T copies)."""
     p, s = [], []
     for n in names:
-        low = read_rgb(next((Path(root) / "low").glob(n + ".*")))
-        high = to_tensor(read_rgb(next((Path(root) / "high").glob(n + ".*"))))
+        low = read_rgb(lol_file(root, "low", n))
+        high = to_tensor(read_rgb(lol_file(root, "high", n)))
         out = enhance_sequence(model, [low])[0]
         p.append(psnr(out, high).item())
         s.append(ssim(out, high).item())

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from stpr import distributed as D
 from stpr.checkpoint import save_model
 from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, SyntheticStillClips, \
-    SyntheticVideoClips, apply_deferred_camera, lol_sibling_split, lol_split, read_stills, read_video_frames
+    SyntheticVideoClips, apply_deferred_camera, lol_file, lol_sibling_split, lol_split, read_stills, read_video_frames
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.hardware import has_native_bf16
@@ -141,12 +141,24 @@ def make_loader(data: MixedClips, cfg: TrainConfig, start: int = 0, rank: int = 
 
 
 def build_datasets(cfg: TrainConfig, frames: int):
+    """The training mixture and the validation data ``cfg`` names. A data set that cannot make
+    clips (a LOL image without its pair, images or videos smaller than the crop, videos shorter
+    than a clip) is an InputError here, before any step."""
+    try:
+        return _build_datasets(cfg, frames)
+    except ValueError as e:  # the data sets' own checks, each naming what is wrong
+        raise InputError(str(e)) from None
+
+
+def _build_datasets(cfg: TrainConfig, frames: int):
     srcs, weights = [], []
     val = {}
     if cfg.lol_root:
         tr, va = lol_split(Path(cfg.lol_root), cfg.lol_val)
         if not tr:
             raise UsageError(f"lol_val {cfg.lol_val} leaves no training pairs: {cfg.lol_root} has {len(va)}")
+        for n in tr + va:  # held-out pairs are read at the first validation, perhaps hours in
+            lol_file(Path(cfg.lol_root), "low", n), lol_file(Path(cfg.lol_root), "high", n)
         if cfg.lol_siblings:
             try:
                 tr, sib = lol_sibling_split(Path(cfg.lol_root), tr, cfg.lol_siblings)
@@ -171,10 +183,7 @@ def build_datasets(cfg: TrainConfig, frames: int):
         srcs.append(PairedVideoFolders(Path(cfg.paired_root), cfg.paired_layout, frames, cfg.crop, seed=cfg.seed))
         weights.append(cfg.weights[2])
     if cfg.stills:
-        try:
-            stills = read_stills(cfg.stills)
-        except ValueError as e:  # an undecodable file
-            raise InputError(str(e)) from None
+        stills = read_stills(cfg.stills)
         srcs.append(SyntheticStillClips(stills, frames, cfg.crop, seed=cfg.seed,
                                         exposure_range=tuple(cfg.video_exposure_range),
                                         h264_prob=cfg.video_h264_prob, noise_scale=cfg.video_noise_scale,
@@ -185,6 +194,8 @@ def build_datasets(cfg: TrainConfig, frames: int):
         weights.append(cfg.weights[3])
     if not srcs:
         raise UsageError("no training data: set lol_root, videos, paired_root or stills")
+    if not sum(weights) > 0:
+        raise UsageError(f"the weights of the sources in use are all 0: {cfg.weights} (LOL, video, paired, stills)")
     if cfg.val_video:
         clean = read_video_frames(Path(cfg.val_video), max_frames=cfg.val_video_frames)
         val["video"] = (clean, synthetic_eval_clip(clean))

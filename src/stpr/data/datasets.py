@@ -18,6 +18,7 @@ Sources:
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import re
 from dataclasses import dataclass
@@ -114,6 +115,18 @@ def lol_split(root: Path, num_val: int = 30) -> tuple[list[str], list[str]]:
     return names[:k], names[k:]
 
 
+def lol_file(root: Path, side: str, name: str) -> Path:
+    """The image called ``name`` (any extension) in a LOL-style root's ``side`` ("low" or "high").
+
+    Raises:
+        ValueError: there is none: low/ and high/ pair their files by name.
+    """
+    path = next((Path(root) / side).glob(glob.escape(name) + ".*"), None)
+    if path is None:
+        raise ValueError(f"{root}: {side}/ has no image called {name} (low/ and high/ pair their files by name)")
+    return path
+
+
 def lol_scene_groups(root: Path, names: list[str], threshold: float = 0.9) -> list[list[str]]:
     """Group LOL pairs into scenes: pairs whose ground truths, shrunk to 40x27, correlate above
     ``threshold`` are one scene (linked transitively). LOL shot most scenes several times under
@@ -123,7 +136,7 @@ def lol_scene_groups(root: Path, names: list[str], threshold: float = 0.9) -> li
     root = Path(root)
     thumbs = []
     for n in names:
-        img = cv2.resize(read_rgb(next((root / "high").glob(n + ".*"))), (40, 27), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(read_rgb(lol_file(root, "high", n)), (40, 27), interpolation=cv2.INTER_AREA)
         v = img.astype(np.float64).ravel()
         thumbs.append((v - v.mean()) / max(v.std(), 1e-6))
     t = np.stack(thumbs)
@@ -293,8 +306,10 @@ class LOLClips(torch.utils.data.Dataset):
         root = Path(root)
         images, self.noise, self.stats = [], [], []
         for n in names:
-            low = read_rgb(next((root / "low").glob(n + ".*")))
-            high = read_rgb(next((root / "high").glob(n + ".*")))
+            low = read_rgb(lol_file(root, "low", n))
+            high = read_rgb(lol_file(root, "high", n))
+            if min(high.shape[:2]) < crop:  # warp_crop would extrapolate a crop of mostly border
+                raise ValueError(f"{root}: pair {n} is {high.shape[1]}x{high.shape[0]}, smaller than the crop {crop}")
             den, nm = fit_noise(low)
             images += [low, den, high]
             self.noise.append(nm)
@@ -441,7 +456,7 @@ class SyntheticVideoClips(torch.utils.data.Dataset):
         self.defer_camera = _check_defer(defer_camera, degradation)
         self.videos = SharedArrays([v for v in videos if len(v) >= frames and min(v.shape[1:3]) >= crop])
         if not len(self.videos):
-            raise ValueError("no video is long and large enough for the requested clips")
+            raise ValueError(f"no video has {frames} frames of at least {crop}x{crop} px (a clip and its crop)")
         self.frames, self.crop, self.length, self.seed = frames, crop, length, seed
         self.exposure_range, self.h264_prob = exposure_range, h264_prob
         self.jump_prob, self.jump_range = jump_prob, jump_range
