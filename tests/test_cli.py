@@ -82,6 +82,7 @@ def test_per_frame_and_dis_options(video, weights, tmp_path):
     (["--precision", "fp16", "--device", "cpu"], "fp16 is for GPUs"),
     (["--device", "tpu"], "--device must be"),
     (["--batch", "0"], "--batch must be >= 1"),
+    (["--tile", "1"], "--tile must be 0 (never tile) or at least 32"),  # once 76,800 tiles a frame
     (["--bf16", "--precision", "fp32"], "contradict"),
     (["--engine", "onnx", "--precision", "bf16"], "apply to --engine torch only"),
     (["--temporal-filter", "1"], "--temporal-filter must be in [0, 1)"),

@@ -232,6 +232,8 @@ def test_bad_device_or_precision_is_a_usage_error():
         Enhancer(tiny_model(), device="tpu")
     with pytest.raises(UsageError, match="batch"):
         Enhancer(tiny_model(), batch=0)
+    with pytest.raises(UsageError, match="at least 32"):
+        Enhancer(tiny_model(), tile=8)
 
 
 @pytest.mark.filterwarnings("ignore:--precision bf16")  # bf16 asked for on purpose, native or not

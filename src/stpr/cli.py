@@ -109,7 +109,7 @@ def _add_enhance(sub):
                    help="frame rate of a frame folder or image input in a video output, e.g. 30, 29.97 or "
                         "30000/1001 (default 25; a video input keeps its own timing)")
     p.add_argument("--tile", type=int, default=None,
-                   help="tile size in pixels for large frames (0 = never tile; default: automatic)")
+                   help="tile size in pixels for large frames, at least 32 (0 = never tile; default: automatic)")
     p.add_argument("--memory-mb", type=int, default=None,
                    help="working-memory budget of the network for automatic tiling (MB; default 1000 on a CPU, "
                         "half the free memory of a GPU)")
@@ -153,8 +153,10 @@ def _check_enhance_numbers(args) -> None:
             raise UsageError(f"--{flag.replace('_', '-')} needs a whole number, got {value!r}")
     if args.frames is not None and (args.frames < 1 or args.frames % 2 == 0):
         raise UsageError(f"--frames must be an odd number >= 1, got {args.frames}")
-    if args.tile is not None and args.tile < 0:
-        raise UsageError(f"--tile must be >= 0, got {args.tile}")
+    from stpr.enhance import MIN_TILE
+
+    if args.tile is not None and not (args.tile == 0 or args.tile >= MIN_TILE):
+        raise UsageError(f"--tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {args.tile}")
     if args.crf < 0 or args.crf > 63:
         raise UsageError(f"--crf must be between 0 and 63, got {args.crf}")
     if args.batch is not None and args.batch < 1:

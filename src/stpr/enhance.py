@@ -265,6 +265,11 @@ class _Tile:
     weight: torch.Tensor  # (1, 1, h, w) feathering weight, normalised so overlapping tiles sum to 1
 
 
+# Smaller tiles hand the network almost no context and multiply the calls: --tile 1 on a 320x240
+# clip made 76,800 one-pixel tiles a frame and ran for minutes on the first frame.
+MIN_TILE = 32
+
+
 def _tile_starts(size: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
     """Split one axis of ``size`` pixels into as few tiles of at most ``tile`` pixels as an overlap
     of at least ``overlap`` allows, spread evenly. Tiles are shrunk to the smallest multiple of
@@ -301,7 +306,7 @@ class Enhancer:
 
     Args:
         model: an STPR network (eval mode is set here), or an :class:`~stpr.onnx_engine.OnnxSTPR`.
-        tile: tile size in pixels; 0 disables tiling, None picks one from ``memory_mb``.
+        tile: tile size in pixels (at least ``MIN_TILE``); 0 disables tiling, None picks one from ``memory_mb``.
         tile_overlap: overlap between neighbouring tiles in pixels.
         threads: torch intra-op threads (None: torch's default, lowered while other processes keep
             cores busy when frames go one at a time: ``LOAD_CHECK_SECONDS``; a number: fixed).
@@ -354,6 +359,8 @@ class Enhancer:
             model = model.to(self.device)
         if batch is not None and batch < 1:
             raise UsageError(f"batch must be >= 1, got {batch}")
+        if tile is not None and not (tile == 0 or tile >= MIN_TILE):
+            raise UsageError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile}")
         self.model = model.eval()
         # what runs: convolution weights cast once (self.model, which identifies the weights, stays;
         # an onnxruntime model runs in fp32, where the model itself is returned)
