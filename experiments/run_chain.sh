@@ -8,9 +8,13 @@
 #       --config experiments/configs/q13_wide.json --out runs/q13_init.safetensors
 #   bash experiments/run_chain.sh experiments/configs/q21a_white.json \
 #       experiments/configs/q21b_mixed_lowpass.json experiments/configs/q22_lowpass_more.json
+# TRAIN_SET="workers=0 threads=2" passes --set KEY=VALUE to every run: meant for settings that
+# change no batch (workers, threads; training.md: workers=0 on a 2-core CPU without native bf16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PY:-.venv/bin/python}
+sets=()
+for kv in ${TRAIN_SET:-}; do sets+=(--set "$kv"); done
 for cfg in "$@"; do
   out=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["out_dir"])' "$cfg")
   steps=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["steps"])' "$cfg")
@@ -21,5 +25,5 @@ for cfg in "$@"; do
   resume=()
   [ "$done_at" -ge 0 ] && resume=(--resume)
   echo "$out: training from step $((done_at < 0 ? 0 : done_at)) of $steps"
-  "$py" -m stpr.cli train --config "$cfg" "${resume[@]}"
+  "$py" -m stpr.cli train --config "$cfg" "${sets[@]}" "${resume[@]}"
 done
