@@ -157,8 +157,10 @@ def _build_datasets(cfg: TrainConfig, frames: int):
         tr, va = lol_split(Path(cfg.lol_root), cfg.lol_val)
         if not tr:
             raise UsageError(f"lol_val {cfg.lol_val} leaves no training pairs: {cfg.lol_root} has {len(va)}")
-        for n in tr + va:  # held-out pairs are read at the first validation, perhaps hours in
-            lol_file(Path(cfg.lol_root), "low", n), lol_file(Path(cfg.lol_root), "high", n)
+        # Held-out pairs (and siblings, taken from tr) are first read at a validation, perhaps hours in.
+        for n in tr + va:
+            for side in ("low", "high"):
+                lol_file(Path(cfg.lol_root), side, n)
         if cfg.lol_siblings:
             try:
                 tr, sib = lol_sibling_split(Path(cfg.lol_root), tr, cfg.lol_siblings)
