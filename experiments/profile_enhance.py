@@ -33,7 +33,9 @@ tune_malloc()  # as `stpr enhance` does
 make_clip(CLIP, W, H, 24)
 with open_input(CLIP) as r:
     frames = [f.rgb for f in r]
-enh = Enhancer.from_pretrained(model, precision=precision, device="cpu", batch=batch)
+# One frame at a time: with several (the automatic choice at 640x360 on 2 cores) the network runs
+# on pool threads, which torch.profiler does not record (12 frames showed 75 ms of ops).
+enh = Enhancer.from_pretrained(model, precision=precision, device="cpu", batch=batch, workers=1)
 list(enh.enhance_frames(frames[:6]))  # warm-up
 t0 = time.perf_counter()
 n = len(list(enh.enhance_frames(frames)))
