@@ -184,7 +184,7 @@ def lol_sequences(root: str | Path, limit: int | None = None, notes: list[str] |
     sequence: ``split`` "block" the 30 highest-numbered (``lol_split``; all of a folder of 30 or
     fewer), "siblings" the ``siblings`` pairs a training config's ``lol_siblings`` holds out of
     the rest (``lol_sibling_split``: shots of scenes whose other shots train)."""
-    from stpr.data.datasets import lol_sibling_split, lol_split, read_rgb
+    from stpr.data.datasets import lol_file, lol_sibling_split, lol_split, read_rgb
 
     root = Path(root)
     if not (root / "low").is_dir() or not (root / "high").is_dir():
@@ -203,10 +203,10 @@ def lol_sequences(root: str | Path, limit: int | None = None, notes: list[str] |
         raise InputError(f"{root}: no held-out pairs")
     seqs = []
     for n in names:
-        low = next((root / "low").glob(n + ".*"), None)
-        high = next((root / "high").glob(n + ".*"), None)
-        if low is None or high is None:
-            raise InputError(f"{root}: pair {n} is incomplete")
+        try:
+            low, high = lol_file(root, "low", n), lol_file(root, "high", n)
+        except ValueError as e:  # one side of the pair is missing
+            raise InputError(str(e)) from None
         seqs.append(_check_pair(n, [read_rgb(low)], [read_rgb(high)], notes if notes is not None else []))
     return seqs
 
