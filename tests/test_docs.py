@@ -39,7 +39,7 @@ def anchors(page: Path) -> set[str]:
 
 
 def test_heading_anchor_follows_github():
-    assert heading_anchor("## 21. A recursive temporal filter (session 25; on by default)"[3:]) == (
+    assert heading_anchor("21. A recursive temporal filter (session 25; on by default)") == (
         "21-a-recursive-temporal-filter-session-25-on-by-default"
     )
     assert heading_anchor("Quality: `stpr_default` (v8)") == "quality-stpr_default-v8"
