@@ -4,6 +4,7 @@ or a moved file shows up here rather than as a dead link on the project page."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def heading_anchor(text: str) -> str:
     return text.replace(" ", "-")
 
 
-def anchors(page: Path) -> set[str]:
+@functools.lru_cache(maxsize=None)  # many links point at the same few long pages
+def anchors(page: Path) -> frozenset[str]:
     """Every heading anchor of a Markdown page (repeats get -1, -2, ... as on GitHub)."""
     found: set[str] = set()
     seen: dict[str, int] = {}
@@ -35,7 +37,7 @@ def anchors(page: Path) -> set[str]:
             n = seen.get(anchor, 0)
             seen[anchor] = n + 1
             found.add(anchor if n == 0 else f"{anchor}-{n}")
-    return found
+    return frozenset(found)
 
 
 def test_heading_anchor_follows_github():
