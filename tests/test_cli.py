@@ -71,6 +71,19 @@ def test_usage_errors(video, weights, tmp_path):
     assert e.value.code == 2
 
 
+def test_more_threads_than_cores_are_capped_with_one_line(video, weights, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import stpr._threads
+
+    monkeypatch.setattr(stpr._threads, "cores_available", lambda: 2)
+    assert main(["enhance", str(video), "-o", str(tmp_path / "o.mp4"), "--model", str(weights), "--threads", "50",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threads 50 is more than the 2 cores" in err[0]
+    assert torch.get_num_threads() == 2
+
+
 def test_per_frame_and_dis_options(video, weights, tmp_path):
     for extra in (["--frames", "1"], ["--flow", "dis"], ["--flow", "zero"], ["--tile", "32"]):
         dst = tmp_path / f"o{extra[1]}.mp4"

@@ -167,6 +167,16 @@ def _check_enhance_numbers(args) -> None:
         raise UsageError(f"--memory-mb must be >= 1, got {args.memory_mb}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    from stpr._threads import cores_available
+
+    cores = cores_available()
+    if args.threads is not None and args.threads > cores:
+        # more OpenMP threads than cores only queue at every barrier (each waits for a time slice)
+        import warnings
+
+        warnings.warn(f"--threads {args.threads} is more than the {cores} cores this process may use; using {cores}",
+                      stacklevel=1)
+        args.threads = cores
     if args.segment_frames is not None:
         if args.segment_frames < 1:
             raise UsageError(f"--segment-frames must be >= 1, got {args.segment_frames}")
