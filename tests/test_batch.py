@@ -80,6 +80,22 @@ def test_local_batch_then_rerun_skips(tmp_path, weights, capsys):
     assert [r["status"] for r in read_summary(out)] == ["ok", "ok"]
 
 
+def test_local_batch_caps_threads_at_the_cores(tmp_path, weights, capsys, monkeypatch):
+    import torch
+
+    import stpr._threads
+
+    monkeypatch.setattr(stpr._threads, "cores_available", lambda: 2)
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    write_test_video(vids / "a.mp4", np.full((3, 32, 48, 3), 20, np.uint8), fps=25)
+    assert main(["batch", str(vids), str(tmp_path / "out"), "--model", str(weights), "--threads", "9",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threads 9 is more than the 2 cores" in err[0]
+    assert torch.get_num_threads() == 2
+
+
 def test_inputs_and_errors(tmp_path, weights):
     vids = make_videos(tmp_path / "videos")
     assert [p.name for p in find_inputs(vids)] == ["a.mp4", "b.mkv", "c.mp4"]

@@ -167,16 +167,7 @@ def _check_enhance_numbers(args) -> None:
         raise UsageError(f"--memory-mb must be >= 1, got {args.memory_mb}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
-    from stpr._threads import cores_available
-
-    cores = cores_available()
-    if args.threads is not None and args.threads > cores:
-        # more OpenMP threads than cores only queue at every barrier (each waits for a time slice)
-        import warnings
-
-        warnings.warn(f"--threads {args.threads} is more than the {cores} cores this process may use; using {cores}",
-                      stacklevel=1)
-        args.threads = cores
+    _cap_threads(args)
     if args.segment_frames is not None:
         if args.segment_frames < 1:
             raise UsageError(f"--segment-frames must be >= 1, got {args.segment_frames}")
@@ -191,6 +182,20 @@ def _check_enhance_numbers(args) -> None:
     from stpr.exposure import ExposureControl
 
     ExposureControl(ev=args.exposure, target=args.brightness)  # checks the ranges
+
+
+def _cap_threads(args) -> None:
+    """Lower ``--threads`` to the cores this process may use, with a warning: more OpenMP threads
+    than cores only queue at every barrier (each waits for a time slice)."""
+    from stpr._threads import cores_available
+
+    cores = cores_available()
+    if args.threads is not None and args.threads > cores:
+        import warnings
+
+        warnings.warn(f"--threads {args.threads} is more than the {cores} cores this process may use; using {cores}",
+                      stacklevel=1)
+        args.threads = cores
 
 
 def _parse_fps(args, src: Path):
@@ -509,6 +514,8 @@ def _run_batch(args) -> int:
     from stpr.batch import format_table, run_batch
 
     inp, out, ray = _batch_paths(args)
+    if ray is None:  # Ray workers may run on other machines, with their own cores
+        _cap_threads(args)
     results = run_batch(inp, out, model=args.model, crf=args.crf, threads=args.threads, overwrite=args.overwrite,
                         ray=ray is not None, address=ray or None, workers=args.workers,
                         gpus_per_worker=args.gpus_per_worker, quiet=args.quiet, device=args.device,
