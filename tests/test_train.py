@@ -535,6 +535,46 @@ def test_lowpass_term_scores_the_synthetic_clips_only():
     assert "lowpass" not in train_mod.train_step(model, {**batch, "lol": torch.zeros(2)}, TrainConfig())[1]
 
 
+def test_teacher_term_pulls_the_synthetic_clips_towards_the_teacher():
+    """``w_teacher``: zero when the teacher is the model itself, zero on a batch of LOL pairs, on a
+    mixed batch the synthetic row's term weighted by its share; its gradient moves the output
+    towards the teacher's (clamped) output, and the teacher gets none."""
+    import copy
+
+    torch.manual_seed(0)
+    model = STPR(STPRConfig(**TINY))
+    g = torch.Generator().manual_seed(0)
+    n = 4
+    low = torch.rand(2, n, 3, 32, 32, generator=g) * 0.2
+    batch = {"low": low, "high": torch.rand(2, n, 3, 32, 32, generator=g), "flow_fw": torch.zeros(2, n - 1, 2, 8, 8),
+             "flow_bw": torch.zeros(2, n - 1, 2, 8, 8), "flow_valid": torch.ones(2, n - 1, 1, 8, 8),
+             "lol": torch.zeros(2)}
+    cfg = TrainConfig(w_teacher=1.0, teacher="unused here")
+    _, same = train_mod.train_step(model, batch, cfg, teacher=copy.deepcopy(model).eval())
+    assert same["teacher"] == pytest.approx(1e-3, rel=1e-3)  # Charbonnier's floor: outputs equal
+    teacher = STPR(STPRConfig(**TINY))
+    with torch.no_grad():  # a teacher that brightens twice as much (its output heads are not zero)
+        teacher.reconstruction.target_log += math.log(2.0)
+    teacher.eval().requires_grad_(False)
+    _, lol = train_mod.train_step(model, {**batch, "lol": torch.ones(2)}, cfg, teacher=teacher)
+    assert lol["teacher"] == 0
+    loss, synth = train_mod.train_step(model, batch, cfg, teacher=teacher)
+    assert synth["teacher"] > 0.05
+    _, one = train_mod.train_step(model, {k: v[1:] for k, v in batch.items()}, cfg, teacher=teacher)
+    _, mixed = train_mod.train_step(model, {**batch, "lol": torch.tensor([1.0, 0.0])}, cfg, teacher=teacher)
+    assert mixed["teacher"] == pytest.approx(one["teacher"] / 2, rel=1e-4)
+    grads = []
+    for w in (0.0, 1.0):  # the teacher term's own gradient: with it less without it
+        model.zero_grad()
+        train_mod.train_step(model, batch, TrainConfig(w_teacher=w, teacher="x"), teacher=teacher)[0].backward()
+        grads.append(model.reconstruction.target_log.grad.item())
+    assert grads[1] - grads[0] < 0  # a step brightens, as the teacher does
+    assert all(p.grad is None for p in teacher.parameters())
+    assert "teacher" not in train_mod.train_step(model, batch, TrainConfig(), teacher=teacher)[1]
+    with pytest.raises(UsageError):
+        load_config(None, ["w_teacher=1"])
+
+
 # ------------------------------------------------------------------------------- flow-only stage
 
 
@@ -667,6 +707,26 @@ def test_camera_degradation_and_perceptual_losses_train(tmp_path):
     for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1"):
         with pytest.raises(UsageError):
             load_config(None, [bad])
+
+
+def test_a_run_with_a_teacher_logs_its_term_and_a_missing_teacher_leaves_no_trace(tmp_path):
+    from stpr.checkpoint import save_model
+
+    videos = tmp_path / "v.mp4"
+    write_test_video(videos, [texture(64, 64, seed=s) for s in range(6)], fps=25)
+    teacher = STPR(STPRConfig(**TINY))
+    with torch.no_grad():
+        teacher.reconstruction.target_log += math.log(2.0)
+    save_model(teacher, tmp_path / "teacher.safetensors")
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), videos=[str(videos)], weights=[0.0, 1.0, 0.0], steps=2,
+                      batch=2, crop=32, val_every=100, ckpt_every=100, log_every=1, workers=0, threads=1,
+                      teacher=str(tmp_path / "teacher.safetensors"), w_teacher=0.5, model=dict(TINY))
+    rows = read_log(train(cfg, quiet=True))
+    assert float(rows[-1]["teacher"]) > 0.05
+    lost = TrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "run2"), "teacher": str(tmp_path / "gone")})
+    with pytest.raises(ModelError):
+        train(lost, quiet=True)
+    assert not (tmp_path / "run2").exists()
 
 
 def test_max_minutes_stops_the_run_with_a_checkpoint(tmp_path, lol_root):

@@ -252,21 +252,21 @@ class _GlobalMean:
         return num / total.clamp_min(1.0) * self.ctx.world_size
 
 
-def _rows_term(fn, outs: list[torch.Tensor], high: torch.Tensor, centers: list[int], reduce: _GlobalMean,
+def _rows_term(fn, outs: list[torch.Tensor], targets: list[torch.Tensor], reduce: _GlobalMean,
                rows: torch.Tensor | None) -> torch.Tensor:
-    """``fn(output, truth)`` over the centre frames, averaged like the reconstruction loss; with
-    ``rows`` ((B,) bool) over those samples only, weighted by their share of the batch (0 when
-    there are none), so per-sample statistics stay per sample."""
+    """``fn(output, target)`` over the centre frames' outputs and targets (one (B, 3, H, W) each),
+    averaged like the reconstruction loss; with ``rows`` ((B,) bool) over those samples only,
+    weighted by their share of the batch (0 when there are none), so per-sample statistics stay
+    per sample."""
     if rows is None:
-        return reduce.mean(sum(fn(o, high[:, c]) for o, c in zip(outs, centers)) / len(centers))
+        return reduce.mean(sum(fn(o, t) for o, t in zip(outs, targets)) / len(outs))
     if not bool(rows.any()):
         return outs[0].new_zeros(())
-    return reduce.mean(sum(fn(o[rows], high[:, c][rows]) for o, c in zip(outs, centers))
-                       / len(centers)) * rows.float().mean()
+    return reduce.mean(sum(fn(o[rows], t[rows]) for o, t in zip(outs, targets)) / len(outs)) * rows.float().mean()
 
 
 def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
-               reduce: _GlobalMean | None = None) -> tuple[torch.Tensor, dict]:
+               reduce: _GlobalMean | None = None, teacher: STPR | None = None) -> tuple[torch.Tensor, dict]:
     """One forward/backward-ready loss on a batch of N-frame clips (N = T + 1 by default).
 
     The two middle frames are enhanced (sharing per-frame work); both get reconstruction losses, the last two the temporal loss, and every
@@ -274,7 +274,8 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
 
     ``forward`` replaces ``model.forward_clip`` (the DDP-wrapped model in distributed training);
     ``reduce`` turns this process's loss terms into its share of the global-batch loss (see
-    ``_GlobalMean``; identity by default).
+    ``_GlobalMean``; identity by default). ``teacher`` (frozen) gives the targets of the
+    ``w_teacher`` term.
     """
     if cfg.train_only == "flow":
         return flow_train_step(model, batch)
@@ -307,15 +308,22 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     sl = reduce.mean(sum(ssim_loss(o, high[:, c]) for o, c in zip(scored, centers)) / len(centers))
     loss = rec + cfg.w_ssim * sl
     parts = {"rec": rec.item(), "ssim": sl.item()}
-    synthetic = None if lol is None else lol < 0.5  # the low-pass term's rows (see TrainConfig.w_lowpass)
+    synthetic = None if lol is None else lol < 0.5  # the low-pass and teacher terms' rows (TrainConfig)
+    truths = [high[:, c] for c in centers]
     for name, weight, fn, src, rows in (("tone", cfg.w_tone, tone_loss, outs, tone_rows),
                                         ("colour", cfg.w_colour, colour_loss, outs, tone_rows),
                                         ("edge", cfg.w_edge, edge_loss, scored, None),
                                         ("lowpass", cfg.w_lowpass, lowpass_loss, outs, synthetic)):
         if weight > 0:
-            term = _rows_term(fn, src, high, centers, reduce, rows)
+            term = _rows_term(fn, src, truths, reduce, rows)
             loss = loss + weight * term
             parts[name] = term.item()
+    if teacher is not None and cfg.w_teacher > 0:
+        with torch.no_grad(), torch.autocast(device_type=low.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            taught, _ = teacher.forward_clip(low, centers, batch.get("stats"))
+        term = _rows_term(charbonnier, outs, [t.float().clamp(0, 1) for t in taught], reduce, synthetic)
+        loss = loss + cfg.w_teacher * term
+        parts["teacher"] = term.item()
     if len(centers) >= 2 and cfg.w_temporal > 0:
         a = centers[-2]
         tl = temporal_loss(outs[-2], outs[-1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],
@@ -534,6 +542,11 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
             raise UsageError('train_only="flow" runs in one process (not under torchrun)')
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("flow_net."))
+    teacher = None
+    if cfg.w_teacher > 0:
+        from stpr.checkpoint import load_model
+
+        teacher = load_model(cfg.teacher).to(dev).eval().requires_grad_(False)
     model.to(dev)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=1e-4)
@@ -566,7 +579,7 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
         cols[10:10] = ["val_sib_psnr", "val_sib_ssim"]
     # the perceptual terms only when on, so the logs of runs without them keep their columns
     cols += [n for n, w in (("tone", cfg.w_tone), ("colour", cfg.w_colour), ("edge", cfg.w_edge),
-                            ("lowpass", cfg.w_lowpass)) if w > 0]
+                            ("lowpass", cfg.w_lowpass), ("teacher", cfg.w_teacher)) if w > 0]
     log_f = writer = None
     elapsed = 0.0
     if main:
@@ -610,9 +623,9 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg, time_frac)
             if ctx.enabled:
-                loss, parts = train_step(model, batch, cfg, forward=fwd, reduce=reduce)
+                loss, parts = train_step(model, batch, cfg, forward=fwd, reduce=reduce, teacher=teacher)
             else:
-                loss, parts = train_step(model, batch, cfg)
+                loss, parts = train_step(model, batch, cfg, teacher=teacher)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -70,6 +70,12 @@ class TrainConfig:
             varying tone) on the synthetic clips only: a LOL pair's truth is not a global
             transform of its input, a synthetic clip's is (docs/research/real-footage.md sections
             36-37). 0 (off) in every model up to v8.
+        teacher, w_teacher: a frozen model (weights file or shipped name) run on the same dark
+            clips, and the weight of a Charbonnier term between the output and its (clamped)
+            output on the synthetic clips only (not LOL pairs): keeps what the teacher does on
+            video (e.g. v8's rendering of very dark frames, docs/research/real-footage.md §44)
+            while the truth terms train restoration, or distils a small model from a large one.
+            0 (off) in every model up to v8.
         lol_tone_free: LOL pairs teach restoration, not tone: their reconstruction, SSIM and edge
             losses score the output after the per-sample, per-channel gain and offset that best
             fit it to the ground truth (least squares, not back-propagated), and the tone and
@@ -134,6 +140,8 @@ class TrainConfig:
     w_colour: float = 0.0
     w_edge: float = 0.0
     w_lowpass: float = 0.0
+    teacher: str = ""
+    w_teacher: float = 0.0
     lol_tone_free: bool = False
     lol_natural: float = 0.0
     val_every: int = 1000
@@ -260,9 +268,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"camera_share must be in [0, 1], got {cfg.camera_share}")
     if cfg.camera_on_device and cfg.degradation != "camera":
         raise UsageError('camera_on_device needs degradation "camera"')
-    for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge", "w_lowpass"):
+    for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge", "w_lowpass", "w_teacher"):
         if not getattr(cfg, name) >= 0:
             raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.w_teacher > 0 and not cfg.teacher:
+        raise UsageError("w_teacher > 0 needs a teacher (a weights file or a shipped model's name)")
     if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
         raise UsageError(f"weights must be 3 or 4 non-negative numbers (LOL, video, paired[, stills]), "
                          f"got {cfg.weights}")
