@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from stpr.enhance import Enhancer
+from stpr.evaluate import to_tensor
 from stpr.losses import fit_affine
 from stpr.metrics.image import psnr
-from stpr.metrics.video import psnr_gt_mean
+from stpr.metrics.video import frame_brightness, psnr_gt_mean
 from stpr.report import _against_plain, clip_sequences, lol_sequences, synthetic_sequences
 
 EPS = (8 / 255) ** 2
@@ -76,10 +77,6 @@ def flat_chroma(frames: list[np.ndarray]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def tensor(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="quality")
@@ -107,7 +104,7 @@ def main() -> None:
         outs = list(enh.enhance_frames(iter(seq.frames)))
         row = []
         for variant in (outs, [filt(o) for o in outs]):
-            row.append(np.mean([psnr(fit_affine(tensor(o), tensor(g)).clamp(0, 1), tensor(g)).item()
+            row.append(np.mean([psnr(fit_affine(to_tensor(o), to_tensor(g)).clamp(0, 1), to_tensor(g)).item()
                                 for o, g in zip(variant, seq.gt)]))
         print(f"{name}, affine-fitted PSNR: model {row[0]:.3f}, + chroma {row[1]:.3f}", flush=True)
 
@@ -125,7 +122,7 @@ def main() -> None:
         if args.strip:
             from stpr.metrics.noref import plain_brighten
 
-            plain = plain_brighten(seq.frames[:1], float(outs[0].mean()))[0]
+            plain = plain_brighten(seq.frames[:1], float(frame_brightness(outs[:1]).mean()))[0]
             strip.append(np.concatenate([seq.frames[0], plain, outs[0], smoothed[0]], axis=0))
     print("| variant | " + " | ".join(keys) + " |")
     for name, ms in rows.items():
