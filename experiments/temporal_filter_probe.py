@@ -1,12 +1,16 @@
 """What the recursive temporal filter (``stpr.temporal.TemporalFilter``) does to a model's video:
 PSNR against the truth on the validation videos darkened by the evaluation camera (tree, city;
 city also re-encoded with H.264 so that the dark frames carry macroblocks), and flicker, low-pass
-flicker, blacks and saturation on the shared real clips, for a grid of strengths and tolerances.
+flicker, blacks and saturation on the shared real clips, for a grid of strengths and tolerances;
+with ``--long DIR`` also on long real dark videos (the validation set of ``scripts/fetch_dark_videos.sh
+--val``: flicker, low-pass flicker, exposure pumping, blacks, saturation, detail kept), optionally
+held at one output brightness (``--long-brightness``: issue 25 scores flicker at 90-140).
 
 The model runs once per case through ``Enhancer.enhance_frames`` (the product's path, steady
 exposure included, the filter off) and its outputs are cached; the filter runs on them afterwards.
 
     .venv/bin/python experiments/temporal_filter_probe.py --strengths 0,0.6,0.8,0.9 --tolerances 0.04,0.08,0.12 --details 0,0.3,0.5
+    .venv/bin/python experiments/temporal_filter_probe.py --long data_cache/real-dark-val --long-brightness 115
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from stpr.enhance import Enhancer
 from stpr.evaluate import EVAL_DARK_PARAMS, synthetic_eval_clip, to_tensor
 from stpr.losses import fit_affine
 from stpr.metrics.image import psnr
-from stpr.metrics.noref import black_levels, plain_brighten, saturation
+from stpr.metrics.noref import black_levels, exposure_pumping, plain_brighten, saturation
 from stpr.metrics.video import flicker_ratio, frame_brightness, lowpass_sigma, psnr_rgb, sequence_flows
 from stpr.report import clip_sequences
 from stpr.temporal import TemporalFilter
 
 
-def cases(videos: Path, clips: Path | None, frames: int) -> dict[str, tuple[list, list | None]]:
+def cases(videos: Path, clips: Path | None, frames: int, long: Path | None = None,
+          long_frames: int = 90) -> dict[str, tuple[list, list | None]]:
     out = {}
     for name, file, crf in (("tree", "tree.avi", None), ("city", "city.mpg", None), ("city h264", "city.mpg", 30)):
         clean = read_video_frames(videos / file, frames)
@@ -44,6 +49,9 @@ def cases(videos: Path, clips: Path | None, frames: int) -> dict[str, tuple[list
     if clips is not None and clips.is_dir():
         for seq in clip_sequences(clips):
             out[f"clip {seq.name}"] = (seq.frames, None)
+    if long is not None:
+        for f in sorted(long.glob("*.mp4")):
+            out[f"long {f.stem}"] = (list(read_video_frames(f, long_frames)), None)
     return out
 
 
@@ -65,6 +73,12 @@ def main() -> int:
     ap.add_argument("--videos", type=Path, default=Path("data_cache/videos"))
     ap.add_argument("--clips", type=Path, default=Path("../shared/data/real-lowlight-clips"))
     ap.add_argument("--frames", type=int, default=30, help="frames of each synthetic video")
+    ap.add_argument("--long", type=Path, default=None,
+                    help="folder of long real dark videos (validation: scripts/fetch_dark_videos.sh --val)")
+    ap.add_argument("--long-frames", type=int, default=90, help="first frames of each long video")
+    ap.add_argument("--long-brightness", type=float, default=None,
+                    help="output brightness (luma 0-255) held on the long videos (default: the model's guess)")
+    ap.add_argument("--only-long", action="store_true", help="skip the synthetic videos and the short clips")
     ap.add_argument("--strengths", default="0,0.6,0.8")
     ap.add_argument("--tolerances", default="0.08")
     ap.add_argument("--details", default="0.3", help="fractions of the strength for the fine detail")
@@ -77,15 +91,22 @@ def main() -> int:
     details = [float(d) for d in args.details.split(",")]
     # the network's outputs as the product makes them, before the filter (applied below)
     enh = Enhancer.from_pretrained(args.model, threads=args.threads, workers=1, temporal_filter=0)
+    enh_long = enh if args.long_brightness is None else Enhancer.from_pretrained(
+        args.model, threads=args.threads, workers=1, temporal_filter=0, brightness=args.long_brightness)
     tag = Path(args.model).parent.name if args.model else "default"
+    long_tag = "" if args.long_brightness is None else f"_b{args.long_brightness:g}"
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = {}
-    for name, (dark, clean) in cases(args.videos, args.clips, args.frames).items():
-        f = args.cache / f"{tag}_{name.replace(' ', '_')}_{len(dark)}.npy"
+    all_cases = cases(args.videos, args.clips, args.frames, args.long, args.long_frames)
+    if args.only_long:
+        all_cases = {n: c for n, c in all_cases.items() if n.startswith("long")}
+    for name, (dark, clean) in all_cases.items():
+        is_long = name.startswith("long")
+        f = args.cache / f"{tag}_{name.replace(' ', '_')}_{len(dark)}{long_tag if is_long else ''}.npy"
         if f.is_file():
             outs = list(np.load(f))
         else:
-            outs = list(enh.enhance_frames(dark))
+            outs = list((enh_long if is_long else enh).enhance_frames(dark))
             np.save(f, np.stack(outs))
         flows = sequence_flows(dark)
         base_hf = hf_energy(outs)
@@ -104,6 +125,9 @@ def main() -> int:
                     plain = plain_brighten(dark, float(frame_brightness(y).mean()))
                     r["blacks"] = black_levels(y)[0] - black_levels(plain)[0]
                     r["sat"] = saturation(y) / saturation(plain)
+                    if is_long:
+                        r["pumping"] = exposure_pumping(y, dark)
+                        r["brightness"] = float(frame_brightness(y).mean())
                 rows.setdefault((s, tol, det), {})[name] = r
                 print(f"{name:12s} s={s:.2f} tol={tol:.3f} detail={det}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()),
                       flush=True)
@@ -112,7 +136,10 @@ def main() -> int:
         real = [r for n, r in per.items() if n.startswith("clip")]
         msg = f"s={s:.2f} tol={tol:.3f} detail={det}:"
         for n, r in per.items():
-            if not n.startswith("clip"):
+            if n.startswith("long"):
+                msg += (f" {n[5:]} flicker {r['flicker']:.3f} low-pass {r['lowpass']:.3f} pumping {r['pumping'] if r['pumping'] is None else round(r['pumping'], 2)}"
+                        f" blacks {r['blacks']:+.1f} sat {r['sat']:.2f} hf {r['hf']:.3f} Y {r['brightness']:.0f};")
+            elif not n.startswith("clip"):
                 msg += f" {n} PSNR {r['psnr']:.2f} affine {r['psnr_affine']:.2f} flicker {r['flicker']:.3f} hf/truth {r['hf_vs_truth']:.3f};"
         if real:
             msg += (f" clips flicker {np.mean([r['flicker'] for r in real]):.3f}"

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Fetch a held-out set of REAL dark videos (recorded in low light, not synthetically darkened) into
-# data_cache/real-dark-videos/, for unpaired evaluation only (flicker, exposure pumping, saturation,
-# NIQE): never train, select checkpoints or tune settings on them. Nothing here is committed.
+# Fetch REAL dark videos (recorded in low light, not synthetically darkened) for unpaired evaluation
+# (flicker, exposure pumping, saturation, NIQE). Two disjoint sets; nothing here is committed.
+#
+# The held-out set (default; into data_cache/real-dark-videos/): reported once per shipped model,
+# never used to train, select checkpoints or tune settings.
 #   dashcam_night_road.mp4  night driving, dash camera        tmo324/lane_detecting
 #   cctv_night_yard.mp4     night yard, fixed security view   ken2190/simple-tracking
 #   rccar_night_torch.mp4   handheld/onboard, torch-lit, very noisy  Aeromaster213/RC-Escapade-Synchronisers
 #   phone_night_street.mp4  phone, street from a balcony      nahianfariha/REAL-TIME-SOCIAL-DISTANCE-...
 #   aerial_dusk_bridge.mp4  drone at dusk, lit bridge         Abhinandpv10/AI-Based-Low-Light-...
 #   ir_cctv_night.mp4       IR night-mode CCTV (greyscale)    tyoh-love/Ondevice-AI
+# The validation set (--val; into data_cache/real-dark-val/): for choosing settings and checkpoints
+# on long real footage (never for training), so the held-out set stays unspent.
+#   phone_night_crowd.mp4   phone, crowd with glow sticks at night, very dark   keya714/ZeroDCE_LowLightEnhancement
+#   night_street_crossing.mp4  night street, pedestrians and cars, neon       DeepT7/car_detection_in_low-light
+#   phone_night_skyline.mp4 phone pan over a hazy night skyline, 1080p       GuoQiDYTC/COMP3065-Computer-vision-Coursework
 # Each source is a public git repository; each clip is pinned by its git blob id, so a changed
 # upstream file stops the script instead of silently changing the set. Each clip is cut to at most
 # 150 frames (start frame below) and re-encoded losslessly (H.264 qp 0, the decoded 4:2:0 frames
@@ -15,11 +22,12 @@
 # instead. MANIFEST.txt lists file, frames, resolution, fps, mean luma (BT.601, 0-255), bytes,
 # source repository, path and blob, the segment, and the licence/terms as the source states them.
 # Give another clone URL or a local copy (work tree or bare git dir) of a source as ID=SOURCE:
-#   bash scripts/fetch_dark_videos.sh [DEST] [lane=SRC] [tracking=SRC] [rccar=SRC] [social=SRC] \
-#        [zerodce=SRC] [ircctv=SRC]
+#   bash scripts/fetch_dark_videos.sh [--val] [DEST] [lane=SRC] [tracking=SRC] [rccar=SRC] [social=SRC] \
+#        [zerodce=SRC] [ircctv=SRC] [crowd=SRC] [street=SRC] [skyline=SRC]
 # Needs git and a Python with PyAV and NumPy (PYTHON=..., default .venv/bin/python, else python3).
 set -euo pipefail
-dest="data_cache/real-dark-videos"
+role=heldout
+dest=""
 declare -A home=(
   [lane]=https://github.com/tmo324/lane_detecting
   [tracking]=https://github.com/ken2190/simple-tracking
@@ -27,18 +35,23 @@ declare -A home=(
   [social]=https://github.com/nahianfariha/REAL-TIME-SOCIAL-DISTANCE-ESTIMATION-USING-YOLO-CONVOLUTIONAL-NEURAL-NETWORK-AND-EUCLIDEAN-DISTANCE
   [zerodce]=https://github.com/Abhinandpv10/AI-Based-Low-Light-Video-Enhancement-and-Anomaly-Detection
   [ircctv]=https://github.com/tyoh-love/Ondevice-AI
+  [crowd]=https://github.com/keya714/ZeroDCE_LowLightEnhancement
+  [street]=https://github.com/DeepT7/car_detection_in_low-light
+  [skyline]=https://github.com/GuoQiDYTC/COMP3065-Computer-vision-Coursework
 )
 declare -A src=()
 for id in "${!home[@]}"; do src[$id]="${home[$id]}"; done
 for a in "$@"; do
   case "$a" in
+    --val) role=val ;;
+    -*) echo "error: unknown option '$a'" >&2; exit 1 ;;
     *=*) id="${a%%=*}"; [ -n "${src[$id]+x}" ] || { echo "error: unknown source id '$id' (one of: ${!src[*]})" >&2; exit 1; }
          src[$id]="${a#*=}" ;;
     *) dest="$a" ;;
   esac
 done
 # id | path in the repository | pinned git blob | output file | first frame | frames | licence/terms as stated | notes
-clips=(
+heldout_clips=(
   "lane|videos/night.mp4|c769df3d031f64750e58559403e47622ee51b01e|dashcam_night_road.mp4|0|150|repo MIT (LICENSE.txt, (c) 2019 Tergel Molom-Ochir); README thanks the YouTube channel '4k Relaxation Channel' for the videos, no separate video licence|night highway from a dash camera; headlights, heavy blocking in the blacks"
   "tracking|videos/night.mp4|e79d4ca834e2b593cb57ba6176889a03ff5c128a|cctv_night_yard.mp4|0|150|repo Apache-2.0 (LICENSE); the video's origin is not stated|static night view of two lit garages, a person walks across; 1080p"
   "rccar|Media/night_test.mp4|4c8cf1093eb7e7c5994d7b0ea4b41c4f4d0d9ad2|rccar_night_torch.mp4|330|150|repo GPL-3.0 (LICENSE); the team's own night test of their RC car (README)|torch-lit car on a dark track; strong sensor noise; real brightness swings (torch), near-black frames"
@@ -46,6 +59,13 @@ clips=(
   "zerodce|ZeroDCE/test.mp4|0f48ff7751adaa0302f1e9faec85e333c07e29b7|aerial_dusk_bridge.mp4|0|150|no licence stated in the repository; the video's origin is not stated (an enhancement demo input)|drone over a lit cable-stayed bridge at dusk; cleaner than the others"
   "ircctv|night.mp4|f083b4fc1ea54c4eb5e10b3ab10402155ea4e965|ir_cctv_night.mp4|0|150|no licence stated in the repository; the repository ships a YouTube downloader, so the clip is probably from YouTube|infrared night-mode security camera: greyscale (no colour to judge), timestamp overlay"
 )
+val_clips=(
+  "crowd|sample3.mp4|e1a4644ea4658a195b1076817e60c0e0efb8ac69|phone_night_crowd.mp4|0|150|no licence stated in the repository; the video's origin is not stated (a Zero-DCE demo input)|handheld phone, portrait: a crowd with glow sticks before a floodlit arch; very dark (luma ~5), noisy, phone H.264"
+  "street|images/night_street.mp4|d26019bef3fc9d2b259467b8a93f7a3b778b5f69|night_street_crossing.mp4|0|150|no licence stated in the repository; the video's origin is not stated|night street crossing: pedestrians, cars with headlights, neon signs; 640x360, fairly clean"
+  "skyline|dark.mp4|09b9e08225c85615ffcca98f9f76efc2fcba8462|phone_night_skyline.mp4|0|150|no licence stated in the repository (coursework); the video's origin is not stated|phone pan over a hazy night skyline with a lit bridge and tower; 1080p, murky shadows"
+)
+if [ "$role" = val ]; then clips=("${val_clips[@]}"); else clips=("${heldout_clips[@]}"); fi
+[ -n "$dest" ] || { [ "$role" = val ] && dest="data_cache/real-dark-val" || dest="data_cache/real-dark-videos"; }
 if [ -f "$dest/MANIFEST.txt" ]; then
   missing=0
   for c in "${clips[@]}"; do IFS='|' read -r _ _ _ out _ <<<"$c"; [ -f "$dest/$out" ] || missing=1; done
@@ -87,7 +107,7 @@ for c in "${clips[@]}"; do
   IFS='|' read -r id path blob out start n licence notes <<<"$c"
   manifest_rows+=("$out|$start|$n|${home[$id]}|${src[$id]}|$path|$blob|$licence|$notes")
 done
-WHOLE="${WHOLE:-0}" "$py" - "$tmp/raw" "$tmp/out" "${manifest_rows[@]}" <<'PY'
+ROLE="$role" WHOLE="${WHOLE:-0}" "$py" - "$tmp/raw" "$tmp/out" "${manifest_rows[@]}" <<'PY'
 import os
 import sys
 from fractions import Fraction
@@ -98,6 +118,7 @@ import numpy as np
 
 raw, out = Path(sys.argv[1]), Path(sys.argv[2])
 whole = os.environ.get("WHOLE", "0") == "1"
+role = os.environ.get("ROLE", "heldout")
 
 
 def luma(frame):
@@ -157,13 +178,19 @@ for spec in sys.argv[3:]:
 head = ["file", "frames", "resolution", "fps", "mean_luma", "luma_range", "bytes", "source", "path",
         "blob", "segment", "licence_terms", "notes", "fetched_from"]
 with open(out / "MANIFEST.txt", "w") as fh:
-    fh.write("# Real low-light videos (not synthetically darkened). EVALUATION ONLY: never train, select\n"
-             "# checkpoints or tune on them. Written by scripts/fetch_dark_videos.sh; tab-separated.\n"
-             "# mean_luma / luma_range: BT.601 luma of the RGB frames, 0-255 (clip mean; per-frame min-max).\n")
+    if role == "val":
+        fh.write("# Real low-light videos (not synthetically darkened). VALIDATION: for choosing settings and\n"
+                 "# checkpoints on long real footage; never train on them. Written by scripts/fetch_dark_videos.sh --val;\n"
+                 "# tab-separated.\n")
+    else:
+        fh.write("# Real low-light videos (not synthetically darkened). EVALUATION ONLY: never train, select\n"
+                 "# checkpoints or tune on them. Written by scripts/fetch_dark_videos.sh; tab-separated.\n")
+    fh.write("# mean_luma / luma_range: BT.601 luma of the RGB frames, 0-255 (clip mean; per-frame min-max).\n")
     fh.write("\t".join(head) + "\n")
     for r in rows:
         fh.write("\t".join(r) + "\n")
 PY
 mkdir -p "$(dirname "$dest")"
 rm -rf "$dest.partial" && mv "$tmp/out" "$dest.partial" && rm -rf "$dest" && mv "$dest.partial" "$dest"
-echo "${#clips[@]} real dark clips in $dest (evaluation only; see $dest/MANIFEST.txt)"
+if [ "$role" = val ]; then use="validation: never train on them"; else use="evaluation only"; fi
+echo "${#clips[@]} real dark clips in $dest ($use; see $dest/MANIFEST.txt)"
