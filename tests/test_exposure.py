@@ -33,12 +33,28 @@ def test_target_brightness_is_reached_and_smoothed():
     ctl = ExposureControl(target=120.0, smoothing=0.0)
     out = ctl(_img())
     assert float((out * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0).mean()) * 255 == pytest.approx(120, abs=3)
-    # smoothed: a sudden bright frame moves the gain only partly, so the output jumps less than the input
-    ctl = ExposureControl(target=120.0, smoothing=0.9)
+    # without steady exposure the gain is smoothed: a sudden bright frame moves it only partly, so
+    # the brighter frame still shows, not flattened at once
+    ctl = ExposureControl(target=120.0, smoothing=0.9, steady=False)
     steady = [ctl(_img(0.3, s)) for s in range(5)]
     jump = ctl(_img(0.6, 9))
     b = [float(x.mean()) for x in steady + [jump]]
-    assert b[-1] > b[-2] * 1.2  # the brighter frame still shows, not flattened at once
+    assert b[-1] > b[-2] * 1.2
+
+
+def test_target_with_steady_exposure_holds_every_frame():
+    """The default (steady): a guess that jumps from frame to frame is held at the target on every
+    frame, where a smoothed gain lets most of each jump through (real-footage §47)."""
+    guesses = [_img(0.3, 0) * k for k in (1.0, 1.4, 1.0, 1.4, 1.0, 1.4)]
+    held = [_luma(ExposureControl(target=110.0)(g.clone())) for g in guesses]
+    ctl = ExposureControl(target=110.0)
+    held_video = [_luma(ctl(g.clone())) for g in guesses]
+    assert held_video == pytest.approx(held, abs=1e-4)  # no state: each frame on its own
+    assert max(abs(b - 110.0) for b in held_video) < 3.0  # the gain is solved on a subsample
+    assert ctl.log_gain is None  # nothing for a resumed run to carry
+    smoothed = ExposureControl(target=110.0, steady=False)
+    jumps = [_luma(smoothed(g.clone())) for g in guesses]
+    assert np.abs(np.diff(jumps)).mean() > 10 * np.abs(np.diff(held_video)).mean()
 
 
 @pytest.mark.parametrize("kw", [dict(ev=9), dict(ev=float("nan")), dict(target=0), dict(target=300)])
@@ -71,7 +87,7 @@ def test_exposure_and_brightness_exclude_each_other():
 
 
 def test_a_resumed_run_carries_the_smoothed_gain():
-    ctl = ExposureControl(target=120.0)
+    ctl = ExposureControl(target=120.0, steady=False)
     for s in range(3):
         ctl(_img(0.3, s))
     kept = ctl.log_gain

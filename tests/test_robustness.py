@@ -746,6 +746,24 @@ def test_resume_from_a_frame_folder(tmp_path, weights, capsys, monkeypatch, extr
     assert all(np.array_equal(a, b) for a, b in zip(frames_a, frames_b))
 
 
+def test_resume_refuses_brightness_segments_made_with_a_smoothed_gain(tmp_path, weights, capsys, monkeypatch,
+                                                                      long_clip):
+    """--brightness holds every frame since real-footage §47: segments an older version made with
+    its smoothed gain (no "exposure_hold" in their job) are not continued with the new exposure."""
+    dst = tmp_path / "out.mp4"
+    seg = ["--resume", "--segment-frames", "5", "--brightness", "100"]
+    with monkeypatch.context() as m:
+        interrupt_after_segments(m, 1)
+        assert cli(capsys, long_clip, dst, weights, *seg)[0] == 130
+    manifest = work_dir_for(dst) / sresume.MANIFEST
+    data = json.loads(manifest.read_text())
+    assert data["options"].pop("exposure_hold") is True
+    manifest.write_text(json.dumps(data))
+    snap = Refusal(tmp_path, long_clip)
+    rc, err = cli(capsys, long_clip, dst, weights, *seg)
+    snap.check(rc, err, 2, "cannot resume", "exposure_hold")
+
+
 def test_resume_refuses_a_different_job(tmp_path, weights, capsys, monkeypatch, long_clip):
     dst = tmp_path / "out.mp4"
     seg = ["--resume", "--segment-frames", "5"]

@@ -132,8 +132,9 @@ def _add_enhance(sub):
     p.add_argument("--exposure", type=float, default=0.0, metavar="EV",
                    help="stops added to the model's exposure guess, e.g. 0.5 or -1 (default 0)")
     p.add_argument("--brightness", type=float, default=None, metavar="Y",
-                   help="hold the output at this mean brightness (luma 0-255, e.g. 110), smoothed over "
-                        "time so it does not pump (default: the model's guess)")
+                   help="hold every output frame at this mean brightness (luma 0-255, e.g. 110), so it does "
+                        "not pump; with --exposure-per-frame the gain is smoothed over time instead "
+                        "(default: the model's guess)")
     p.add_argument("--exposure-per-frame", action="store_true",
                    help="let the model set each frame's exposure on its own (default: the output's brightness is "
                         "smoothed over time, as auto-exposure settles, so it does not pump from frame to frame)")

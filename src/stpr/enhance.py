@@ -319,8 +319,9 @@ class Enhancer:
         device: "auto" (a CUDA GPU when there is one), "cpu", "cuda" or "cuda:N".
         batch: windows per network call; None: 1 on a CPU, 8 on a GPU (2 at 4K).
         exposure: stops added to the model's exposure guess (``ExposureControl.ev``).
-        brightness: mean output brightness (luma 0-255) to hold, smoothed over time, or None for
-            the model's guess (``ExposureControl.target``).
+        brightness: mean output brightness (luma 0-255) to hold every frame at (smoothed over time
+            instead without ``steady_exposure``), or None for the model's guess
+            (``ExposureControl.target``).
         steady_exposure: smooth the output's brightness over time, as auto-exposure settles, so it
             does not pump with the model's per-frame guess (``ExposureControl.steady``); False:
             each frame's own guess.

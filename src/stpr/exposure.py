@@ -8,8 +8,12 @@ frame than the input's does. ``ExposureControl`` works on each output frame:
   frame rescaled to it, as a camera's auto-exposure settles: a lasting change (a light comes on,
   a cut) is followed within ~10 frames, a jump of the guess from one frame to the next is not.
 * ``ev`` multiplies the light by 2**ev (in linear light, where exposure is a plain scale).
-* ``target`` (mean BT.601 luma, 0-255) solves for the gain that brings each frame there and
-  smooths that gain over time; it replaces ``steady``.
+* ``target`` (mean BT.601 luma, 0-255) solves for the gain that brings each frame there. With
+  ``steady`` (the default) every frame is held at the target, as a camera's auto-exposure would
+  hold it (a light that comes on is compensated at once). Without ``steady`` the gain is smoothed
+  over time instead, so a sudden change shows for a few frames, and so do the guess's jumps: on a
+  real 5-luma phone clip held at 115 the output's frame-to-frame change was 2.1× the input's
+  (real-footage §47).
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ class ExposureControl:
     """Args:
         ev: stops added to the model's exposure (+1 doubles the light, -1 halves it).
         target: mean brightness (BT.601 luma, 0-255) to hold each output frame at, or None.
-        smoothing: per-frame weight of the previous gain when following ``target`` or keeping the
-            exposure steady (0: each frame on its own; 0.9: a time constant of about 10 frames).
-        steady: smooth the output's mean brightness over time (see the module's docstring).
+        smoothing: per-frame weight of the previous state when keeping the exposure steady (or,
+            without ``steady``, the previous gain when following ``target``): 0 each frame on its
+            own, 0.9 a time constant of about 10 frames.
+        steady: smooth the output's mean brightness over time; with ``target``, hold every frame
+            at it (see the module's docstring).
     """
 
     ev: float = 0.0
@@ -68,8 +74,9 @@ class ExposureControl:
 
     @property
     def log_gain(self) -> float | None:
-        """The smoothing's state (log2: the gain when following ``target``, the brightness when
-        keeping the exposure steady), for a resumable run to store."""
+        """The smoothing's state (log2: the brightness when keeping the exposure steady, the gain
+        when following ``target`` without ``steady``; None when holding ``target``), for a
+        resumable run to store."""
         return self._log_gain
 
     def _gain_for(self, lin: torch.Tensor) -> float:
@@ -126,7 +133,8 @@ class ExposureControl:
         log_gain = self.ev
         if self.target is not None:
             g = self._gain_for(lin)
-            self._log_gain = g if self._log_gain is None else (
-                self.smoothing * self._log_gain + (1 - self.smoothing) * g)
-            log_gain += self._log_gain
+            if not self.steady:  # the gain smoothed: the guess's jumps pass through, damped
+                g = self._log_gain = g if self._log_gain is None else (
+                    self.smoothing * self._log_gain + (1 - self.smoothing) * g)
+            log_gain += g
         return linear_to_srgb((lin * 2.0 ** log_gain).clamp_(0, 1))

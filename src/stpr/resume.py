@@ -346,6 +346,10 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         # the user's exposure choice changes every pixel
                         "exposure": enhancer.exposure.ev, "brightness": enhancer.exposure.target,
                         "steady_exposure": enhancer.exposure.steady,
+                        # --brightness holds every frame (since real-footage §47; before, a smoothed
+                        # gain): segments of the older kind are not continued
+                        **({"exposure_hold": True} if enhancer.exposure.target is not None
+                           and enhancer.exposure.steady else {}),
                         "temporal_filter": enhancer.temporal.strength, "tone_match": enhancer.tone.strength,
                         # frame folders and images: the frame rate (--fps or the default) times them
                         **({"fps": str(info.fps)} if info.kind != "video" else {})},
