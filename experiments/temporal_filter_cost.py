@@ -2,19 +2,20 @@
 milliseconds per frame (median over frames after the first) and the peak extra memory of one call,
 on a smooth random texture panning 2 px a frame with grain. Run with nothing else on the machine.
 
-    .venv/bin/python experiments/temporal_filter_cost.py --sizes 640x360,1920x1080,3840x2160
+    .venv/bin/python experiments/temporal_filter_cost.py --sizes 640x360,1920x1080,3840x2160 --details 0,0.3
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 import tracemalloc
 
 import cv2
 import numpy as np
 
-from stpr.temporal import TemporalFilter
+from stpr.temporal import DEFAULT_DETAIL, TemporalFilter
 
 
 def frames_for(w: int, h: int, n: int) -> list[np.ndarray]:
@@ -29,12 +30,13 @@ def main() -> int:
     ap.add_argument("--sizes", default="640x360,1920x1080,3840x2160")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2, help="OpenCV threads")
+    ap.add_argument("--details", default=str(DEFAULT_DETAIL), help="fine-detail shares to time (comma-separated)")
     args = ap.parse_args()
     cv2.setNumThreads(args.threads)
-    for size in args.sizes.split(","):
+    for size, detail in itertools.product(args.sizes.split(","), (float(d) for d in args.details.split(","))):
         w, h = (int(v) for v in size.split("x"))
         frames = frames_for(w, h, args.frames)
-        filt = TemporalFilter()
+        filt = TemporalFilter(detail=detail)
         times = []
         for f in frames:
             t0 = time.perf_counter()
@@ -45,7 +47,7 @@ def main() -> int:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         ms = 1000 * float(np.median(times[1:]))
-        print(f"{size}: {ms:.1f} ms a frame (range {1000 * min(times[1:]):.1f}-{1000 * max(times[1:]):.1f}), "
+        print(f"{size} detail {detail:g}: {ms:.1f} ms a frame (range {1000 * min(times[1:]):.1f}-{1000 * max(times[1:]):.1f}), "
               f"peak extra memory of a call {peak / 2**20:.0f} MB, state kept {filt._prev.nbytes / 2**20:.0f} MB",
               flush=True)
     return 0

@@ -746,22 +746,25 @@ def test_resume_from_a_frame_folder(tmp_path, weights, capsys, monkeypatch, extr
     assert all(np.array_equal(a, b) for a, b in zip(frames_a, frames_b))
 
 
-def test_resume_refuses_brightness_segments_made_with_a_smoothed_gain(tmp_path, weights, capsys, monkeypatch,
-                                                                      long_clip):
-    """--brightness holds every frame since real-footage §47: segments an older version made with
-    its smoothed gain (no "exposure_hold" in their job) are not continued with the new exposure."""
+@pytest.mark.parametrize("extra,key", [(["--brightness", "100"], "exposure_hold"), ([], "temporal_detail")],
+                         ids=["brightness", "filter-detail"])
+def test_resume_refuses_segments_an_earlier_version_made_otherwise(tmp_path, weights, capsys, monkeypatch,
+                                                                   long_clip, extra, key):
+    """Since real-footage §47 --brightness holds every frame (it smoothed its gain) and the temporal
+    filter blends 0.3 of the fine detail (it blended none): segments an older version made, whose
+    job lacks the new key, are not continued with the new settings."""
     dst = tmp_path / "out.mp4"
-    seg = ["--resume", "--segment-frames", "5", "--brightness", "100"]
+    seg = ["--resume", "--segment-frames", "5", *extra]
     with monkeypatch.context() as m:
         interrupt_after_segments(m, 1)
         assert cli(capsys, long_clip, dst, weights, *seg)[0] == 130
     manifest = work_dir_for(dst) / sresume.MANIFEST
     data = json.loads(manifest.read_text())
-    assert data["options"].pop("exposure_hold") is True
+    assert data["options"].pop(key) in (True, 0.3)
     manifest.write_text(json.dumps(data))
     snap = Refusal(tmp_path, long_clip)
     rc, err = cli(capsys, long_clip, dst, weights, *seg)
-    snap.check(rc, err, 2, "cannot resume", "exposure_hold")
+    snap.check(rc, err, 2, "cannot resume", key)
 
 
 def test_resume_refuses_a_different_job(tmp_path, weights, capsys, monkeypatch, long_clip):

@@ -351,6 +351,8 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         **({"exposure_hold": True} if enhancer.exposure.target is not None
                            and enhancer.exposure.steady else {}),
                         "temporal_filter": enhancer.temporal.strength, "tone_match": enhancer.tone.strength,
+                        # the filter's fine-detail share (0 before real-footage §47; recorded since)
+                        **({"temporal_detail": enhancer.temporal.detail} if enhancer.temporal.strength > 0 else {}),
                         # frame folders and images: the frame rate (--fps or the default) times them
                         **({"fps": str(info.fps)} if info.kind != "video" else {})},
         }

@@ -7,10 +7,12 @@ compression blotches that move from frame to frame) reaches the output as flicke
 blend reaches back over many frames for the price of one small optical flow, one warp and a few
 element-wise passes per frame. Where the warped previous frame disagrees with the current one
 (motion the flow missed, occlusion, a cut) the weight falls to zero, so moving content is not
-smeared. Only the coarse picture (above ``detail_sigma``) is blended by default: every warp
-interpolates, and a recursion of warps would blur the fine detail.
+smeared. The coarse picture (above ``detail_sigma``) is blended with the full weight, the fine
+detail with 0.3 of it: every warp interpolates, and a recursion of warps at the full weight would
+blur the fine detail.
 
-Measured in docs/research/real-footage.md §21 (``experiments/temporal_filter_probe.py``).
+Measured in docs/research/real-footage.md §21 and, on long real footage, §47
+(``experiments/temporal_filter_probe.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ FLOW_SIDE = 320
 # stripes, which bounds the float copies (at 4K a whole frame's blend fields would take 200 MB).
 STRIPE_PIXELS = 1920 * 1088
 DEFAULT_STRENGTH = 0.8
+DEFAULT_DETAIL = 0.3
 # Below this fraction of agreeing pixels the frame is taken for a new shot and passes unfiltered.
 CUT_AGREEMENT = 0.25
 
@@ -48,9 +51,10 @@ class TemporalFilter:
     Args:
         strength: weight of the previous filtered frame where the two frames agree, for the coarse
             picture (0 turns the filter off).
-        detail: the weight of the fine detail (above ``detail_sigma``) as a fraction of ``strength``;
-            0 (the default) leaves the detail to the current frame and skips the full-resolution
-            warp: the flicker the filter removes is mostly coarse.
+        detail: the weight of the fine detail (below ``detail_sigma``) as a fraction of the coarse
+            picture's; 0 leaves the detail to the current frame and skips the full-resolution warp
+            (about half the filter's time at 1080p). The default 0.3 was chosen on long real dark
+            videos (real-footage §47), where the fine grain is most of the remaining flicker.
         tolerance: mean difference of the two frames (0-1 scale, blurred, at the work size) at which
             the weight has fallen to 1/e: larger differences are taken for motion, not flicker.
         detail_sigma: Gaussian sigma (pixels of the frame) that splits coarse from fine.
@@ -58,7 +62,7 @@ class TemporalFilter:
     """
 
     strength: float = DEFAULT_STRENGTH
-    detail: float = 0.0
+    detail: float = DEFAULT_DETAIL
     tolerance: float = 0.08
     detail_sigma: float = 2.0
     flow_side: int = FLOW_SIDE
