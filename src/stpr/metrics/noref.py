@@ -73,15 +73,42 @@ def black_levels(frames: Sequence[np.ndarray], percentiles: Sequence[float] = (1
     return [float(v) for v in np.percentile(y, list(percentiles))]
 
 
+def _saturation_tables(min_value: float) -> tuple[np.ndarray, np.ndarray]:
+    """For uint8 frames: each (max, min) pair's saturation and whether it counts, as (65536,)
+    tables indexed by max * 256 + min, computed exactly as the float path computes each pixel."""
+    v = np.arange(256, dtype=np.float32) / np.float32(255.0)
+    mx, mn = v[:, None], v[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(mx > 0, (mx - mn) / mx, np.float32(0.0))  # black: no colour
+    sel = np.broadcast_to(mx >= min_value, s.shape)
+    return np.where(sel, s, 0.0).astype(np.float64).ravel(), sel.astype(np.float64).ravel()
+
+
 def saturation(frames: Sequence[np.ndarray], min_value: float = 0.1) -> float:
     """Mean HSV saturation (0-1) of the pixels whose value (max of R, G, B) is at least
-    ``min_value`` (0-1)."""
-    tot, n = 0.0, 0
+    ``min_value`` (0-1); a black pixel's saturation is 0."""
+    tot, n = 0.0, 0.0
+    tables = None
     for f in frames:
-        f = np.asarray(f, np.float32) / 255.0
+        f = np.asarray(f)
+        if f.dtype == np.uint8:
+            # a histogram of (max, min) pairs: a 1080p frame in ~15 ms instead of ~0.5 s in float
+            if tables is None:
+                tables = _saturation_tables(min_value)
+            r, g, b = cv2.split(np.ascontiguousarray(f))
+            mn = cv2.min(cv2.min(r, g), b)
+            idx = cv2.max(cv2.max(r, g), b).astype(np.uint16)
+            idx <<= 8
+            idx |= mn
+            counts = np.bincount(idx.ravel(), minlength=65536)
+            tot += float(counts @ tables[0])
+            n += float(counts @ tables[1])
+            continue
+        f = f.astype(np.float32) / 255.0
         mx, mn = f.max(axis=2), f.min(axis=2)
         sel = mx >= min_value
-        tot += float(((mx - mn)[sel] / mx[sel]).sum())
+        v = mx[sel]
+        tot += float(np.divide(v - mn[sel], v, out=np.zeros_like(v), where=v > 0).sum())
         n += int(sel.sum())
     return tot / n if n else float("nan")
 

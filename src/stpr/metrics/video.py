@@ -240,9 +240,9 @@ def flicker_ratio(outputs: Sequence[np.ndarray], inputs: Sequence[np.ndarray], *
     if in_mean <= 0:
         return float("nan")
     gain = out_mean / in_mean
-    reference = [np.clip(to_float(f) * gain, 0.0, 1.0) for f in inputs]
-    if sigma:
-        blur = lambda f: cv2.GaussianBlur(to_float(f), (0, 0), sigma)  # noqa: E731
+    reference = [np.clip(to_float(f).astype(np.float32) * np.float32(gain), 0.0, 1.0) for f in inputs]
+    if sigma:  # (in float32: the warping error is taken in float32 anyway, and it is twice as fast)
+        blur = lambda f: cv2.GaussianBlur(to_float(f).astype(np.float32), (0, 0), sigma)  # noqa: E731
         reference, outputs = [blur(f) for f in reference], [blur(f) for f in outputs]
     ref = warping_error(reference, flows=flows)
     if not ref > 0:
@@ -253,7 +253,15 @@ def flicker_ratio(outputs: Sequence[np.ndarray], inputs: Sequence[np.ndarray], *
 # ----------------------------------------------------------------------------- brightness
 def frame_brightness(frames: Sequence[np.ndarray]) -> np.ndarray:
     """Mean BT.601 luma of each frame on the 0-255 scale. Returns (N,)."""
-    return np.array([luma(f).mean() * 255.0 for f in frames])
+    return np.array([_brightness(f) for f in frames], dtype=np.float64)
+
+
+def _brightness(frame: np.ndarray) -> float:
+    a = np.asarray(frame)
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3:
+        # luma is linear: the weighted channel means, without a float copy of the frame
+        return float(np.dot(cv2.mean(np.ascontiguousarray(a))[:3], _Y))
+    return float(luma(a).mean()) * 255.0
 
 
 def mean_brightness(frames: Sequence[np.ndarray]) -> float:
