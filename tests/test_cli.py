@@ -84,6 +84,36 @@ def test_more_threads_than_cores_are_capped_with_one_line(video, weights, tmp_pa
     assert torch.get_num_threads() == 2
 
 
+@pytest.mark.parametrize("command", ["eval", "bench", "batch"])
+def test_threads_are_checked_and_capped_in_every_command(video, tmp_path, capsys, monkeypatch, command):
+    import stpr._threads
+    import stpr.batch
+    import stpr.bench
+    import stpr.report
+
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen["threads"] = kwargs["threads"]
+        return [] if command == "batch" else {}
+
+    monkeypatch.setattr(stpr._threads, "cores_available", lambda: 2)
+    monkeypatch.setattr(stpr.report, "run_eval", record)
+    monkeypatch.setattr(stpr.bench, "run_bench", record)
+    monkeypatch.setattr(stpr.bench, "format_table", lambda *a, **k: "")
+    monkeypatch.setattr(stpr.batch, "run_batch", record)
+    monkeypatch.setattr(stpr.batch, "format_table", lambda *a, **k: "")
+    args = {"eval": ["eval", str(video), "--quiet"], "bench": ["bench", "--quiet"],
+            "batch": ["batch", str(video.parent), str(tmp_path / "out"), "--quiet"]}[command]
+    assert main([*args, "--threads", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threads must be >= 1, got 0" in err[0]
+    assert "threads" not in seen
+    main([*args, "--threads", "50"])
+    assert seen["threads"] == 2
+    assert "--threads 50 is more than the 2 cores" in capsys.readouterr().err
+
+
 def test_per_frame_and_dis_options(video, weights, tmp_path):
     for extra in (["--frames", "1"], ["--flow", "dis"], ["--flow", "zero"], ["--tile", "32"]):
         dst = tmp_path / f"o{extra[1]}.mp4"

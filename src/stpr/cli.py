@@ -166,8 +166,6 @@ def _check_enhance_numbers(args) -> None:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.memory_mb is not None and args.memory_mb < 1:
         raise UsageError(f"--memory-mb must be >= 1, got {args.memory_mb}")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     _cap_threads(args)
     if args.segment_frames is not None:
         if args.segment_frames < 1:
@@ -185,11 +183,16 @@ def _check_enhance_numbers(args) -> None:
     ExposureControl(ev=args.exposure, target=args.brightness)  # checks the ranges
 
 
-def _cap_threads(args) -> None:
-    """Lower ``--threads`` to the cores this process may use, with a warning: more OpenMP threads
-    than cores only queue at every barrier (each waits for a time slice)."""
+def _cap_threads(args, local: bool = True) -> None:
+    """Refuse ``--threads`` under 1; where the work runs here (``local``), lower it to the cores
+    this process may use, with a warning: more OpenMP threads than cores only queue at every
+    barrier (each waits for a time slice)."""
     from stpr._threads import cores_available
 
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if not local:
+        return
     cores = cores_available()
     if args.threads is not None and args.threads > cores:
         import warnings
@@ -333,6 +336,7 @@ def _add_eval(sub):
 def _run_eval(args) -> int:
     from stpr.report import run_eval
 
+    _cap_threads(args)
     run_eval(args.input, gt=args.gt, lol=args.lol, synthetic=args.synthetic, clips=args.clips,
              methods=args.methods, model=args.model, flow=args.flow, look=args.look, lol_split=args.lol_split,
              out=args.out, max_frames=args.max_frames, limit=args.limit, threads=args.threads, exposure_jumps=args.exposure_jumps,
@@ -385,6 +389,7 @@ def _add_bench(sub):
 def _run_bench(args) -> int:
     from stpr.bench import format_durations, format_table, parse_sizes, run_bench
 
+    _cap_threads(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
     durations = None
@@ -515,8 +520,7 @@ def _run_batch(args) -> int:
     from stpr.batch import format_table, run_batch
 
     inp, out, ray = _batch_paths(args)
-    if ray is None:  # Ray workers may run on other machines, with their own cores
-        _cap_threads(args)
+    _cap_threads(args, local=ray is None)  # Ray workers may run on other machines, with their own cores
     results = run_batch(inp, out, model=args.model, crf=args.crf, threads=args.threads, overwrite=args.overwrite,
                         ray=ray is not None, address=ray or None, workers=args.workers,
                         gpus_per_worker=args.gpus_per_worker, quiet=args.quiet, device=args.device,
