@@ -11,6 +11,7 @@ exposure included, the filter off) and its outputs are cached; the filter runs o
 
     .venv/bin/python experiments/temporal_filter_probe.py --strengths 0,0.6,0.8,0.9 --tolerances 0.04,0.08,0.12 --details 0,0.3,0.5
     .venv/bin/python experiments/temporal_filter_probe.py --long data_cache/real-dark-val --long-brightness 115
+    .venv/bin/python experiments/temporal_filter_probe.py --strengths 0.8 --details 0.3 --flows fast/320,medium/320
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def main() -> int:
     ap.add_argument("--strengths", default="0,0.6,0.8")
     ap.add_argument("--tolerances", default="0.08")
     ap.add_argument("--details", default="0.3", help="fractions of the strength for the fine detail")
+    ap.add_argument("--flows", default=None,
+                    help="the filter's flow as PRESET/SIDE pairs, e.g. fast/320,medium/320 (default: the filter's; "
+                         "when given, each printed setting names its flow)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache", type=Path, default=Path("reports/temporal_probe_cache"))
     args = ap.parse_args()
@@ -95,6 +99,8 @@ def main() -> int:
     strengths = [float(s) for s in args.strengths.split(",")]
     tolerances = [float(t) for t in args.tolerances.split(",")]
     details = [float(d) for d in args.details.split(",")]
+    flows = [None] if args.flows is None else [(p, int(side)) for p, side in
+                                               (f.split("/") for f in args.flows.split(","))]
     # the network's outputs as the product makes them, before the filter (applied below)
     enh = Enhancer.from_pretrained(args.model, threads=args.threads, workers=1, temporal_filter=0)
     enh_long = enh if args.long_brightness is None else Enhancer.from_pretrained(
@@ -117,8 +123,9 @@ def main() -> int:
         flows = sequence_flows(dark)
         base_hf = hf_energy(outs)
         for s in strengths:
-            for tol, det in itertools.product(tolerances, details) if s > 0 else [(0.0, 0.0)]:
-                filt = TemporalFilter(strength=s, tolerance=max(tol, 1e-6), detail=det)
+            for tol, det, flow in itertools.product(tolerances, details, flows) if s > 0 else [(0.0, 0.0, None)]:
+                flow_kw = {} if flow is None else {"flow_preset": flow[0], "flow_side": flow[1]}
+                filt = TemporalFilter(strength=s, tolerance=max(tol, 1e-6), detail=det, **flow_kw)
                 y = [filt(o) for o in outs]
                 quick = is_long and args.quick_long and (s, tol, det) not in FULL_METRICS
                 r = {"flicker": flicker_ratio(y, dark, flows=flows), "hf": hf_energy(y) / base_hf}
@@ -135,13 +142,14 @@ def main() -> int:
                     if is_long:
                         r["pumping"] = exposure_pumping(y, dark)
                         r["brightness"] = float(frame_brightness(y).mean())
-                rows.setdefault((s, tol, det), {})[name] = r
-                print(f"{name:12s} s={s:.2f} tol={tol:.3f} detail={det}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()),
-                      flush=True)
+                flow_tag = "" if flow is None or s == 0 else f" flow={flow[0]}/{flow[1]}"
+                rows.setdefault((s, tol, det, flow_tag), {})[name] = r
+                print(f"{name:12s} s={s:.2f} tol={tol:.3f} detail={det}{flow_tag}: "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in r.items()), flush=True)
     print("\nmeans over the real clips / per video:")
-    for (s, tol, det), per in rows.items():
+    for (s, tol, det, flow_tag), per in rows.items():
         real = [r for n, r in per.items() if n.startswith("clip")]
-        msg = f"s={s:.2f} tol={tol:.3f} detail={det}:"
+        msg = f"s={s:.2f} tol={tol:.3f} detail={det}{flow_tag}:"
         for n, r in per.items():
             if n.startswith("long") and "blacks" not in r:  # --quick-long
                 msg += f" {n[5:]} flicker {r['flicker']:.3f} hf {r['hf']:.3f};"

@@ -1,20 +1,23 @@
 """Apply real-footage §47's rule to the logs of ``temporal_filter_probe.py`` (one or more runs of
 the same grid, e.g. the short cases from one and the long videos from others): for each setting the
-score (mean flicker ratio of the long videos), the constraints against 0.8 / 0.08 / 0 (``tree``,
+score (mean flicker ratio of the long videos), the constraints against the base setting (``tree``,
 ``city``, ``city`` H.264 affine-fitted PSNR at most 0.05 dB lower; detail kept >= 0.95 on each long
 video and on the short clips' mean; the short clips' mean flicker no higher), best score first.
+§47's base was 0.8 / 0.08 / 0 with the flow fast/320; §49's is 0.8 / 0.08 / 0.3 with that flow.
 
     python experiments/temporal_filter_rule.py reports/s37/tf_grid_short_cases.log reports/s37/tf_grid_long*.log
+    python experiments/temporal_filter_rule.py --base 0.8,0.08,0.3,fast/320 reports/s38/tf_flow*.log
 """
 
 from __future__ import annotations
 
+import argparse
 import re
-import sys
 from collections import defaultdict
 
-LINE = re.compile(r"^(tree|city h264|city|clip \S+|long \S+)\s+s=([\d.]+) tol=([\d.]+) detail=([\d.]+): (.*)$")
-BASE = (0.8, 0.08, 0.0)
+LINE = re.compile(r"^(tree|city h264|city|clip \S+|long \S+)\s+s=([\d.]+) tol=([\d.]+) detail=([\d.]+)"
+                  r"(?: flow=(\w+/\d+))?: (.*)$")
+DEFAULT_FLOW = "fast/320"  # the filter's flow when a log names none
 SYNTHETIC = ("tree", "city", "city h264")
 
 
@@ -24,14 +27,20 @@ def read(paths: list[str]) -> dict[tuple, dict[str, dict[str, float]]]:
         for line in open(path, encoding="utf-8"):
             m = LINE.match(line.strip())
             if m:
-                name, s, t, d, rest = m.groups()
-                rows[(float(s), float(t), float(d))][name] = {k: float(v) for k, v in re.findall(r"(\w+) (-?[\d.]+)", rest)}
+                name, s, t, d, flow, rest = m.groups()
+                key = (float(s), float(t), float(d), flow or DEFAULT_FLOW)
+                rows[key][name] = {k: float(v) for k, v in re.findall(r"(\w+) (-?[\d.]+)", rest)}
     return rows
 
 
 def main() -> int:
-    rows = read(sys.argv[1:])
-    base = rows[BASE]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="0.8,0.08,0,fast/320", help="STRENGTH,TOLERANCE,DETAIL,PRESET/SIDE")
+    ap.add_argument("logs", nargs="+")
+    args = ap.parse_args()
+    rows = read(args.logs)
+    s, t, d, flow = args.base.split(",")
+    base = rows[(float(s), float(t), float(d), flow)]
     mean = lambda per, names, key: sum(per[n][key] for n in names) / len(names)  # noqa: E731
     clips = sorted(n for n in base if n.startswith("clip"))
     longs = sorted(n for n in base if n.startswith("long"))

@@ -31,6 +31,8 @@ FLOW_SIDE = 320
 # Pixels of the full-resolution blend done at once: frames up to 1080p in one go, larger ones in
 # stripes, which bounds the float copies (at 4K a whole frame's blend fields would take 200 MB).
 STRIPE_PIXELS = 1920 * 1088
+FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 DEFAULT_STRENGTH = 0.8
 DEFAULT_DETAIL = 0.3
 # Below this fraction of agreeing pixels the frame is taken for a new shot and passes unfiltered.
@@ -59,6 +61,7 @@ class TemporalFilter:
             the weight has fallen to 1/e: larger differences are taken for motion, not flicker.
         detail_sigma: Gaussian sigma (pixels of the frame) that splits coarse from fine.
         flow_side: longer side (pixels) of the copies the flow and the agreement test run on.
+        flow_preset: OpenCV DIS preset of that flow, one of ``FLOW_PRESETS``.
     """
 
     strength: float = DEFAULT_STRENGTH
@@ -66,6 +69,7 @@ class TemporalFilter:
     tolerance: float = 0.08
     detail_sigma: float = 2.0
     flow_side: int = FLOW_SIDE
+    flow_preset: str = "fast"
 
     def __post_init__(self):
         check_strength(self.strength)
@@ -73,6 +77,8 @@ class TemporalFilter:
             raise ValueError(f"temporal filter detail must be in [0, 1], got {self.detail}")
         if not self.tolerance > 0:
             raise ValueError(f"temporal filter tolerance must be > 0, got {self.tolerance}")
+        if self.flow_preset not in FLOW_PRESETS:
+            raise ValueError(f"temporal filter flow preset must be one of {', '.join(FLOW_PRESETS)}, got {self.flow_preset!r}")
         self._buffers: dict = {}
         # The state a resumed run starts from (``--resume``: the end of its last segment).
         self.carry: dict[str, np.ndarray] | None = None
@@ -131,7 +137,7 @@ class TemporalFilter:
     def _blend(self, frame: np.ndarray, small: np.ndarray, gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         h, w = frame.shape[:2]
         # current -> previous, at the work size
-        flow = dis_flow(gray, self._prev_gray, cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        flow = dis_flow(gray, self._prev_gray, FLOW_PRESETS[self.flow_preset])
         delta = remap_backward(self._prev_small, flow)
         delta -= small  # warped previous minus current, at the work size
         # agreement, blurred so that leftover grain does not read as motion
