@@ -99,8 +99,8 @@ def main() -> int:
     strengths = [float(s) for s in args.strengths.split(",")]
     tolerances = [float(t) for t in args.tolerances.split(",")]
     details = [float(d) for d in args.details.split(",")]
-    flows = [None] if args.flows is None else [(p, int(side)) for p, side in
-                                               (f.split("/") for f in args.flows.split(","))]
+    flow_settings = [None] if args.flows is None else [(p, int(side)) for p, side in
+                                                       (f.split("/") for f in args.flows.split(","))]
     # the network's outputs as the product makes them, before the filter (applied below)
     enh = Enhancer.from_pretrained(args.model, threads=args.threads, workers=1, temporal_filter=0)
     enh_long = enh if args.long_brightness is None else Enhancer.from_pretrained(
@@ -123,7 +123,7 @@ def main() -> int:
         flows = sequence_flows(dark)
         base_hf = hf_energy(outs)
         for s in strengths:
-            for tol, det, flow in itertools.product(tolerances, details, flows) if s > 0 else [(0.0, 0.0, None)]:
+            for tol, det, flow in itertools.product(tolerances, details, flow_settings) if s > 0 else [(0.0, 0.0, None)]:
                 flow_kw = {} if flow is None else {"flow_preset": flow[0], "flow_side": flow[1]}
                 filt = TemporalFilter(strength=s, tolerance=max(tol, 1e-6), detail=det, **flow_kw)
                 y = [filt(o) for o in outs]
