@@ -58,13 +58,14 @@ def test_a_still_noisy_scene_is_steadied_without_shifting_its_mean():
         0.9 * np.mean(np.abs(np.diff(np.stack(frames[6:]).astype(float), axis=0)))
 
 
-def test_moving_content_is_followed_not_smeared():
+@pytest.mark.parametrize("preset", ["fast", "medium"])
+def test_moving_content_is_followed_not_smeared(preset):
     """A texture panning 3 px a frame: the filter follows it along the flow, so the output stays
-    close to the current frame's truth (no ghost of where it was)."""
+    close to the current frame's truth (no ghost of where it was), with either flow preset."""
     big = textured(96, 160, seed=3)
     truths = [big[12:84, 3 * k:3 * k + 96] for k in range(8)]
     frames = [t.round().astype(np.uint8) for t in truths]
-    filt = TemporalFilter()
+    filt = TemporalFilter(flow_preset=preset)
     out = [filt(f) for f in frames]
     inner = (slice(8, -8), slice(8, -8))  # the border that enters the frame has no past to blend with
     for o, t in zip(out[1:], truths[1:]):
@@ -95,7 +96,8 @@ def test_state_carries_a_stream_across_a_resume():
 
 
 @pytest.mark.parametrize("kw, error", [({"strength": 1.0}, UsageError), ({"strength": -0.1}, UsageError),
-                                       ({"detail": 1.5}, ValueError), ({"tolerance": 0.0}, ValueError)])
+                                       ({"detail": 1.5}, ValueError), ({"tolerance": 0.0}, ValueError),
+                                       ({"flow_preset": "slow"}, ValueError)])
 def test_bad_settings_are_refused(kw, error):
     with pytest.raises(error):
         TemporalFilter(**kw)
