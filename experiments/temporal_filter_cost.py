@@ -3,6 +3,7 @@ milliseconds per frame (median over frames after the first) and the peak extra m
 on a smooth random texture panning 2 px a frame with grain. Run with nothing else on the machine.
 
     .venv/bin/python experiments/temporal_filter_cost.py --sizes 640x360,1920x1080,3840x2160 --details 0,0.3
+    .venv/bin/python experiments/temporal_filter_cost.py --flows fast/320,medium/480
 """
 
 from __future__ import annotations
@@ -31,12 +32,17 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2, help="OpenCV threads")
     ap.add_argument("--details", default=str(DEFAULT_DETAIL), help="fine-detail shares to time (comma-separated)")
+    ap.add_argument("--flows", default=None, help="the filter's flow as PRESET/SIDE pairs, e.g. fast/320,medium/480 "
+                                                  "(default: the filter's)")
     args = ap.parse_args()
     cv2.setNumThreads(args.threads)
-    for size, detail in itertools.product(args.sizes.split(","), (float(d) for d in args.details.split(","))):
+    flows = [None] if args.flows is None else [(p, int(side)) for p, side in
+                                               (f.split("/") for f in args.flows.split(","))]
+    for size, detail, flow in itertools.product(args.sizes.split(","), [float(d) for d in args.details.split(",")], flows):
         w, h = (int(v) for v in size.split("x"))
         frames = frames_for(w, h, args.frames)
-        filt = TemporalFilter(detail=detail)
+        filt = TemporalFilter(detail=detail) if flow is None else TemporalFilter(detail=detail, flow_preset=flow[0],
+                                                                                 flow_side=flow[1])
         times = []
         for f in frames:
             t0 = time.perf_counter()
@@ -47,7 +53,7 @@ def main() -> int:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         ms = 1000 * float(np.median(times[1:]))
-        print(f"{size} detail {detail:g}: {ms:.1f} ms a frame (range {1000 * min(times[1:]):.1f}-{1000 * max(times[1:]):.1f}), "
+        print(f"{size} detail {detail:g} flow {filt.flow_preset}/{filt.flow_side}: {ms:.1f} ms a frame (range {1000 * min(times[1:]):.1f}-{1000 * max(times[1:]):.1f}), "
               f"peak extra memory of a call {peak / 2**20:.0f} MB, state kept {filt._prev.nbytes / 2**20:.0f} MB",
               flush=True)
     return 0

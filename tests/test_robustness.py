@@ -746,12 +746,14 @@ def test_resume_from_a_frame_folder(tmp_path, weights, capsys, monkeypatch, extr
     assert all(np.array_equal(a, b) for a, b in zip(frames_a, frames_b))
 
 
-@pytest.mark.parametrize("extra,key", [(["--brightness", "100"], "exposure_hold"), ([], "temporal_detail")],
-                         ids=["brightness", "filter-detail"])
+@pytest.mark.parametrize("extra,key", [(["--brightness", "100"], "exposure_hold"), ([], "temporal_detail"),
+                                       ([], "temporal_flow")],
+                         ids=["brightness", "filter-detail", "filter-flow"])
 def test_resume_refuses_segments_an_earlier_version_made_otherwise(tmp_path, weights, capsys, monkeypatch,
                                                                    long_clip, extra, key):
     """Since real-footage §47 --brightness holds every frame (it smoothed its gain) and the temporal
-    filter blends 0.3 of the fine detail (it blended none): segments an older version made, whose
+    filter blends 0.3 of the fine detail (it blended none), and since §49 the filter's flow is
+    DIS medium at 480 with tolerance 0.12 (fast at 320, 0.08): segments an older version made, whose
     job lacks the new key, are not continued with the new settings."""
     dst = tmp_path / "out.mp4"
     seg = ["--resume", "--segment-frames", "5", *extra]
@@ -760,7 +762,7 @@ def test_resume_refuses_segments_an_earlier_version_made_otherwise(tmp_path, wei
         assert cli(capsys, long_clip, dst, weights, *seg)[0] == 130
     manifest = work_dir_for(dst) / sresume.MANIFEST
     data = json.loads(manifest.read_text())
-    assert data["options"].pop(key) in (True, 0.3)
+    assert data["options"].pop(key) in (True, 0.3, "medium/480/0.12")
     manifest.write_text(json.dumps(data))
     snap = Refusal(tmp_path, long_clip)
     rc, err = cli(capsys, long_clip, dst, weights, *seg)

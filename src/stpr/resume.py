@@ -353,6 +353,9 @@ def _enhance_resumable(enhancer, src: Path, dst: Path, work: Path, locks: list, 
                         "temporal_filter": enhancer.temporal.strength, "tone_match": enhancer.tone.strength,
                         # the filter's fine-detail share (0 before real-footage §47; recorded since)
                         **({"temporal_detail": enhancer.temporal.detail} if enhancer.temporal.strength > 0 else {}),
+                        # its flow and tolerance (fast/320 and 0.08 before real-footage §49; recorded since)
+                        **({"temporal_flow": f"{enhancer.temporal.flow_preset}/{enhancer.temporal.flow_side}"
+                                             f"/{enhancer.temporal.tolerance:g}"} if enhancer.temporal.strength > 0 else {}),
                         # frame folders and images: the frame rate (--fps or the default) times them
                         **({"fps": str(info.fps)} if info.kind != "video" else {})},
         }

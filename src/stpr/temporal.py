@@ -11,7 +11,7 @@ smeared. The coarse picture (above ``detail_sigma``) is blended with the full we
 detail with 0.3 of it: every warp interpolates, and a recursion of warps at the full weight would
 blur the fine detail.
 
-Measured in docs/research/real-footage.md §21 and, on long real footage, §47
+Measured in docs/research/real-footage.md §21 and, on long real footage, §47 and §49
 (``experiments/temporal_filter_probe.py``).
 """
 
@@ -25,9 +25,13 @@ import numpy as np
 from stpr.errors import UsageError
 from stpr.models.flow_arch import dis_flow, remap_backward
 
-# Work size of the flow and of the agreement test (the longer side in pixels): DIS costs a few ms
-# there, and the enhanced frames' motion is smooth enough that the flow upsamples well.
-FLOW_SIDE = 320
+# Work size of the flow and of the agreement test (the longer side in pixels), and the flow's DIS
+# preset: `medium` at 480 follows motion of several pixels a frame that `fast` at 320 missed, and
+# with it a wider tolerance holds `city` (real-footage §49; the whole filter then takes ~28 ms a
+# frame at 640x360 and ~41 ms at 1080p on a 2-core Xeon, against ~9 and ~35 before).
+FLOW_SIDE = 480
+DEFAULT_FLOW_PRESET = "medium"
+DEFAULT_TOLERANCE = 0.12
 # Pixels of the full-resolution blend done at once: frames up to 1080p in one go, larger ones in
 # stripes, which bounds the float copies (at 4K a whole frame's blend fields would take 200 MB).
 STRIPE_PIXELS = 1920 * 1088
@@ -66,10 +70,10 @@ class TemporalFilter:
 
     strength: float = DEFAULT_STRENGTH
     detail: float = DEFAULT_DETAIL
-    tolerance: float = 0.08
+    tolerance: float = DEFAULT_TOLERANCE
     detail_sigma: float = 2.0
     flow_side: int = FLOW_SIDE
-    flow_preset: str = "fast"
+    flow_preset: str = DEFAULT_FLOW_PRESET
 
     def __post_init__(self):
         check_strength(self.strength)
