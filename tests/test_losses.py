@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from stpr.losses import colour_loss, edge_loss, fit_affine, lowpass_loss, tone_loss
+from stpr.losses import colour_loss, edge_loss, fit_affine, lowpass_loss, temporal_coarse_loss, temporal_loss, tone_loss
 
 
 def _img(seed=0):
@@ -67,3 +68,26 @@ def test_fit_affine_takes_out_gain_and_offset_per_channel_only():
     xg = x.clone().requires_grad_()
     fit_affine(xg, x * gain + offset).sum().backward()
     assert torch.allclose(xg.grad, gain.expand_as(x), atol=1e-4)
+
+
+def test_temporal_coarse_loss_sees_coarse_changes_not_grain():
+    """Block means of the temporal change: a per-pixel change that averages out (grain) weighs far
+    less than a change of a region's tone, though per pixel the grain is the larger; blocks mostly
+    hidden by the flow's mask are left out."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(1, 3, 32, 32, generator=g)
+    b = a.clone()
+    flow, valid = torch.zeros(1, 2, 32, 32), torch.ones(1, 1, 32, 32)
+    same, blocks = temporal_coarse_loss(a, b, a, b, flow, valid)
+    assert float(same) == 0 and int(blocks) == 16
+    grain = (torch.rand(1, 3, 32, 32, generator=g) - 0.5) * 0.2
+    tone = torch.zeros(1, 3, 32, 32)
+    tone[..., :16, :] = 0.05
+    assert temporal_loss(a + grain, b, a, b, flow, valid) > 1.5 * temporal_loss(a + tone, b, a, b, flow, valid)
+    coarse_grain = temporal_coarse_loss(a + grain, b, a, b, flow, valid)[0]
+    coarse_tone = temporal_coarse_loss(a + tone, b, a, b, flow, valid)[0]
+    assert float(coarse_tone) == pytest.approx(0.025, rel=1e-5) and coarse_grain < 0.5 * coarse_tone
+    half = valid.clone()
+    half[..., :16, :] = 0
+    hidden, blocks = temporal_coarse_loss(a + tone, b, a, b, flow, half)
+    assert float(hidden) == 0 and int(blocks) == 8

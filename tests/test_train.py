@@ -535,6 +535,22 @@ def test_lowpass_term_scores_the_synthetic_clips_only():
     assert "lowpass" not in train_mod.train_step(model, {**batch, "lol": torch.zeros(2)}, TrainConfig())[1]
 
 
+def test_coarse_temporal_term_is_logged_when_on():
+    """``w_temporal_coarse``: the temporal term on block means is logged and back-propagates when on,
+    absent when off."""
+    torch.manual_seed(0)
+    model = STPR(STPRConfig(**TINY))
+    g = torch.Generator().manual_seed(1)
+    n = 4
+    batch = {"low": torch.rand(2, n, 3, 32, 32, generator=g) * 0.2, "high": torch.rand(2, n, 3, 32, 32, generator=g),
+             "flow_fw": torch.zeros(2, n - 1, 2, 8, 8), "flow_bw": torch.zeros(2, n - 1, 2, 8, 8),
+             "flow_valid": torch.ones(2, n - 1, 1, 8, 8), "lol": torch.zeros(2)}
+    loss, parts = train_mod.train_step(model, batch, TrainConfig(w_temporal_coarse=1.0))
+    loss.backward()
+    assert parts["temporal_coarse"] > 0
+    assert "temporal_coarse" not in train_mod.train_step(model, batch, TrainConfig())[1]
+
+
 def test_teacher_term_pulls_the_synthetic_clips_towards_the_teacher():
     """``w_teacher``: zero when the teacher is the model itself, zero on a batch of LOL pairs, on a
     mixed batch the synthetic row's term weighted by its share; its gradient moves the output
@@ -704,7 +720,7 @@ def test_camera_degradation_and_perceptual_losses_train(tmp_path):
     rows = read_log(out)
     assert float(rows[-1]["tone"]) > 0 and float(rows[-1]["colour"]) > 0 and "edge" not in rows[-1]
     assert float(rows[-1]["lowpass"]) > 0
-    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1"):
+    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1", "w_temporal_coarse=-1"):
         with pytest.raises(UsageError):
             load_config(None, [bad])
 

@@ -36,6 +36,27 @@ def temporal_loss(out_a: torch.Tensor, out_b: torch.Tensor, gt_a: torch.Tensor, 
     return ((d_out - d_gt).abs() * mask).sum() / (3 * mask.sum()).clamp_min(1.0)
 
 
+def temporal_coarse_loss(out_a: torch.Tensor, out_b: torch.Tensor, gt_a: torch.Tensor, gt_b: torch.Tensor,
+                         flow_ab: torch.Tensor, valid: torch.Tensor, block: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`temporal_loss` on ``block`` x ``block`` means: the change of the coarse picture
+    between consecutive outputs should equal the truth's. Per pixel, grain dominates the temporal
+    term; on real video the output's coarse local tone changed ~2x as much as the input's from
+    frame to frame (real-footage §48), which averaged over blocks stands alone.
+
+    Args as :func:`temporal_loss`. Returns (loss, blocks): the mean |difference| over the channels
+    of the blocks at least half visible, and their count (for a mean over several processes).
+    """
+    size = out_a.shape[-2:]
+    flow = resize_flow(flow_ab, size)
+    mask = F.interpolate(valid, size=size, mode="nearest")
+    diff = ((out_a - flow_warp(out_b, flow)) - (gt_a - flow_warp(gt_b, flow))) * mask
+    seen = F.avg_pool2d(mask, block)  # visible share of each block
+    keep = (seen >= 0.5).to(diff.dtype)
+    coarse = F.avg_pool2d(diff, block) / seen.clamp_min(0.5)  # mean over the block's visible pixels
+    blocks = keep.sum()
+    return (coarse.abs() * keep).sum() / (3 * blocks).clamp_min(1.0), blocks
+
+
 def flow_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Masked end-point error between predicted and teacher flow (same resolution)."""
     epe = (pred - target).pow(2).sum(1, keepdim=True).add(1e-6).sqrt()

@@ -44,7 +44,7 @@ from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.hardware import has_native_bf16
 from stpr.losses import (charbonnier, colour_loss, edge_loss, fit_affine, flow_loss, lowpass_loss, ssim_loss,
-                         temporal_loss, tone_loss)
+                         temporal_coarse_loss, temporal_loss, tone_loss)
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_arguments, check_config, check_retired,  # noqa: F401
@@ -333,6 +333,13 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
             tl = reduce.masked(tl, 3 * mask.sum())
         loss = loss + cfg.w_temporal * tl
         parts["temporal"] = tl.item()
+    if len(centers) >= 2 and cfg.w_temporal_coarse > 0:
+        a = centers[-2]
+        tc, blocks = temporal_coarse_loss(outs[-2], outs[-1], high[:, a], high[:, a + 1], batch["flow_fw"][:, a],
+                                          batch["flow_valid"][:, a])
+        tc = reduce.masked(tc, 3 * blocks)
+        loss = loss + cfg.w_temporal_coarse * tc
+        parts["temporal_coarse"] = tc.item()
     if model.cfg.flow_mode == "learned" and model.cfg.frames > 1 and cfg.w_flow > 0:
         fl, cnt = 0.0, 0
         from stpr.models.stpr_arch import window_indices
@@ -579,7 +586,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
         cols[10:10] = ["val_sib_psnr", "val_sib_ssim"]
     # the perceptual terms only when on, so the logs of runs without them keep their columns
     cols += [n for n, w in (("tone", cfg.w_tone), ("colour", cfg.w_colour), ("edge", cfg.w_edge),
-                            ("lowpass", cfg.w_lowpass), ("teacher", cfg.w_teacher)) if w > 0]
+                            ("lowpass", cfg.w_lowpass), ("teacher", cfg.w_teacher),
+                            ("temporal_coarse", cfg.w_temporal_coarse)) if w > 0]
     log_f = writer = None
     elapsed = 0.0
     if main:
