@@ -114,13 +114,27 @@ def test_enhancer_filters_by_default_and_zero_turns_it_off():
         Enhancer(model, temporal_filter=1.0)
 
 
+def test_the_fast_model_keeps_the_cheaper_flow():
+    """The shipped fast model's filter runs §47's flow (DIS fast at 320, tolerance 0.08), the rest
+    §49's default (medium at 480, 0.12); either can be asked for, anything else is refused."""
+    quality, fast = Enhancer.from_pretrained(None).temporal, Enhancer.from_pretrained("fast").temporal
+    assert (quality.flow_preset, quality.flow_side, quality.tolerance) == ("medium", 480, 0.12)
+    assert (fast.flow_preset, fast.flow_side, fast.tolerance) == ("fast", 320, 0.08)
+    assert Enhancer.from_pretrained("fast", temporal_flow="medium").temporal.flow_preset == "medium"
+    assert Enhancer(tiny_model(), temporal_flow="fast").temporal.flow_side == 320
+    with pytest.raises(UsageError, match="temporal filter flow"):
+        Enhancer(tiny_model(), temporal_flow="slow")
+
+
 def test_a_strip_wider_than_ten_to_one_is_filtered():
-    """The filter's work size of a 1280x96 video is 320x24: OpenCV 5.1's fast DIS preset segfaulted
-    on it (`stpr enhance` died on such a video). Run in a child process so a crash fails this test only."""
+    """With the fast model's flow the filter's work size of a 1280x96 video is 320x24: OpenCV 5.1's
+    fast DIS preset segfaulted on it (`stpr enhance` died on such a video); the default flow works
+    at 480x36. Run in a child process so a crash fails this test only."""
     code = ("import numpy as np\n"
-            "from stpr.temporal import TemporalFilter\n"
+            "from stpr.temporal import FLOW_SETTINGS, TemporalFilter\n"
             "rng = np.random.default_rng(0)\n"
-            "f = TemporalFilter(strength=0.5)\n"
-            "outs = [f(rng.integers(0, 256, (96, 1280, 3), dtype=np.uint8)) for _ in range(3)]\n"
-            "assert all(o.shape == (96, 1280, 3) and o.dtype == np.uint8 for o in outs)\n")
+            "for flow in FLOW_SETTINGS.values():\n"
+            "    f = TemporalFilter(strength=0.5, **flow)\n"
+            "    outs = [f(rng.integers(0, 256, (96, 1280, 3), dtype=np.uint8)) for _ in range(3)]\n"
+            "    assert all(o.shape == (96, 1280, 3) and o.dtype == np.uint8 for o in outs)\n")
     assert_runs_in_child(code)

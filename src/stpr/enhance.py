@@ -27,14 +27,14 @@ import numpy as np
 import torch
 
 from stpr._threads import OtherLoad, cores_available
-from stpr.checkpoint import load_model, resolve_weights
+from stpr.checkpoint import MODELS, load_model, resolve_weights
 from stpr.errors import InputError, ModelError, UsageError
 from stpr.exposure import ExposureControl
 from stpr.hardware import autocast, cast_convolutions, default_batch, free_memory_mb, resolve_device, resolve_precision
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
 from stpr.pipeline import BackgroundWriter, Prefetch
-from stpr.temporal import DEFAULT_STRENGTH, TemporalFilter, check_strength
+from stpr.temporal import DEFAULT_STRENGTH, TemporalFilter, check_strength, flow_settings
 from stpr.tone import DEFAULT_STRENGTH as DEFAULT_TONE
 from stpr.tone import ToneMatch, luma_quantiles
 
@@ -339,15 +339,18 @@ class Enhancer:
         tone_match: strength of the tone curve that maps the output's shadows and mid-tones onto
             plain brightening's (:class:`~stpr.tone.ToneMatch`: takes out the haze), applied
             before the temporal filter; 0 turns it off.
+        temporal_flow: the filter's flow and tolerance, one of ``stpr.temporal.FLOW_SETTINGS``
+            ("medium"; :meth:`from_pretrained` picks "fast" for the shipped fast model).
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int | None = None,
                  threads: int | None = None, half_states: bool | None = None, precision: str = "auto",
                  device: str = "auto", batch: int | None = None, exposure: float = 0.0,
                  brightness: float | None = None, steady_exposure: bool = True, workers: int | None = None,
-                 temporal_filter: float = DEFAULT_STRENGTH, tone_match: float = DEFAULT_TONE):
+                 temporal_filter: float = DEFAULT_STRENGTH, tone_match: float = DEFAULT_TONE,
+                 temporal_flow: str = "medium"):
         self.exposure = ExposureControl(ev=exposure, target=brightness, steady=steady_exposure)
-        self.temporal = TemporalFilter(strength=check_strength(temporal_filter))
+        self.temporal = TemporalFilter(strength=check_strength(temporal_filter), **flow_settings(temporal_flow))
         self.tone = ToneMatch(strength=tone_match)
         if not isinstance(model, STPR):  # onnxruntime: CPU, float32
             if str(device).lower() not in ("auto", "cpu") or str(precision).lower() not in ("auto", "fp32"):
@@ -391,6 +394,8 @@ class Enhancer:
         """
         if engine not in ENGINES:
             raise UsageError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if "temporal_flow" not in kwargs and resolve_weights(path).resolve() == MODELS["fast"].resolve():
+            kwargs["temporal_flow"] = "fast"  # the speed tier keeps the filter's cheaper flow (§49)
         if engine == "onnx":
             from stpr.onnx_engine import OnnxSTPR, export_onnx, is_onnx_export
 
