@@ -92,7 +92,7 @@ def saturation(frames: Sequence[np.ndarray], min_value: float = 0.1) -> float:
     for f in frames:
         f = np.asarray(f)
         if f.dtype == np.uint8:
-            # a histogram of (max, min) pairs: a 1080p frame in ~15 ms instead of ~0.5 s in float
+            # a histogram of (max, min) pairs: ~7x faster than the float path at 1080p
             if tables is None:
                 tables = _saturation_tables(min_value)
             r, g, b = cv2.split(np.ascontiguousarray(f))
