@@ -28,12 +28,17 @@ def temporal_loss(out_a: torch.Tensor, out_b: torch.Tensor, gt_a: torch.Tensor, 
         flow_ab: (B, 2, h, w) teacher flow a -> b at any resolution (resized to H, W here).
         valid: (B, 1, h, w) teacher validity mask.
     """
+    diff, mask = _temporal_difference(out_a, out_b, gt_a, gt_b, flow_ab, valid)
+    return (diff.abs() * mask).sum() / (3 * mask.sum()).clamp_min(1.0)
+
+
+def _temporal_difference(out_a, out_b, gt_a, gt_b, flow_ab, valid) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outputs' motion-compensated change minus the truths' ((B, 3, H, W)), and the teacher
+    mask at output size ((B, 1, H, W))."""
     size = out_a.shape[-2:]
     flow = resize_flow(flow_ab, size)
     mask = F.interpolate(valid, size=size, mode="nearest")
-    d_out = out_a - flow_warp(out_b, flow)
-    d_gt = gt_a - flow_warp(gt_b, flow)
-    return ((d_out - d_gt).abs() * mask).sum() / (3 * mask.sum()).clamp_min(1.0)
+    return (out_a - flow_warp(out_b, flow)) - (gt_a - flow_warp(gt_b, flow)), mask
 
 
 def temporal_coarse_loss(out_a: torch.Tensor, out_b: torch.Tensor, gt_a: torch.Tensor, gt_b: torch.Tensor,
@@ -46,10 +51,8 @@ def temporal_coarse_loss(out_a: torch.Tensor, out_b: torch.Tensor, gt_a: torch.T
     Args as :func:`temporal_loss`. Returns (loss, blocks): the mean |difference| over the channels
     of the blocks at least half visible, and their count (for a mean over several processes).
     """
-    size = out_a.shape[-2:]
-    flow = resize_flow(flow_ab, size)
-    mask = F.interpolate(valid, size=size, mode="nearest")
-    diff = ((out_a - flow_warp(out_b, flow)) - (gt_a - flow_warp(gt_b, flow))) * mask
+    diff, mask = _temporal_difference(out_a, out_b, gt_a, gt_b, flow_ab, valid)
+    diff = diff * mask
     seen = F.avg_pool2d(mask, block)  # visible share of each block
     keep = (seen >= 0.5).to(diff.dtype)
     coarse = F.avg_pool2d(diff, block) / seen.clamp_min(0.5)  # mean over the block's visible pixels

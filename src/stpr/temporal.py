@@ -30,6 +30,8 @@ from stpr.models.flow_arch import dis_flow, remap_backward
 # with it a wider tolerance holds `city` (real-footage §49; the whole filter then takes ~28 ms a
 # frame at 640x360 and ~41 ms at 1080p on a 2-core Xeon, against ~9 and ~35 before).
 FLOW_SIDE = 480
+FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 DEFAULT_FLOW_PRESET = "medium"
 DEFAULT_TOLERANCE = 0.12
 # Named settings of the flow and the tolerance that goes with it (a wider tolerance needs a flow
@@ -40,8 +42,6 @@ FLOW_SETTINGS = {"medium": {"flow_preset": "medium", "flow_side": FLOW_SIDE, "to
 # Pixels of the full-resolution blend done at once: frames up to 1080p in one go, larger ones in
 # stripes, which bounds the float copies (at 4K a whole frame's blend fields would take 200 MB).
 STRIPE_PIXELS = 1920 * 1088
-FLOW_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 DEFAULT_STRENGTH = 0.8
 DEFAULT_DETAIL = 0.3
 # Below this fraction of agreeing pixels the frame is taken for a new shot and passes unfiltered.
