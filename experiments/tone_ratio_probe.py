@@ -29,6 +29,7 @@ from stpr.metrics.noref import black_levels, exposure_pumping, plain_brighten, s
 from stpr.metrics.video import flicker_ratio, frame_brightness, lowpass_sigma, sequence_flows
 from stpr.models.flow_arch import dis_flow, remap_backward
 from stpr.temporal import CUT_AGREEMENT, TemporalFilter
+from temporal_filter_probe import hf_energy  # (experiments/ is the script's own folder on sys.path)
 
 WORK_SIDE = 160  # the coarse tone lives well below this size
 
@@ -78,11 +79,6 @@ class ToneRatioFilter:
         h, w = out.shape[:2]
         gain = cv2.resize(np.exp(step), (w, h), interpolation=cv2.INTER_LINEAR)
         return np.clip(out.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
-
-
-def hf_energy(frames: list[np.ndarray]) -> float:
-    return float(np.mean([np.abs(cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_32F)).mean()
-                          for f in frames]))
 
 
 def main() -> int:
