@@ -8,7 +8,7 @@
 #   and held at 115 (issue 25's 90-140 band).
 # The product's defaults throughout (temporal filter on). Needs data_cache/lol-v1/eval15 (make lol),
 # data_cache/videos (make videos) and data_cache/real-dark-videos (scripts/fetch_dark_videos.sh).
-# About 30 minutes on a 2-core CPU. A summary of every report is printed at the end.
+# Every report is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 w=${1:?weights file}
