@@ -11,8 +11,10 @@
 # siblings); LOL_LOOK=lol scores the LOL pairs in that look of a model trained with looks (the real
 # clips and videos keep the model's default look). TEMPORAL_FILTER=S sets the real clips' temporal
 # filter strength (stpr eval --temporal-filter; 0 scores the network alone, as the rules written
-# before the filter existed did).
-# About 2 minutes on a 2-core CPU.
+# before the filter existed did). LONG=DIR also scores the long real videos in DIR (the validation
+# set: scripts/fetch_dark_videos.sh --val) held at brightness 115 with the default temporal filter
+# (experiments/temporal_filter_probe.py; about 9 more minutes here), as real-footage §50's aim does.
+# About 6 minutes on a 2-core CPU without LONG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 w=${1:?weights file}
@@ -36,6 +38,13 @@ fi
     --out "$out/real" --threads 2 --quiet
 "$py" scripts/window_compare.py "$w" --cases tree,city > "$out/window_compare.txt"
 "$py" -c "import sys; from stpr.bench import model_gflops; print('GFLOPs per 640x360 frame: %.2f (%s)' % model_gflops(sys.argv[1], 640, 360))" "$w" > "$out/gflops.txt"
+if [ -n "${LONG:-}" ]; then
+    filt=$("$py" -c 'from stpr import temporal as t; print(f"--strengths {t.DEFAULT_STRENGTH} --tolerances {t.DEFAULT_TOLERANCE} --details {t.DEFAULT_DETAIL} --flows {t.DEFAULT_FLOW_PRESET}/{t.FLOW_SIDE}")')
+    # shellcheck disable=SC2086  # $filt is the probe's options, split on purpose
+    "$py" experiments/temporal_filter_probe.py --model "$w" --long "$LONG" --only-long --long-brightness 115 \
+        $filt > "$out/long_115.txt"
+    reports+=("$out/long_115.txt")
+fi
 for f in "${reports[@]}" "$out/real/results.md" "$out/window_compare.txt" "$out/gflops.txt"; do
     echo "== $f"; cat "$f"
 done
