@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stpr.losses import colour_loss, edge_loss, fit_affine, lowpass_loss, temporal_coarse_loss, temporal_loss, tone_loss
+from stpr.losses import (black_loss, colour_loss, edge_loss, fit_affine, lowpass_loss, temporal_coarse_loss,
+                         temporal_loss, tone_loss)
 
 
 def _img(seed=0):
@@ -15,7 +16,7 @@ def _img(seed=0):
 
 def test_each_loss_is_zero_on_the_target():
     y = _img()
-    for fn in (tone_loss, colour_loss, edge_loss, lowpass_loss):
+    for fn in (tone_loss, colour_loss, edge_loss, lowpass_loss, black_loss):
         assert float(fn(y, y)) < 1e-6
 
 
@@ -51,10 +52,25 @@ def test_lowpass_loss_sees_a_dark_blob_but_not_fine_detail():
     assert abs(float(lowpass_loss(blob, y)) - 0.1 / 6) < 1e-5
 
 
+def test_black_loss_sees_lifted_blacks_not_deeper_ones_or_noise():
+    """Haze (blacks lifted, same mean) costs; darker blacks than the truth's cost nothing; and zero-mean
+    noise that averages out over 4x4 blocks costs nothing, though it spreads the full-resolution
+    percentiles."""
+    y = torch.linspace(0.05, 0.85, 32).expand(2, 3, 24, 32)  # a smooth ramp: its blacks survive pooling
+    hazy = y.mean() + 0.6 * (y - y.mean())
+    assert float(black_loss(hazy, y)) > 0.1
+    deeper = (y - 0.1).clamp_min(0.0)
+    assert float(black_loss(deeper, y)) == 0.0
+    flat = torch.full((1, 3, 24, 32), 0.2)
+    checker = ((torch.arange(24).view(-1, 1) + torch.arange(32)) % 2).float() * 0.2 - 0.1
+    assert float(black_loss(flat, flat + checker)) < 1e-6  # the truth noisy, the output clean
+    assert float(black_loss(flat + 0.05, flat + checker)) > 0.04  # a real lift still costs
+
+
 def test_gradients_flow():
     y = _img()
     x = _img(1).requires_grad_()
-    (tone_loss(x, y) + colour_loss(x, y) + edge_loss(x, y) + lowpass_loss(x, y)).backward()
+    (tone_loss(x, y) + colour_loss(x, y) + edge_loss(x, y) + lowpass_loss(x, y) + black_loss(0.5 * x, y)).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 

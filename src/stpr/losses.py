@@ -109,6 +109,19 @@ def lowpass_loss(x: torch.Tensor, y: torch.Tensor, block: int = 8) -> torch.Tens
     return (F.avg_pool2d(x, block) - F.avg_pool2d(y, block)).abs().mean()
 
 
+def black_loss(x: torch.Tensor, y: torch.Tensor, quantiles: tuple[float, ...] = (0.01, 0.05),
+               pool: int = 4) -> torch.Tensor:
+    """Lifted blacks, one-sided: mean excess of the output's darkest luma quantiles over the
+    ground truth's, both taken on ``pool`` x ``pool`` area means so that noise (whose low tail
+    pulls a full-resolution percentile down) does not set them. Output blacks at or under the
+    truth's cost nothing: the term takes haze out without asking for deeper shadows than the
+    truth has. (B, 3, H, W) each."""
+    q = torch.tensor(quantiles, device=x.device, dtype=x.dtype)
+    qx = torch.quantile(_luma(F.avg_pool2d(x, pool)), q, dim=1)
+    qy = torch.quantile(_luma(F.avg_pool2d(y, pool)), q, dim=1)
+    return (qx - qy).clamp_min(0.0).mean()
+
+
 def fit_affine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``x`` mapped by the per-sample, per-channel gain and offset that best fit it to ``y``
     (least squares); the fit itself is not back-propagated, so a loss on the result scores

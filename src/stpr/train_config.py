@@ -68,6 +68,9 @@ class TrainConfig:
             0 (off) in every model up to v7.
         w_temporal_coarse: weight of ``losses.temporal_coarse_loss`` (the temporal term on 8x8
             block means), on the clips the temporal term sees; 0 (off) in every model up to v8.
+        w_black: weight of ``losses.black_loss`` (one-sided: the output's darkest luma quantiles,
+            on 4x4 area means, above the truth's), on the clips the tone term sees. 0 (off) in
+            every model up to v8.
         w_lowpass: weight of ``losses.lowpass_loss`` (8x8 block means: the coarse, spatially
             varying tone) on the synthetic clips only: a LOL pair's truth is not a global
             transform of its input, a synthetic clip's is (docs/research/real-footage.md sections
@@ -142,6 +145,7 @@ class TrainConfig:
     w_colour: float = 0.0
     w_edge: float = 0.0
     w_lowpass: float = 0.0
+    w_black: float = 0.0
     w_temporal_coarse: float = 0.0
     teacher: str = ""
     w_teacher: float = 0.0
@@ -272,7 +276,7 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.camera_on_device and cfg.degradation != "camera":
         raise UsageError('camera_on_device needs degradation "camera"')
     for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge", "w_lowpass", "w_teacher",
-                 "w_temporal_coarse"):
+                 "w_temporal_coarse", "w_black"):
         if not getattr(cfg, name) >= 0:
             raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if cfg.w_teacher > 0 and not cfg.teacher:
