@@ -5,7 +5,8 @@ full resolution (every 2nd pixel). Plain brightening keeps the dark input's nois
 pulls its 1st percentile down; a model that removes the noise reads as "lifted" even where the
 scene's blacks are where they were. Averaging both pictures down (area, ``--factors``) takes the
 noise out of plain brightening's percentile and leaves the blacks of the scene: a lift that
-survives there is haze, one that disappears was the noise floor.
+survives there is haze, one that disappears was the noise floor. The same for saturation against
+plain brightening (``--saturation``), whose colour noise counts as colour at full size.
 
     .venv/bin/python experiments/blacks_scale_probe.py --models v8=runs/v8.safetensors \
         q28=runs/q28_coarse_temporal_x2/last.safetensors
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from stpr.enhance import Enhancer
-from stpr.metrics.noref import black_levels, frame_brightness, plain_brighten
+from stpr.metrics.noref import black_levels, frame_brightness, plain_brighten, saturation
 from stpr.report import clip_sequences
 
 
@@ -43,7 +44,17 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", required=True, metavar="NAME=WEIGHTS",
                     help="models to compare, each a name and a shipped model's name or a weights file")
     ap.add_argument("--factors", default="1,2,4,8", help="area-downscale factors (1: eval's own figure)")
+    ap.add_argument("--saturation", action="store_true",
+                    help="saturation over plain brightening's (as stpr eval) instead of the blacks")
     args = ap.parse_args()
+    what = "saturation vs plain" if args.saturation else "blacks vs plain"
+    fmt = ".3f" if args.saturation else "+.1f"  # a ratio, or levels of 255
+
+    def measure(outputs: list[np.ndarray], plain: list[np.ndarray]) -> float:
+        if args.saturation:
+            return saturation(outputs) / max(saturation(plain), 1e-9)
+        return black_levels(outputs)[0] - black_levels(plain)[0]
+
     factors = [int(f) for f in args.factors.split(",")]
     seqs = clip_sequences(args.clips)
     table: dict[str, dict[int, list[float]]] = {}
@@ -57,19 +68,19 @@ def main() -> None:
             plain = plain_brighten(inputs, float(frame_brightness(outputs).mean()))
             row = []
             for f in factors:
-                d = black_levels(downscaled(outputs, f))[0] - black_levels(downscaled(plain, f))[0]
+                d = measure(downscaled(outputs, f), downscaled(plain, f))
                 table[name][f].append(d)
-                row.append(f"x1/{f} {d:+.1f}")
+                row.append(f"x1/{f} {d:{fmt}}")
             print(f"{name} {seq.name}: " + ", ".join(row), flush=True)
-    print("\n| model | " + " | ".join(f"blacks vs plain at 1/{f}" for f in factors) + " |")
+    print("\n| model | " + " | ".join(f"{what} at 1/{f}" for f in factors) + " |")
     print("|---|" + "---:|" * len(factors))
     for name, cols in table.items():
-        print(f"| {name} | " + " | ".join(f"{np.mean(cols[f]):+.1f}" for f in factors) + " |")
+        print(f"| {name} | " + " | ".join(f"{np.mean(cols[f]):{fmt}}" for f in factors) + " |")
     names = [s.name for s in seqs]
     print("\nper clip, " + ", ".join(names))
     for name, cols in table.items():
         for f in factors:
-            print(f"{name} 1/{f}: " + " ".join(f"{v:+.1f}" for v in cols[f]))
+            print(f"{name} 1/{f}: " + " ".join(f"{v:{fmt}}" for v in cols[f]))
 
 
 if __name__ == "__main__":
