@@ -535,16 +535,21 @@ def test_lowpass_term_scores_the_synthetic_clips_only():
     assert "lowpass" not in train_mod.train_step(model, {**batch, "lol": torch.zeros(2)}, TrainConfig())[1]
 
 
+def _still_batch(seed: int, n: int = 4) -> dict:
+    """Two random synthetic-video clips of ``n`` 32x32 frames (dark input, random truth) with zero,
+    valid teacher flow: a batch for checking one loss term of ``train_step``."""
+    g = torch.Generator().manual_seed(seed)
+    return {"low": torch.rand(2, n, 3, 32, 32, generator=g) * 0.2, "high": torch.rand(2, n, 3, 32, 32, generator=g),
+            "flow_fw": torch.zeros(2, n - 1, 2, 8, 8), "flow_bw": torch.zeros(2, n - 1, 2, 8, 8),
+            "flow_valid": torch.ones(2, n - 1, 1, 8, 8), "lol": torch.zeros(2)}
+
+
 def test_coarse_temporal_term_is_logged_when_on():
     """``w_temporal_coarse``: the temporal term on block means is logged and back-propagates when on,
     absent when off."""
     torch.manual_seed(0)
     model = STPR(STPRConfig(**TINY))
-    g = torch.Generator().manual_seed(1)
-    n = 4
-    batch = {"low": torch.rand(2, n, 3, 32, 32, generator=g) * 0.2, "high": torch.rand(2, n, 3, 32, 32, generator=g),
-             "flow_fw": torch.zeros(2, n - 1, 2, 8, 8), "flow_bw": torch.zeros(2, n - 1, 2, 8, 8),
-             "flow_valid": torch.ones(2, n - 1, 1, 8, 8), "lol": torch.zeros(2)}
+    batch = _still_batch(1)
     loss, parts = train_mod.train_step(model, batch, TrainConfig(w_temporal_coarse=1.0))
     loss.backward()
     assert parts["temporal_coarse"] > 0
@@ -556,11 +561,8 @@ def test_black_term_is_logged_and_skips_tone_free_rows():
     when off, and zero on LOL pairs scored tone-free (it sees the tone term's rows)."""
     torch.manual_seed(0)
     model = STPR(STPRConfig(**TINY))
-    g = torch.Generator().manual_seed(2)
-    n = 4
-    batch = {"low": torch.rand(2, n, 3, 32, 32, generator=g) * 0.2, "high": torch.rand(2, n, 3, 32, 32, generator=g) ** 4,
-             "flow_fw": torch.zeros(2, n - 1, 2, 8, 8), "flow_bw": torch.zeros(2, n - 1, 2, 8, 8),
-             "flow_valid": torch.ones(2, n - 1, 1, 8, 8), "lol": torch.zeros(2)}
+    batch = _still_batch(2)
+    batch["high"] = batch["high"] ** 4  # dark truths: the untrained output's blacks sit above them
     loss, parts = train_mod.train_step(model, batch, TrainConfig(w_black=1.0))
     loss.backward()
     assert parts["black"] > 0
