@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stpr.losses import (black_loss, colour_loss, edge_loss, fit_affine, lowpass_loss, temporal_coarse_loss,
+from stpr.losses import (black_loss, chroma_loss, colour_loss, edge_loss, fit_affine, lowpass_loss, temporal_coarse_loss,
                          temporal_loss, tone_loss)
 
 
@@ -16,7 +16,7 @@ def _img(seed=0):
 
 def test_each_loss_is_zero_on_the_target():
     y = _img()
-    for fn in (tone_loss, colour_loss, edge_loss, lowpass_loss, black_loss):
+    for fn in (tone_loss, colour_loss, edge_loss, lowpass_loss, black_loss, chroma_loss):
         assert float(fn(y, y)) < 1e-6
 
 
@@ -67,10 +67,28 @@ def test_black_loss_sees_lifted_blacks_not_deeper_ones_or_noise():
     assert float(black_loss(flat + 0.05, flat + checker)) > 0.04  # a real lift still costs
 
 
+def test_chroma_loss_sees_grey_shadows_that_colour_loss_barely_sees():
+    """A dark green shadow turned grey (a third of the frame, luma kept) costs the chroma term a
+    large share and the brightness-weighted colour term little; darkening the whole picture by 0.8
+    (exposure) costs under a fifth of that (in the shadow only, whose mean is near ``eps``), and
+    colour noise that averages out over 4x4 blocks costs nothing."""
+    y = torch.full((1, 3, 24, 32), 0.7)
+    y[:, :, :8] = torch.tensor([0.01, 0.06, 0.01]).view(1, 3, 1, 1)  # a dark green shadow
+    grey = y.clone()
+    grey[:, :, :8] = y[:, :, :8].mean(1, keepdim=True)
+    greyed = float(chroma_loss(grey, y))
+    assert greyed > 0.15 and float(colour_loss(grey, y)) < 0.01
+    assert float(chroma_loss(0.8 * y, y)) < greyed / 5
+    checker = ((torch.arange(24).view(-1, 1) + torch.arange(32)) % 2).float() * 0.1 - 0.05
+    noisy = y + torch.stack([checker, -checker, checker]).unsqueeze(0)
+    assert float(chroma_loss(noisy, y)) < 1e-5
+
+
 def test_gradients_flow():
     y = _img()
     x = _img(1).requires_grad_()
-    (tone_loss(x, y) + colour_loss(x, y) + edge_loss(x, y) + lowpass_loss(x, y) + black_loss(0.5 * x, y)).backward()
+    (tone_loss(x, y) + colour_loss(x, y) + edge_loss(x, y) + lowpass_loss(x, y) + black_loss(0.5 * x, y)
+     + chroma_loss(x, y)).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 

@@ -571,6 +571,20 @@ def test_black_term_is_logged_and_skips_tone_free_rows():
     assert free["black"] == 0
 
 
+def test_chroma_term_is_logged_and_skips_tone_free_rows():
+    """``w_chroma``: the shadow-colour term is logged and back-propagates when on, absent when off,
+    and zero on LOL pairs scored tone-free (it sees the tone term's rows)."""
+    torch.manual_seed(0)
+    model = STPR(STPRConfig(**TINY))
+    batch = _still_batch(3)
+    loss, parts = train_mod.train_step(model, batch, TrainConfig(w_chroma=1.0))
+    loss.backward()
+    assert parts["chroma"] > 0
+    assert "chroma" not in train_mod.train_step(model, batch, TrainConfig())[1]
+    _, free = train_mod.train_step(model, {**batch, "lol": torch.ones(2)}, TrainConfig(w_chroma=1.0, lol_tone_free=True))
+    assert free["chroma"] == 0
+
+
 def test_teacher_term_pulls_the_synthetic_clips_towards_the_teacher():
     """``w_teacher``: zero when the teacher is the model itself, zero on a batch of LOL pairs, on a
     mixed batch the synthetic row's term weighted by its share; its gradient moves the output
@@ -740,7 +754,7 @@ def test_camera_degradation_and_perceptual_losses_train(tmp_path):
     rows = read_log(out)
     assert float(rows[-1]["tone"]) > 0 and float(rows[-1]["colour"]) > 0 and "edge" not in rows[-1]
     assert float(rows[-1]["lowpass"]) > 0
-    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1", "w_temporal_coarse=-1", "w_black=-1"):
+    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1", "w_temporal_coarse=-1", "w_black=-1", "w_chroma=-1"):
         with pytest.raises(UsageError):
             load_config(None, [bad])
 

@@ -122,6 +122,20 @@ def black_loss(x: torch.Tensor, y: torch.Tensor, quantiles: tuple[float, ...] = 
     return (qx - qy).clamp_min(0.0).mean()
 
 
+def chroma_loss(x: torch.Tensor, y: torch.Tensor, pool: int = 4, eps: float = 0.02) -> torch.Tensor:
+    """Colour in the shadows: mean |difference| of the chromaticities (each channel over the pixel's
+    mean of R, G, B, plus ``eps``) of output and ground truth, both on ``pool`` x ``pool`` area
+    means, every block weighted alike. ``colour_loss`` weighs pixels by the truth's brightness, so
+    a dark green turned grey costs it almost nothing; here it costs as much as in the highlights.
+    Pooling keeps noise (whose colour averages out) from setting the figure. Blind to exposure
+    well above ``eps`` (0.02, ~5 levels of 255, where the truth's colour fades out of the term).
+    (B, 3, H, W) each."""
+    px, py = F.avg_pool2d(x, pool), F.avg_pool2d(y, pool)
+    cx = px / (px.mean(1, keepdim=True) + eps)
+    cy = py / (py.mean(1, keepdim=True) + eps)
+    return (cx - cy).abs().mean()
+
+
 def fit_affine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``x`` mapped by the per-sample, per-channel gain and offset that best fit it to ``y``
     (least squares); the fit itself is not back-propagated, so a loss on the result scores

@@ -43,7 +43,7 @@ from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, Synthet
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.hardware import has_native_bf16
-from stpr.losses import (black_loss, charbonnier, colour_loss, edge_loss, fit_affine, flow_loss, lowpass_loss,
+from stpr.losses import (black_loss, charbonnier, chroma_loss, colour_loss, edge_loss, fit_affine, flow_loss, lowpass_loss,
                          ssim_loss, temporal_coarse_loss, temporal_loss, tone_loss)
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
@@ -314,7 +314,8 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
                                         ("colour", cfg.w_colour, colour_loss, outs, tone_rows),
                                         ("edge", cfg.w_edge, edge_loss, scored, None),
                                         ("lowpass", cfg.w_lowpass, lowpass_loss, outs, synthetic),
-                                        ("black", cfg.w_black, black_loss, outs, tone_rows)):
+                                        ("black", cfg.w_black, black_loss, outs, tone_rows),
+                                        ("chroma", cfg.w_chroma, chroma_loss, outs, tone_rows)):
         if weight > 0:
             term = _rows_term(fn, src, truths, reduce, rows)
             loss = loss + weight * term
@@ -588,7 +589,8 @@ def _train(cfg: TrainConfig, ctx: D.DistContext, resume: bool, quiet: bool) -> P
     # the perceptual terms only when on, so the logs of runs without them keep their columns
     cols += [n for n, w in (("tone", cfg.w_tone), ("colour", cfg.w_colour), ("edge", cfg.w_edge),
                             ("lowpass", cfg.w_lowpass), ("teacher", cfg.w_teacher),
-                            ("temporal_coarse", cfg.w_temporal_coarse), ("black", cfg.w_black)) if w > 0]
+                            ("temporal_coarse", cfg.w_temporal_coarse), ("black", cfg.w_black),
+                            ("chroma", cfg.w_chroma)) if w > 0]
     log_f = writer = None
     elapsed = 0.0
     if main:

@@ -71,6 +71,9 @@ class TrainConfig:
         w_black: weight of ``losses.black_loss`` (one-sided: the output's darkest luma quantiles,
             on 4x4 area means, above the truth's), on the clips the tone term sees. 0 (off) in
             every model up to v8.
+        w_chroma: weight of ``losses.chroma_loss`` (chromaticity on 4x4 area means, every block
+            weighted alike, so colour in the shadows counts), on the clips the tone term sees. 0
+            (off) in every model up to v8.
         w_lowpass: weight of ``losses.lowpass_loss`` (8x8 block means: the coarse, spatially
             varying tone) on the synthetic clips only: a LOL pair's truth is not a global
             transform of its input, a synthetic clip's is (docs/research/real-footage.md sections
@@ -146,6 +149,7 @@ class TrainConfig:
     w_edge: float = 0.0
     w_lowpass: float = 0.0
     w_black: float = 0.0
+    w_chroma: float = 0.0
     w_temporal_coarse: float = 0.0
     teacher: str = ""
     w_teacher: float = 0.0
@@ -276,7 +280,7 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.camera_on_device and cfg.degradation != "camera":
         raise UsageError('camera_on_device needs degradation "camera"')
     for name in ("w_ssim", "w_temporal", "w_flow", "w_tone", "w_colour", "w_edge", "w_lowpass", "w_teacher",
-                 "w_temporal_coarse", "w_black"):
+                 "w_temporal_coarse", "w_black", "w_chroma"):
         if not getattr(cfg, name) >= 0:
             raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if cfg.w_teacher > 0 and not cfg.teacher:
