@@ -125,3 +125,19 @@ def test_temporal_coarse_loss_sees_coarse_changes_not_grain():
     half[..., :16, :] = 0
     hidden, blocks = temporal_coarse_loss(a + tone, b, a, b, flow, half)
     assert float(hidden) == 0 and int(blocks) == 8
+
+
+def test_black_loss_along_colour_keeps_the_value_and_darkens_without_greying():
+    """``along_colour``: the same figure, but one gradient step on a lifted dark green lowers R, G
+    and B in proportion (its chromaticity stays), where luma's weights take green down most."""
+    y = torch.linspace(0.0, 0.5, 32).expand(1, 3, 24, 32).clone()
+    x = (torch.tensor([0.05, 0.15, 0.05]).view(1, 3, 1, 1) + 0.5 * y).requires_grad_()
+    assert torch.allclose(black_loss(x, y, along_colour=True), black_loss(x, y))
+    black_loss(x, y, along_colour=True).backward()
+    g = x.grad[0, :, :, :4].mean((1, 2))  # the darkest blocks, those the quantiles pick
+    assert g.min() > 0
+    assert torch.allclose(g / g.sum(), x[0, :, :, :4].mean((1, 2)).detach() / x[0, :, :, :4].mean().mul(3).detach(), atol=0.02)
+    x.grad = None
+    black_loss(x, y).backward()
+    g = x.grad[0, :, :, :4].mean((1, 2))
+    assert torch.allclose(g / g.sum(), torch.tensor([0.299, 0.587, 0.114]), atol=1e-3)

@@ -566,6 +566,8 @@ def test_black_term_is_logged_and_skips_tone_free_rows():
     loss, parts = train_mod.train_step(model, batch, TrainConfig(w_black=1.0))
     loss.backward()
     assert parts["black"] > 0
+    along = train_mod.train_step(model, batch, TrainConfig(w_black=1.0, black_along_colour=True))[1]["black"]
+    assert along == pytest.approx(parts["black"], rel=1e-4)  # the same figure; only its gradient differs
     assert "black" not in train_mod.train_step(model, batch, TrainConfig())[1]
     _, free = train_mod.train_step(model, {**batch, "lol": torch.ones(2)}, TrainConfig(w_black=1.0, lol_tone_free=True))
     assert free["black"] == 0

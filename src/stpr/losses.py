@@ -110,14 +110,21 @@ def lowpass_loss(x: torch.Tensor, y: torch.Tensor, block: int = 8) -> torch.Tens
 
 
 def black_loss(x: torch.Tensor, y: torch.Tensor, quantiles: tuple[float, ...] = (0.01, 0.05),
-               pool: int = 4) -> torch.Tensor:
+               pool: int = 4, along_colour: bool = False) -> torch.Tensor:
     """Lifted blacks, one-sided: mean excess of the output's darkest luma quantiles over the
     ground truth's, both taken on ``pool`` x ``pool`` area means so that noise (whose low tail
     pulls a full-resolution percentile down) does not set them. Output blacks at or under the
     truth's cost nothing: the term takes haze out without asking for deeper shadows than the
-    truth has. (B, 3, H, W) each."""
+    truth has. ``along_colour``: the same value, but its gradient darkens each block along its own
+    colour (R, G and B scaled alike, so its saturation and hue stay) instead of along luma's
+    weights, which take green down most and so grey a dark green. (B, 3, H, W) each."""
     q = torch.tensor(quantiles, device=x.device, dtype=x.dtype)
-    qx = torch.quantile(_luma(F.avg_pool2d(x, pool)), q, dim=1)
+    px = F.avg_pool2d(x, pool)
+    lx = _luma(px)
+    if along_colour:
+        norm = px.pow(2).sum(1).add(1e-8).sqrt().flatten(1)  # d norm / d px_c = px_c / norm
+        lx = lx.detach() * norm / norm.detach()
+    qx = torch.quantile(lx, q, dim=1)
     qy = torch.quantile(_luma(F.avg_pool2d(y, pool)), q, dim=1)
     return (qx - qy).clamp_min(0.0).mean()
 

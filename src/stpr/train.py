@@ -28,6 +28,7 @@ import random
 import sys
 import time
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -314,7 +315,8 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
                                         ("colour", cfg.w_colour, colour_loss, outs, tone_rows),
                                         ("edge", cfg.w_edge, edge_loss, scored, None),
                                         ("lowpass", cfg.w_lowpass, lowpass_loss, outs, synthetic),
-                                        ("black", cfg.w_black, black_loss, outs, tone_rows),
+                                        ("black", cfg.w_black, partial(black_loss, along_colour=cfg.black_along_colour),
+                                         outs, tone_rows),
                                         ("chroma", cfg.w_chroma, chroma_loss, outs, tone_rows)):
         if weight > 0:
             term = _rows_term(fn, src, truths, reduce, rows)

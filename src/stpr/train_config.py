@@ -71,6 +71,8 @@ class TrainConfig:
         w_black: weight of ``losses.black_loss`` (one-sided: the output's darkest luma quantiles,
             on 4x4 area means, above the truth's), on the clips the tone term sees. 0 (off) in
             every model up to v8.
+        black_along_colour: the black-level term darkens along each block's own colour (R, G, B
+            scaled alike) rather than along luma's weights (``losses.black_loss``).
         w_chroma: weight of ``losses.chroma_loss`` (chromaticity on 4x4 area means, every block
             weighted alike, so colour in the shadows counts), on the clips the tone term sees. 0
             (off) in every model up to v8.
@@ -149,6 +151,7 @@ class TrainConfig:
     w_edge: float = 0.0
     w_lowpass: float = 0.0
     w_black: float = 0.0
+    black_along_colour: bool = False
     w_chroma: float = 0.0
     w_temporal_coarse: float = 0.0
     teacher: str = ""
