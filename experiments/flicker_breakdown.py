@@ -8,6 +8,9 @@ Runs on the cached network outputs of ``experiments/temporal_filter_probe.py --l
 (``reports/temporal_probe_cache``), with the product's default temporal filter applied:
 
     .venv/bin/python experiments/flicker_breakdown.py --videos night_street_crossing,phone_night_crowd --brightness 115
+
+``--model`` picks another model's cached outputs (the cache's prefix: the weights file's folder name
+for a training run's ``last.safetensors``, e.g. ``q28_coarse_temporal_x2``; "default": the shipped model).
 """
 
 from __future__ import annotations
@@ -57,12 +60,13 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=Path("reports/temporal_probe_cache"))
     ap.add_argument("--brightness", type=float, default=None, help="the cached outputs held at this level")
     ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--model", default="default", help="whose cached outputs (the cache files' prefix)")
     args = ap.parse_args()
     tag = "" if args.brightness is None else f"_b{args.brightness:g}"
     for name in args.videos.split(","):
         dark = list(read_video_frames(args.dir / f"{name}.mp4", args.frames))
         filt = TemporalFilter()
-        outs = [filt(o) for o in np.load(args.cache / f"default_long_{name}_{len(dark)}{tag}.npy")]
+        outs = [filt(o) for o in np.load(args.cache / f"{args.model}_long_{name}_{len(dark)}{tag}.npy")]
         flows = sequence_flows(dark)
         motion = np.stack([np.hypot(*p.flow[0].numpy()) for p in flows])
         gain = np.mean([luma(f).mean() for f in outs]) / np.mean([luma(f).mean() for f in dark])
