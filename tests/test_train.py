@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -556,35 +557,33 @@ def test_coarse_temporal_term_is_logged_when_on():
     assert "temporal_coarse" not in train_mod.train_step(model, batch, TrainConfig())[1]
 
 
-def test_black_term_is_logged_and_skips_tone_free_rows():
-    """``w_black``: the one-sided black-level term is logged and back-propagates when on, absent
-    when off, and zero on LOL pairs scored tone-free (it sees the tone term's rows)."""
+@pytest.mark.parametrize("term", ["black", "chroma"])
+def test_tone_row_terms_are_logged_and_skip_tone_free_rows(term):
+    """``w_black`` (one-sided black level) and ``w_chroma`` (shadow colour): each is logged and
+    back-propagates when on, absent when off, and zero on LOL pairs scored tone-free (they see the
+    tone term's rows)."""
     torch.manual_seed(0)
     model = STPR(STPRConfig(**TINY))
     batch = _still_batch(2)
     batch["high"] = batch["high"] ** 4  # dark truths: the untrained output's blacks sit above them
-    loss, parts = train_mod.train_step(model, batch, TrainConfig(w_black=1.0))
+    on = TrainConfig(**{f"w_{term}": 1.0})
+    loss, parts = train_mod.train_step(model, batch, on)
     loss.backward()
-    assert parts["black"] > 0
-    along = train_mod.train_step(model, batch, TrainConfig(w_black=1.0, black_along_colour=True))[1]["black"]
-    assert along == pytest.approx(parts["black"], rel=1e-4)  # the same figure; only its gradient differs
-    assert "black" not in train_mod.train_step(model, batch, TrainConfig())[1]
-    _, free = train_mod.train_step(model, {**batch, "lol": torch.ones(2)}, TrainConfig(w_black=1.0, lol_tone_free=True))
-    assert free["black"] == 0
+    assert parts[term] > 0
+    assert term not in train_mod.train_step(model, batch, TrainConfig())[1]
+    _, free = train_mod.train_step(model, {**batch, "lol": torch.ones(2)}, replace(on, lol_tone_free=True))
+    assert free[term] == 0
 
 
-def test_chroma_term_is_logged_and_skips_tone_free_rows():
-    """``w_chroma``: the shadow-colour term is logged and back-propagates when on, absent when off,
-    and zero on LOL pairs scored tone-free (it sees the tone term's rows)."""
+def test_black_term_along_colour_logs_the_same_figure():
+    """``black_along_colour`` changes where the black-level term's gradient points, not its value."""
     torch.manual_seed(0)
     model = STPR(STPRConfig(**TINY))
-    batch = _still_batch(3)
-    loss, parts = train_mod.train_step(model, batch, TrainConfig(w_chroma=1.0))
-    loss.backward()
-    assert parts["chroma"] > 0
-    assert "chroma" not in train_mod.train_step(model, batch, TrainConfig())[1]
-    _, free = train_mod.train_step(model, {**batch, "lol": torch.ones(2)}, TrainConfig(w_chroma=1.0, lol_tone_free=True))
-    assert free["chroma"] == 0
+    batch = _still_batch(2)
+    batch["high"] = batch["high"] ** 4
+    luma = train_mod.train_step(model, batch, TrainConfig(w_black=1.0))[1]["black"]
+    along = train_mod.train_step(model, batch, TrainConfig(w_black=1.0, black_along_colour=True))[1]["black"]
+    assert luma > 0 and along == pytest.approx(luma, rel=1e-4)
 
 
 def test_teacher_term_pulls_the_synthetic_clips_towards_the_teacher():
