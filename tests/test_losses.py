@@ -132,8 +132,8 @@ def test_black_loss_along_colour_keeps_the_value_and_darkens_without_greying():
     and B in proportion (its chromaticity stays), where luma's weights take green down most."""
     y = torch.linspace(0.0, 0.5, 32).expand(1, 3, 24, 32).clone()
     x = (torch.tensor([0.05, 0.15, 0.05]).view(1, 3, 1, 1) + 0.5 * y).requires_grad_()
-    assert torch.allclose(black_loss(x, y, along_colour=True), black_loss(x, y))
-    black_loss(x, y, along_colour=True).backward()
+    assert torch.allclose(black_loss(x, y, along_colour=1.0), black_loss(x, y))
+    black_loss(x, y, along_colour=1.0).backward()
     g = x.grad[0, :, :, :4].mean((1, 2))  # the darkest blocks, those the quantiles pick
     assert g.min() > 0
     assert torch.allclose(g / g.sum(), x[0, :, :, :4].mean((1, 2)).detach() / x[0, :, :, :4].mean().mul(3).detach(), atol=0.02)
@@ -141,3 +141,16 @@ def test_black_loss_along_colour_keeps_the_value_and_darkens_without_greying():
     black_loss(x, y).backward()
     g = x.grad[0, :, :, :4].mean((1, 2))
     assert torch.allclose(g / g.sum(), torch.tensor([0.299, 0.587, 0.114]), atol=1e-3)
+
+
+def test_black_loss_along_colour_share_blends_the_two_gradients():
+    """``along_colour`` 0.5: the same figure, its gradient halfway between luma's and the colour's."""
+    y = torch.linspace(0.0, 0.5, 32).expand(1, 3, 24, 32).clone()
+    x = (torch.tensor([0.05, 0.15, 0.05]).view(1, 3, 1, 1) + 0.5 * y).requires_grad_()
+    grads = []
+    for share in (0.0, 1.0, 0.5):
+        x.grad = None
+        black_loss(x, y, along_colour=share).backward()
+        grads.append(x.grad.clone())
+    assert torch.allclose(grads[2], 0.5 * (grads[0] + grads[1]), atol=1e-6)
+    assert torch.allclose(black_loss(x, y, along_colour=0.5), black_loss(x, y))

@@ -582,7 +582,7 @@ def test_black_term_along_colour_logs_the_same_figure():
     batch = _still_batch(2)
     batch["high"] = batch["high"] ** 4
     luma = train_mod.train_step(model, batch, TrainConfig(w_black=1.0))[1]["black"]
-    along = train_mod.train_step(model, batch, TrainConfig(w_black=1.0, black_along_colour=True))[1]["black"]
+    along = train_mod.train_step(model, batch, TrainConfig(w_black=1.0, black_along_colour=1.0))[1]["black"]
     assert luma > 0 and along == pytest.approx(luma, rel=1e-4)
 
 
@@ -755,7 +755,7 @@ def test_camera_degradation_and_perceptual_losses_train(tmp_path):
     rows = read_log(out)
     assert float(rows[-1]["tone"]) > 0 and float(rows[-1]["colour"]) > 0 and "edge" not in rows[-1]
     assert float(rows[-1]["lowpass"]) > 0
-    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1", "w_temporal_coarse=-1", "w_black=-1", "w_chroma=-1"):
+    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1", "w_temporal_coarse=-1", "w_black=-1", "w_chroma=-1", "black_along_colour=1.5"):
         with pytest.raises(UsageError):
             load_config(None, [bad])
 

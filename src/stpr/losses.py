@@ -110,20 +110,21 @@ def lowpass_loss(x: torch.Tensor, y: torch.Tensor, block: int = 8) -> torch.Tens
 
 
 def black_loss(x: torch.Tensor, y: torch.Tensor, quantiles: tuple[float, ...] = (0.01, 0.05),
-               pool: int = 4, along_colour: bool = False) -> torch.Tensor:
+               pool: int = 4, along_colour: float = 0.0) -> torch.Tensor:
     """Lifted blacks, one-sided: mean excess of the output's darkest luma quantiles over the
     ground truth's, both taken on ``pool`` x ``pool`` area means so that noise (whose low tail
     pulls a full-resolution percentile down) does not set them. Output blacks at or under the
     truth's cost nothing: the term takes haze out without asking for deeper shadows than the
-    truth has. ``along_colour``: the same value, but its gradient darkens each block along its own
-    colour (R, G and B scaled alike, so its saturation and hue stay) instead of along luma's
-    weights, which take green down most and so grey a dark green. (B, 3, H, W) each."""
+    truth has. ``along_colour`` (0-1): the same value, but that share of its gradient darkens each
+    block along its own colour (R, G and B scaled alike, so its saturation and hue stay) instead
+    of along luma's weights, which take green down most and so grey a dark green. (B, 3, H, W) each."""
     q = torch.tensor(quantiles, device=x.device, dtype=x.dtype)
     px = F.avg_pool2d(x, pool)
     lx = _luma(px)
     if along_colour:
         norm = px.pow(2).sum(1).add(1e-8).sqrt().flatten(1)  # d norm / d px_c = px_c / norm
-        lx = lx.detach() * norm / norm.detach()
+        along = lx.detach() * norm / norm.detach()  # luma's value, the gradient along the colour
+        lx = along if along_colour == 1 else torch.lerp(lx, along, along_colour)
     qx = torch.quantile(lx, q, dim=1)
     qy = torch.quantile(_luma(F.avg_pool2d(y, pool)), q, dim=1)
     return (qx - qy).clamp_min(0.0).mean()

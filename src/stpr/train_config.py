@@ -71,8 +71,9 @@ class TrainConfig:
         w_black: weight of ``losses.black_loss`` (one-sided: the output's darkest luma quantiles,
             on 4x4 area means, above the truth's), on the clips the tone term sees. 0 (off) in
             every model up to v8.
-        black_along_colour: the black-level term darkens along each block's own colour (R, G, B
-            scaled alike) rather than along luma's weights (``losses.black_loss``).
+        black_along_colour: the share (0-1; true is 1) of the black-level term's gradient that
+            darkens along each block's own colour (R, G, B scaled alike) rather than along luma's
+            weights (``losses.black_loss``).
         w_chroma: weight of ``losses.chroma_loss`` (chromaticity on 4x4 area means, every block
             weighted alike, so colour in the shadows counts), on the clips the tone term sees. 0
             (off) in every model up to v8.
@@ -151,7 +152,7 @@ class TrainConfig:
     w_edge: float = 0.0
     w_lowpass: float = 0.0
     w_black: float = 0.0
-    black_along_colour: bool = False
+    black_along_colour: float = 0.0
     w_chroma: float = 0.0
     w_temporal_coarse: float = 0.0
     teacher: str = ""
@@ -286,6 +287,9 @@ def check_config(cfg: TrainConfig) -> None:
                  "w_temporal_coarse", "w_black", "w_chroma"):
         if not getattr(cfg, name) >= 0:
             raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if not 0.0 <= float(cfg.black_along_colour) <= 1.0:
+        raise UsageError(f"black_along_colour must be in [0, 1], got {cfg.black_along_colour}")
+    cfg.black_along_colour = float(cfg.black_along_colour)  # a JSON true is 1.0
     if cfg.w_teacher > 0 and not cfg.teacher:
         raise UsageError("w_teacher > 0 needs a teacher (a weights file or a shipped model's name)")
     if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
