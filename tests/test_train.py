@@ -755,7 +755,8 @@ def test_camera_degradation_and_perceptual_losses_train(tmp_path):
     rows = read_log(out)
     assert float(rows[-1]["tone"]) > 0 and float(rows[-1]["colour"]) > 0 and "edge" not in rows[-1]
     assert float(rows[-1]["lowpass"]) > 0
-    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1", "w_temporal_coarse=-1", "w_black=-1", "w_chroma=-1", "black_along_colour=1.5"):
+    for bad in ("degradation=raw", "w_tone=-1", "w_lowpass=-1", "w_temporal_coarse=-1", "w_black=-1", "w_chroma=-1",
+                "black_along_colour=1.5"):
         with pytest.raises(UsageError):
             load_config(None, [bad])
 

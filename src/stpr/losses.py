@@ -124,7 +124,7 @@ def black_loss(x: torch.Tensor, y: torch.Tensor, quantiles: tuple[float, ...] = 
     if along_colour:
         norm = px.pow(2).sum(1).add(1e-8).sqrt().flatten(1)  # d norm / d px_c = px_c / norm
         along = lx.detach() * norm / norm.detach()  # luma's value, the gradient along the colour
-        lx = along if along_colour == 1 else torch.lerp(lx, along, along_colour)
+        lx = torch.lerp(lx, along, along_colour)
     qx = torch.quantile(lx, q, dim=1)
     qy = torch.quantile(_luma(F.avg_pool2d(y, pool)), q, dim=1)
     return (qx - qy).clamp_min(0.0).mean()

@@ -44,8 +44,8 @@ from stpr.data.datasets import LOLClips, MixedClips, PairedVideoFolders, Synthet
 from stpr.errors import InputError, StprError, UsageError
 from stpr.evaluate import eval_lol, eval_video, synthetic_eval_clip
 from stpr.hardware import has_native_bf16
-from stpr.losses import (black_loss, charbonnier, chroma_loss, colour_loss, edge_loss, fit_affine, flow_loss, lowpass_loss,
-                         ssim_loss, temporal_coarse_loss, temporal_loss, tone_loss)
+from stpr.losses import (black_loss, charbonnier, chroma_loss, colour_loss, edge_loss, fit_affine, flow_loss,
+                         lowpass_loss, ssim_loss, temporal_coarse_loss, temporal_loss, tone_loss)
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, STPRConfig
 from stpr.train_config import (TRAIN_DESCRIPTION, TrainConfig, add_train_arguments, check_config, check_retired,  # noqa: F401
