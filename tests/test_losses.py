@@ -9,6 +9,19 @@ from stpr.losses import (black_loss, chroma_loss, colour_loss, edge_loss, fit_af
                          temporal_coarse_loss, temporal_loss, tone_loss)
 
 
+def _checker(amplitude: float) -> torch.Tensor:
+    """(24, 32) of +-``amplitude`` alternating pixel by pixel: zero-mean noise that 2x2 and larger
+    block means average away."""
+    return ((torch.arange(24).view(-1, 1) + torch.arange(32)) % 2).float() * 2 * amplitude - amplitude
+
+
+def _lifted_dark_green() -> tuple[torch.Tensor, torch.Tensor]:
+    """An output (1, 3, 24, 32), requiring grad, whose darkest blocks are a dark green lifted over
+    its truth's, a luma ramp from 0 to 0.5."""
+    y = torch.linspace(0.0, 0.5, 32).expand(1, 3, 24, 32).clone()
+    return (torch.tensor([0.05, 0.15, 0.05]).view(1, 3, 1, 1) + 0.5 * y).requires_grad_(), y
+
+
 def _img(seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(2, 3, 24, 32, generator=g) * 0.8 + 0.1
@@ -45,7 +58,7 @@ def test_lowpass_loss_sees_a_dark_blob_but_not_fine_detail():
     """A checkerboard of +-0.1 inside each 8x8 block averages away; a dark 8x16 blob of -0.1 (a
     sixth of the 24x32 frame) costs its share: 0.1 / 6 per pixel of the block means."""
     y = _img()
-    checker = ((torch.arange(24).view(-1, 1) + torch.arange(32)) % 2).float() * 0.2 - 0.1
+    checker = _checker(0.1)
     assert float(lowpass_loss(y + checker, y)) < 1e-6
     blob = y.clone()
     blob[..., 8:16, 8:24] -= 0.1
@@ -62,7 +75,7 @@ def test_black_loss_sees_lifted_blacks_not_deeper_ones_or_noise():
     deeper = (y - 0.1).clamp_min(0.0)
     assert float(black_loss(deeper, y)) == 0.0
     flat = torch.full((1, 3, 24, 32), 0.2)
-    checker = ((torch.arange(24).view(-1, 1) + torch.arange(32)) % 2).float() * 0.2 - 0.1
+    checker = _checker(0.1)
     assert float(black_loss(flat, flat + checker)) < 1e-6  # the truth noisy, the output clean
     assert float(black_loss(flat + 0.05, flat + checker)) > 0.04  # a real lift still costs
 
@@ -79,7 +92,7 @@ def test_chroma_loss_sees_grey_shadows_that_colour_loss_barely_sees():
     greyed = float(chroma_loss(grey, y))
     assert greyed > 0.15 and float(colour_loss(grey, y)) < 0.01
     assert float(chroma_loss(0.8 * y, y)) < greyed / 5
-    checker = ((torch.arange(24).view(-1, 1) + torch.arange(32)) % 2).float() * 0.1 - 0.05
+    checker = _checker(0.05)
     noisy = y + torch.stack([checker, -checker, checker]).unsqueeze(0)
     assert float(chroma_loss(noisy, y)) < 1e-5
 
@@ -130,8 +143,7 @@ def test_temporal_coarse_loss_sees_coarse_changes_not_grain():
 def test_black_loss_along_colour_keeps_the_value_and_darkens_without_greying():
     """``along_colour``: the same figure, but one gradient step on a lifted dark green lowers R, G
     and B in proportion (its chromaticity stays), where luma's weights take green down most."""
-    y = torch.linspace(0.0, 0.5, 32).expand(1, 3, 24, 32).clone()
-    x = (torch.tensor([0.05, 0.15, 0.05]).view(1, 3, 1, 1) + 0.5 * y).requires_grad_()
+    x, y = _lifted_dark_green()
     assert torch.allclose(black_loss(x, y, along_colour=1.0), black_loss(x, y))
     black_loss(x, y, along_colour=1.0).backward()
     g = x.grad[0, :, :, :4].mean((1, 2))  # the darkest blocks, those the quantiles pick
@@ -146,8 +158,7 @@ def test_black_loss_along_colour_keeps_the_value_and_darkens_without_greying():
 
 def test_black_loss_along_colour_share_blends_the_two_gradients():
     """``along_colour`` 0.5: the same figure, its gradient halfway between luma's and the colour's."""
-    y = torch.linspace(0.0, 0.5, 32).expand(1, 3, 24, 32).clone()
-    x = (torch.tensor([0.05, 0.15, 0.05]).view(1, 3, 1, 1) + 0.5 * y).requires_grad_()
+    x, y = _lifted_dark_green()
     grads = []
     for share in (0.0, 1.0, 0.5):
         x.grad = None

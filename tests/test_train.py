@@ -536,11 +536,14 @@ def test_lowpass_term_scores_the_synthetic_clips_only():
     assert "lowpass" not in train_mod.train_step(model, {**batch, "lol": torch.zeros(2)}, TrainConfig())[1]
 
 
-def _still_batch(seed: int, n: int = 4) -> dict:
+def _still_batch(seed: int, n: int = 4, dark: bool = False) -> dict:
     """Two random synthetic-video clips of ``n`` 32x32 frames (dark input, random truth) with zero,
-    valid teacher flow: a batch for checking one loss term of ``train_step``."""
+    valid teacher flow: a batch for checking one loss term of ``train_step``. ``dark``: the truth
+    to the 4th power, so an untrained output's blacks sit above it."""
     g = torch.Generator().manual_seed(seed)
-    return {"low": torch.rand(2, n, 3, 32, 32, generator=g) * 0.2, "high": torch.rand(2, n, 3, 32, 32, generator=g),
+    low = torch.rand(2, n, 3, 32, 32, generator=g) * 0.2
+    high = torch.rand(2, n, 3, 32, 32, generator=g)
+    return {"low": low, "high": high ** 4 if dark else high,
             "flow_fw": torch.zeros(2, n - 1, 2, 8, 8), "flow_bw": torch.zeros(2, n - 1, 2, 8, 8),
             "flow_valid": torch.ones(2, n - 1, 1, 8, 8), "lol": torch.zeros(2)}
 
@@ -564,8 +567,7 @@ def test_tone_row_terms_are_logged_and_skip_tone_free_rows(term):
     tone term's rows)."""
     torch.manual_seed(0)
     model = STPR(STPRConfig(**TINY))
-    batch = _still_batch(2)
-    batch["high"] = batch["high"] ** 4  # dark truths: the untrained output's blacks sit above them
+    batch = _still_batch(2, dark=True)
     on = TrainConfig(**{f"w_{term}": 1.0})
     loss, parts = train_mod.train_step(model, batch, on)
     loss.backward()
@@ -579,8 +581,7 @@ def test_black_term_along_colour_logs_the_same_figure():
     """``black_along_colour`` changes where the black-level term's gradient points, not its value."""
     torch.manual_seed(0)
     model = STPR(STPRConfig(**TINY))
-    batch = _still_batch(2)
-    batch["high"] = batch["high"] ** 4
+    batch = _still_batch(2, dark=True)
     luma = train_mod.train_step(model, batch, TrainConfig(w_black=1.0))[1]["black"]
     along = train_mod.train_step(model, batch, TrainConfig(w_black=1.0, black_along_colour=1.0))[1]["black"]
     assert luma > 0 and along == pytest.approx(luma, rel=1e-4)

@@ -311,12 +311,12 @@ def train_step(model: STPR, batch: dict, cfg: TrainConfig, forward=None,
     parts = {"rec": rec.item(), "ssim": sl.item()}
     synthetic = None if lol is None else lol < 0.5  # the low-pass and teacher terms' rows (TrainConfig)
     truths = [high[:, c] for c in centers]
+    black = partial(black_loss, along_colour=float(cfg.black_along_colour))  # a JSON true is 1.0
     for name, weight, fn, src, rows in (("tone", cfg.w_tone, tone_loss, outs, tone_rows),
                                         ("colour", cfg.w_colour, colour_loss, outs, tone_rows),
                                         ("edge", cfg.w_edge, edge_loss, scored, None),
                                         ("lowpass", cfg.w_lowpass, lowpass_loss, outs, synthetic),
-                                        ("black", cfg.w_black, partial(black_loss, along_colour=cfg.black_along_colour),
-                                         outs, tone_rows),
+                                        ("black", cfg.w_black, black, outs, tone_rows),
                                         ("chroma", cfg.w_chroma, chroma_loss, outs, tone_rows)):
         if weight > 0:
             term = _rows_term(fn, src, truths, reduce, rows)

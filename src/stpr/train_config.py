@@ -289,7 +289,6 @@ def check_config(cfg: TrainConfig) -> None:
             raise UsageError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if not 0.0 <= float(cfg.black_along_colour) <= 1.0:
         raise UsageError(f"black_along_colour must be in [0, 1], got {cfg.black_along_colour}")
-    cfg.black_along_colour = float(cfg.black_along_colour)  # a JSON true is 1.0
     if cfg.w_teacher > 0 and not cfg.teacher:
         raise UsageError("w_teacher > 0 needs a teacher (a weights file or a shipped model's name)")
     if len(cfg.weights) not in (3, 4) or min(cfg.weights) < 0:
