@@ -119,6 +119,11 @@ def _add_enhance(sub):
                    help="run the network in PyTorch (default) or onnxruntime (needs stpr[onnx]; --model may then "
                         "be a folder made by stpr export --onnx)")
     _add_hardware_options(p)
+    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="run the network's last full-resolution step and the conversion to 8 bits as one pass "
+                        "built by torch.compile (needs a C++ compiler; the first frame waits 2-20 s while it is "
+                        "built): auto (on a CPU, for whole frames of 1280x720 and more; default), on (every "
+                        "whole-frame size), off. STPR_COMPILE=0 in the environment turns it off everywhere")
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)  # before --precision: = --precision bf16
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--strip-metadata", action="store_true",
@@ -265,6 +270,7 @@ def _run_enhance(args) -> int:
                                         tile=args.tile, memory_mb=args.memory_mb, threads=args.threads,
                                         precision=args.precision, device=args.device, batch=args.batch,
                                         workers=args.workers, exposure=args.exposure, brightness=args.brightness,
+                                        compile={"auto": None, "on": True, "off": False}[args.compile],
                                         steady_exposure=not args.exposure_per_frame,
                                         **({} if args.temporal_filter is None else {"temporal_filter": args.temporal_filter}),
                                         **({} if args.tone_match is None else {"tone_match": args.tone_match}))

@@ -33,6 +33,7 @@ from stpr.exposure import ExposureControl
 from stpr.hardware import autocast, cast_convolutions, default_batch, free_memory_mb, resolve_device, resolve_precision
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
+from stpr.models.tail import Tail, compile_usable
 from stpr.pipeline import BackgroundWriter, Prefetch
 from stpr.temporal import DEFAULT_STRENGTH, TemporalFilter, check_strength, flow_settings
 from stpr.tone import DEFAULT_STRENGTH as DEFAULT_TONE
@@ -49,6 +50,11 @@ ENGINES = ("torch", "onnx")
 # at 640x360 two frames at once ran 1.25-1.4x faster end to end here, at 1280x720 level, at 1080p
 # slower (docs/research/speed-and-memory.md).
 AUTO_WORKERS_MAX_PIXELS = 1280 * 720
+
+# Smallest frame (pixels) whose output step is compiled by default on a CPU (``Enhancer.compile``):
+# the fused step saves ~29 ms a 1080p frame on an AMX CPU, and building it costs the first frame 2-4 s
+# (20 s with Inductor's cache cold), which only frames this large repay within a short video.
+AUTO_COMPILE_MIN_PIXELS = 1280 * 720
 
 # How often (seconds) one-frame-at-a-time enhancement on a CPU looks at the other processes' load
 # and sets its torch threads to the cores they leave (``stpr._threads.OtherLoad``).
@@ -131,6 +137,20 @@ def padded_frame(frame_u8: torch.Tensor, multiple: int) -> torch.Tensor:
     return x.div_(255.0)
 
 
+def padded_frame_u8(frame_u8: torch.Tensor, multiple: int) -> torch.Tensor:
+    """An (H, W, 3) uint8 frame as (1, 3, H', W') uint8, padded as ``padded_frame`` pads it, in the
+    frame's own (channels-last) layout: a view of it when no padding is needed."""
+    h, w = frame_u8.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = frame_u8.new_empty(h + ph, w + pw, 3)
+        x[:h, :w] = frame_u8
+        x[h:, :w] = x[h - 1:h, :w]
+        x[:, w:] = x[:, w - 1:w]
+        frame_u8 = x
+    return frame_u8.permute(2, 0, 1)[None]
+
+
 class _WindowStream:
     """Sliding-window enhancement of one stream of (tiles of) frames.
 
@@ -145,11 +165,20 @@ class _WindowStream:
     With ``half_states`` (tiled frames) kept states hold their input frame as uint8 (it came from
     uint8, so ``/ 255`` restores it bit for bit): a quarter of the float32 copy, which matters at 4K
     where T + 1 states are alive. Whole frames keep it as float32 and spare the two conversions.
+
+    With ``tail`` (one window per call) outputs are :class:`~stpr.models.tail.Tail` objects, the
+    network's full-resolution last step left for the caller to run fused with the conversion to
+    uint8; a model without pixel fusion then keeps each frame as the uint8 it was pushed with
+    (``push``'s ``x_u8``), which the tail reads instead of a float copy.
     """
 
     def __init__(self, model: STPR, half_states: bool = False, precision: str = "fp32", batch: int = 1,
-                 device: torch.device = torch.device("cpu"), pool: ThreadPoolExecutor | None = None):
+                 device: torch.device = torch.device("cpu"), pool: ThreadPoolExecutor | None = None,
+                 tail: bool = False):
         self.model = model
+        self.tail = tail
+        # the decoder reads a frame's pixels only as the tail's base when it does not blend frames
+        self.u8_base = tail and not model.cfg.pixel_fusion
         self.half_states = half_states
         self.device = device
         self.precision = precision
@@ -157,13 +186,14 @@ class _WindowStream:
         self.batch = max(1, int(batch))  # with a pool: its number of threads
         self.half = model.cfg.frames // 2
         self.states: dict[int, FrameState] = {}
-        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         self.count = 0
         self.next = 0
 
-    def push(self, x: torch.Tensor, stats: torch.Tensor) -> list[torch.Tensor]:
-        """x: (1, 3, H, W) padded frame in [0, 1]; stats: (1, 6) of the whole frame."""
-        self.pending.append((x, stats))
+    def push(self, x: torch.Tensor, stats: torch.Tensor, x_u8: torch.Tensor | None = None) -> list:
+        """x: (1, 3, H, W) padded frame in [0, 1]; stats: (1, 6) of the whole frame; x_u8: the same
+        frame as uint8 (``padded_frame_u8``), kept in its state instead of ``x`` with a ``tail``."""
+        self.pending.append((x, stats, x_u8 if self.u8_base else None))
         if len(self.pending) < self.batch:
             return []
         self._encode_pending()
@@ -178,11 +208,12 @@ class _WindowStream:
             return
         if self.pool is not None and len(self.pending) > 1:
             pending, self.pending = self.pending, []
-            for state in self.pool.map(lambda p: self._run(self.model.encode_frame, *p), pending):
-                self.states[self.count] = state
+            for state, (_, _, x_u8) in zip(self.pool.map(lambda p: self._run(self.model.encode_frame, *p[:2]),
+                                                         pending), pending):
+                self.states[self.count] = state if x_u8 is None else replace(state, x=x_u8)
                 self.count += 1
             return
-        xs, stats = zip(*self.pending)
+        xs, stats, u8s = zip(*self.pending)
         self.pending = []
         x = xs[0] if len(xs) == 1 else torch.cat(xs)
         with autocast(self.device, self.precision):
@@ -191,6 +222,8 @@ class _WindowStream:
             # tiled (large) frames: kept states hold their pixels as uint8, their features as fp16
             state.x = x.mul(255.0).round_().to(torch.uint8)
             state = _map_state(state, lambda t: t.to(torch.float16))
+        elif u8s[0] is not None:  # the tail reads the frame as uint8: the float copy goes
+            state.x = u8s[0] if len(u8s) == 1 else torch.cat(u8s)
         for k in range(len(xs)):
             self.states[self.count] = state if len(xs) == 1 else _index_state(state, k)
             self.count += 1
@@ -206,8 +239,8 @@ class _WindowStream:
             windows = [[self.states[k] for k in window_indices(c, self.count, self.model.cfg.frames)]
                        for c in centres]
             if self.pool is not None:  # whole float32 frames: each window as it is, in its own thread
-                decoded = self.pool.map(lambda w: self._run(self.model.decode, w)[0], windows)
-                outs.extend(o.float() for o in decoded)
+                decoded = self.pool.map(lambda w: self._run(self.model.decode, w, tail=self.tail)[0], windows)
+                outs.extend(o if self.tail else o.float() for o in decoded)
                 continue
             window = windows[0] if len(windows) == 1 else [_cat_states(col) for col in zip(*windows)]
             if self.half_states:
@@ -215,10 +248,13 @@ class _WindowStream:
             # decode reads the centre's pixels, and with pixel fusion the neighbours' too
             pixels = range(len(window)) if self.model.cfg.pixel_fusion else [len(window) // 2]
             for j in pixels:
-                if window[j].x.dtype == torch.uint8:
+                if window[j].x.dtype == torch.uint8 and not self.u8_base:
                     window[j] = replace(window[j], x=window[j].x.float().div_(255.0))
             with autocast(self.device, self.precision):
-                out, _ = self.model.decode(window)
+                out, _ = self.model.decode(window, tail=self.tail)
+            if self.tail:  # one window per call
+                outs.append(out)
+                continue
             out = out.float()
             outs.extend(out[k:k + 1] for k in range(out.shape[0]))
         keep_from = max(0, self.next - self.half)
@@ -226,11 +262,11 @@ class _WindowStream:
             del self.states[k]
         return outs
 
-    def _run(self, fn, *args):
-        """``fn(*args)`` as the caller runs it, in a pool thread (inference mode and autocast are
-        per thread)."""
+    def _run(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` as the caller runs it, in a pool thread (inference mode and
+        autocast are per thread)."""
         with torch.inference_mode(), autocast(self.device, self.precision):
-            return fn(*args)
+            return fn(*args, **kwargs)
 
 
 def _index_state(s: FrameState, k: int) -> FrameState:
@@ -341,6 +377,13 @@ class Enhancer:
             before the temporal filter; 0 turns it off.
         temporal_flow: the filter's flow and tolerance, one of ``stpr.temporal.FLOW_SETTINGS``
             ("medium"; :meth:`from_pretrained` picks "fast" for the shipped fast model).
+        compile: run the network's full-resolution last step and the conversion to uint8 as one
+            pass built by ``torch.compile`` (:mod:`stpr.models.tail`), reading the frame as uint8
+            (the same output within one level; the first frame waits while it is built, 2-20 s).
+            None: on a CPU, for whole (untiled) frames of at least ``AUTO_COMPILE_MIN_PIXELS`` where
+            Inductor is usable (a C++ compiler; ``STPR_COMPILE=0`` turns it off). False: never.
+            True: whole frames of every size, one window per call (where it cannot build, the
+            same step runs eagerly). The torch engine only.
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int | None = None,
@@ -348,7 +391,8 @@ class Enhancer:
                  device: str = "auto", batch: int | None = None, exposure: float = 0.0,
                  brightness: float | None = None, steady_exposure: bool = True, workers: int | None = None,
                  temporal_filter: float = DEFAULT_STRENGTH, tone_match: float = DEFAULT_TONE,
-                 temporal_flow: str = "medium"):
+                 temporal_flow: str = "medium", compile: bool | None = None):
+        self.compile = compile
         self.exposure = ExposureControl(ev=exposure, target=brightness, steady=steady_exposure)
         self.temporal = TemporalFilter(strength=check_strength(temporal_filter), **flow_settings(temporal_flow))
         self.tone = ToneMatch(strength=tone_match)
@@ -457,15 +501,27 @@ class Enhancer:
         fits = self.tile is not None or h * w * BYTES_PER_PIXEL * workers <= self.budget_mb() * 2 ** 20
         return workers if fits else 1
 
-    def _stream(self, half: bool, batch: int, pool: ThreadPoolExecutor | None = None) -> _WindowStream:
-        return _WindowStream(self._net, half, self.precision, batch, self.device, pool)
+    def compiles_for(self, h: int, w: int) -> bool:
+        """Whether (h, w) frames get the compiled output step (``compile``): whole frames, the torch
+        engine, one window per call, and where left to choose a CPU, Inductor usable and frames of
+        at least ``AUTO_COMPILE_MIN_PIXELS``."""
+        if (self.compile is False or not isinstance(self.model, STPR) or self.tile_size_for(h, w) != 0
+                or self.batch_for(h, w) > 1 or self.half_states):
+            return False
+        if self.compile:
+            return True
+        return self.device.type == "cpu" and h * w >= AUTO_COMPILE_MIN_PIXELS and compile_usable()
+
+    def _stream(self, half: bool, batch: int, pool: ThreadPoolExecutor | None = None,
+                tail: bool = False) -> _WindowStream:
+        return _WindowStream(self._net, half, self.precision, batch, self.device, pool, tail)
 
     def _make_tiles(self, h: int, w: int, pool: ThreadPoolExecutor | None = None, workers: int = 1) -> list[_Tile]:
         t = self.tile_size_for(h, w)
         batch = self.batch_for(h, w) if pool is None else workers
         dev = self.device
         if t == 0:
-            return [_Tile(0, 0, h, w, self._stream(bool(self.half_states), batch, pool),
+            return [_Tile(0, 0, h, w, self._stream(bool(self.half_states), batch, pool, self.compiles_for(h, w)),
                           torch.ones(1, 1, h, w, device=dev))]
         ov = min(self.tile_overlap, t // 2)
         th, ys = _tile_starts(h, t, ov, self.model.multiple)
@@ -509,7 +565,14 @@ class Enhancer:
         in_stats: dict[int, tuple] = {}  # frame index -> its input's luma quantiles (tone match)
         pushed = 0
 
-        def to_uint8(img: torch.Tensor) -> np.ndarray:
+        def to_uint8(img: torch.Tensor | Tail) -> np.ndarray:
+            if isinstance(img, Tail):  # the network's last step, not run yet (``compile``)
+                h, w = shape
+                step = self.exposure.sample_step(h, w)
+                gain = self.exposure.plain_gain(img.sample(step, h, w)[0], sampled=True)
+                if gain is not None:  # the step, the factor and the conversion in one pass
+                    return img.to_uint8(255.0 * gain)[0, :h, :w].cpu().numpy()
+                img = img.float()[0, :, :h, :w]
             gain = self.exposure.plain_gain(img)  # steady over time
             if gain is None:  # the user's exposure choice
                 img, gain = self.exposure(img), 1.0
@@ -518,8 +581,11 @@ class Enhancer:
             img = torch.add(_HALF.to(img.device), img, alpha=255.0 * gain, out=img).clamp_(0.5, 255.5)
             return img.permute(1, 2, 0).to(torch.uint8).cpu().numpy()  # uint8 crosses the bus
 
-        def blend(t: _Tile, outs: list[torch.Tensor], first: int) -> None:
+        def blend(t: _Tile, outs: list[torch.Tensor | Tail], first: int) -> None:
             for k, o in enumerate(outs):
+                if isinstance(o, Tail):  # one whole frame: cropped when it is run
+                    acc[first + k] = o
+                    continue
                 o = o[0, :, :t.h, :t.w]
                 if len(tiles) == 1:
                     acc[first + k] = o
@@ -567,12 +633,15 @@ class Enhancer:
                 pushed += 1
                 # uint8 crosses the bus (a quarter of float32) and is converted on the device
                 frame_u8 = torch.from_numpy(frame).to(self.device)
+                padded_u8 = None
                 if len(tiles) > 1:  # each tile converted on its own: no full-frame float copy stays alive
                     stats = frame_stats(frame_u8.permute(2, 0, 1)[None].float().div_(255.0))
                     padded = None
                 else:  # one tile: the frame converted once, padded, for the statistics and the network
                     padded = padded_frame(frame_u8, self.model.multiple)
                     stats = frame_stats(padded, size=shape)
+                    if tiles[0].stream.u8_base:
+                        padded_u8 = padded_frame_u8(frame_u8, self.model.multiple)
                 n_out = 0
                 for t in tiles:
                     if padded is None:
@@ -580,7 +649,7 @@ class Enhancer:
                         xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
                     else:
                         xt = padded
-                    outs = t.stream.push(xt, stats)
+                    outs = t.stream.push(xt, stats, padded_u8)
                     blend(t, outs, emitted)
                     n_out = len(outs)
                 emitted += n_out

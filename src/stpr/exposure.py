@@ -92,11 +92,13 @@ class ExposureControl:
                 hi = mid
         return 0.5 * (lo + hi)
 
-    def _steady_gain(self, img: torch.Tensor) -> float:
+    def _steady_gain(self, img: torch.Tensor, sampled: bool = False) -> float:
         """The factor that brings ``img`` (sRGB) to its smoothed mean brightness (the smoothing's
-        state moves on)."""
-        step = max(1, min(img.shape[-2:]) // 128)  # >= 128 rows and columns of samples
-        luma = _mean_luma(img[:, ::step, ::step].clamp(0, 1))
+        state moves on). ``sampled``: see ``plain_gain``."""
+        if not sampled:
+            step = self.sample_step(*img.shape[-2:])
+            img = img[:, ::step, ::step]
+        luma = _mean_luma(img.clamp(0, 1))
         if luma < 0.5:  # a black frame has no brightness to smooth
             return 1.0
         b = math.log2(luma)
@@ -110,14 +112,23 @@ class ExposureControl:
         gain = self._steady_gain(img)
         return img if gain == 1.0 else img.mul_(gain)
 
-    def plain_gain(self, img: torch.Tensor) -> float | None:
+    def plain_gain(self, img: torch.Tensor, sampled: bool = False) -> float | None:
         """Where re-exposing ``img`` is one factor on its sRGB values (steady exposure alone, or
         nothing to do), that factor, taken as ``__call__`` would apply it (the smoothing moves on);
         None where it is more (``ev`` or ``target``): call the object then. Lets the caller fold
-        the factor into its own pass over the frame."""
+        the factor into its own pass over the frame.
+
+        ``sampled``: ``img`` is already the frame's every ``sample_step(h, w)``-th row and column
+        (a caller that has not made the whole frame yet)."""
         if self.ev != 0 or self.target is not None:
             return None
-        return self._steady_gain(img) if self.steady else 1.0
+        return self._steady_gain(img, sampled) if self.steady else 1.0
+
+    @staticmethod
+    def sample_step(h: int, w: int) -> int:
+        """The stride of the rows and columns the steady exposure measures an (h, w) frame on:
+        at least 128 of each."""
+        return max(1, min(h, w) // 128)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         """Re-expose one (3, H, W) sRGB output frame in [0, 1] (a frame of a video: ``steady`` and

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from stpr.models.common import act, cat_channels, conv3x3
+from stpr.models.tail import Tail
 
 
 class STReconstruction(nn.Module):
@@ -94,7 +95,7 @@ class STReconstruction(nn.Module):
     def forward(self, x: torch.Tensor, stats: torch.Tensor, propagated: torch.Tensor,
                 pyramid: torch.Tensor, weights: torch.Tensor | None = None,
                 aligned: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
-                look: torch.Tensor | None = None) -> torch.Tensor:
+                look: torch.Tensor | None = None, tail: bool = False) -> torch.Tensor | Tail:
         """Args:
             x: (B, 3, H, W) centre frame in [0, 1] (H, W divisible by 4).
             stats: (B, 6) whole-frame statistics (``frame_stats``).
@@ -103,9 +104,11 @@ class STReconstruction(nn.Module):
             weights: (B, T, H/4, W/4) propagation fusion weights; used with ``pixel_fusion``.
             aligned: see ``blend_frames``; with ``pixel_fusion`` the blend replaces ``x`` as base.
             look: (B,) int64 look index per sample, with ``looks`` > 1 (None: look 0).
+            tail: stop before the full-resolution step and return it as a :class:`Tail` (whose
+                ``float()`` is this output clamped to [0, 1]); ``x`` may then be uint8.
 
         Returns:
-            (B, 3, H, W) enhanced frame (not clamped).
+            (B, 3, H, W) enhanced frame (not clamped), or its ``Tail``.
         """
         fused = cat_channels([propagated, pyramid])
         if self.look_feats is not None:
@@ -120,8 +123,11 @@ class STReconstruction(nn.Module):
         if self.look_gain is not None:
             g_global = g_global + self.look_gain[look]
         g_global = g_global[:, :, None, None]
-        residual = F.pixel_shuffle(self.residual(feats), 4).float()
         gain = torch.exp(base + g_global).float()
+        if tail:
+            local = self.local_gain(feats) if self.local_gain is not None else None
+            return Tail(self.residual(feats), x, gain, local)
+        residual = F.pixel_shuffle(self.residual(feats), 4).float()
         if self.local_gain is not None:
             g_local = F.interpolate(self.local_gain(feats).float(), size=x.shape[-2:], mode="bilinear",
                                     align_corners=False)

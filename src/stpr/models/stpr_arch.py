@@ -26,6 +26,7 @@ from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.propagation_arch import (FeaturePropagation, FrameEncoder, PropagationConfig, StridedFrameEncoder,
                                           log_brightness)
 from stpr.models.reconstruction_arch import STReconstruction
+from stpr.models.tail import Tail
 from stpr.models.warp import flow_grid, flow_warp
 
 FLOW_MODES = ("learned", "dis", "zero")
@@ -309,7 +310,7 @@ class STPR(nn.Module):
         return list(flow.chunk(k))
 
     def decode(self, window: list[FrameState], flows: list[torch.Tensor] | None = None,
-               look: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+               look: torch.Tensor | None = None, tail: bool = False) -> tuple[torch.Tensor | Tail, dict]:
         """Enhance the centre frame of a window of encoded frames.
 
         Args:
@@ -317,9 +318,12 @@ class STPR(nn.Module):
             flows: optional precomputed flows centre -> each neighbour (in window order, centre
                 skipped), each (B, 2, H/4, W/4).
             look: optional (B,) int64 look per sample (models with ``cfg.looks``; None: ``self.look``).
+            tail: return the full-resolution last step unrun, as a :class:`~stpr.models.tail.Tail`
+                (inference: ``Enhancer`` runs it fused with the conversion to uint8). Without pixel
+                fusion the centre state's ``x`` may then be the uint8 frame.
 
         Returns:
-            out: (B, 3, H, W) enhanced centre frame (padded size; clamped in eval mode).
+            out: (B, 3, H, W) enhanced centre frame (padded size; clamped in eval mode), or its ``Tail``.
             aux: {"flows": list of flows, "weights": (B, T, H/4, W/4) fusion weights}.
         """
         mid = len(window) // 2
@@ -337,7 +341,9 @@ class STPR(nn.Module):
             aligned = list(zip(frames, errors))
         if look is None and self.cfg.looks:
             look = torch.full((center.x.shape[0],), self.look, dtype=torch.long, device=center.x.device)
-        out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned, look)
+        out = self.reconstruction(center.x, center.stats, propagated, pyramid, weights, aligned, look, tail=tail)
+        if tail:
+            return out, {"flows": flows, "weights": weights}
         if not self.training:
             out = out.clamp(0.0, 1.0)
         return out, {"flows": flows, "weights": weights}
