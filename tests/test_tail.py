@@ -83,9 +83,8 @@ def test_padded_uint8_frame_is_the_float_frame():
     f = torch.from_numpy(frame)
     for multiple in (1, 8, 16):
         u8 = padded_frame_u8(f, multiple)
-        assert u8.dtype == torch.uint8 and u8.shape == padded_frame(f, multiple).shape
+        assert u8.dtype == torch.uint8 and u8.shape == padded_frame(f, multiple).shape and u8.is_contiguous()
         torch.testing.assert_close(u8.float() / 255.0, padded_frame(f, multiple), rtol=0, atol=0)
-    assert padded_frame_u8(f, 1).data_ptr() == f.data_ptr()  # no padding: a view
 
 
 @pytest.mark.parametrize("kw,enh", [({}, {}), ({"pixel_fusion": True}, {}), ({}, {"workers": 2}),

@@ -138,17 +138,20 @@ def padded_frame(frame_u8: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def padded_frame_u8(frame_u8: torch.Tensor, multiple: int) -> torch.Tensor:
-    """An (H, W, 3) uint8 frame as (1, 3, H', W') uint8, padded as ``padded_frame`` pads it, in the
-    frame's own (channels-last) layout: a view of it when no padding is needed."""
+    """An (H, W, 3) uint8 frame as (1, 3, H', W') uint8, padded as ``padded_frame`` pads it.
+
+    In the default layout: the fused output step (``stpr.models.tail``) reading the frame in its own
+    channels-last layout ran 31 ms a 1080p frame here against 9 ms, and this copy costs about 1 ms.
+    """
     h, w = frame_u8.shape[:2]
     ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        x = frame_u8.new_empty(h + ph, w + pw, 3)
-        x[:h, :w] = frame_u8
-        x[h:, :w] = x[h - 1:h, :w]
-        x[:, w:] = x[:, w - 1:w]
-        frame_u8 = x
-    return frame_u8.permute(2, 0, 1)[None]
+    x = frame_u8.new_empty(1, 3, h + ph, w + pw)
+    x[0, :, :h, :w].copy_(frame_u8.permute(2, 0, 1))
+    if ph:
+        x[0, :, h:, :w] = x[0, :, h - 1:h, :w]
+    if pw:
+        x[0, :, :, w:] = x[0, :, :, w - 1:w]
+    return x
 
 
 class _WindowStream:

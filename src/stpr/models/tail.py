@@ -121,16 +121,16 @@ class Tail:
         dev = self.base.device
         ys = torch.arange(0, h, step, device=dev)
         xs = torch.arange(0, w, step, device=dev)
-        base = self.base[:, :, ys][:, :, :, xs]
+        base = self.base[..., :h:step, :w:step]
         if base.dtype == torch.uint8:
             base = base.float() / 255.0
-        b, _, hs, ws = self.residual.shape
-        # pixel_shuffle: out[c, 4y + i, 4x + j] = in[16c + 4i + j, y, x]
-        r = self.residual.reshape(b, 3, 4, 4, hs, ws)
-        res = r[:, :, (ys % 4)[:, None], (xs % 4)[None, :], (ys // 4)[:, None], (xs // 4)[None, :]].float()
+        # pixel_shuffle: out[c, 4y + i, 4x + j] = in[16c + 4i + j, y, x]; one gather of the samples
+        # alone (the residual is channels-last: selecting whole rows first copied half of it)
+        ch = (torch.arange(3, device=dev) * 16)[:, None, None] + ((ys % 4) * 4)[:, None] + (xs % 4)[None, :]
+        res = self.residual[:, ch, (ys // 4)[:, None], (xs // 4)[None, :]].float()
         gain = self.gain
         if self.local is not None:
-            gain = torch.exp(_bilinear_at(self.local.float(), ys, xs, 4 * hs, 4 * ws)) * gain
+            gain = torch.exp(_bilinear_at(self.local.float(), ys, xs, *self.base.shape[-2:])) * gain
         return torch.addcmul(res, base, gain).clamp(0.0, 1.0)
 
 
