@@ -33,7 +33,7 @@ from stpr.exposure import ExposureControl
 from stpr.hardware import autocast, cast_convolutions, default_batch, free_memory_mb, resolve_device, resolve_precision
 from stpr.models.common import frame_stats
 from stpr.models.stpr_arch import STPR, FrameState, window_indices
-from stpr.models.tail import Tail, compile_usable
+from stpr.models.fused import Head, Tail, compile_usable, head, head_supported, head_usable
 from stpr.pipeline import BackgroundWriter, Prefetch
 from stpr.temporal import DEFAULT_STRENGTH, TemporalFilter, check_strength, flow_settings
 from stpr.tone import DEFAULT_STRENGTH as DEFAULT_TONE
@@ -140,7 +140,7 @@ def padded_frame(frame_u8: torch.Tensor, multiple: int) -> torch.Tensor:
 def padded_frame_u8(frame_u8: torch.Tensor, multiple: int) -> torch.Tensor:
     """An (H, W, 3) uint8 frame as (1, 3, H', W') uint8, padded as ``padded_frame`` pads it.
 
-    In the default layout: the fused output step (``stpr.models.tail``) reading the frame in its own
+    In the default layout: the fused output step (``stpr.models.fused``) reading the frame in its own
     channels-last layout ran 31 ms a 1080p frame here against 9 ms, and this copy costs about 1 ms.
     """
     h, w = frame_u8.shape[:2]
@@ -169,10 +169,11 @@ class _WindowStream:
     uint8, so ``/ 255`` restores it bit for bit): a quarter of the float32 copy, which matters at 4K
     where T + 1 states are alive. Whole frames keep it as float32 and spare the two conversions.
 
-    With ``tail`` (one window per call) outputs are :class:`~stpr.models.tail.Tail` objects, the
+    With ``tail`` (one window per call) outputs are :class:`~stpr.models.fused.Tail` objects, the
     network's full-resolution last step left for the caller to run fused with the conversion to
     uint8; a model without pixel fusion then keeps each frame as the uint8 it was pushed with
-    (``push``'s ``x_u8``), which the tail reads instead of a float copy.
+    (``push``'s ``x_u8``), which the tail reads instead of a float copy. A frame pushed with a
+    ``head`` (:func:`stpr.models.fused.head`) is encoded from it.
     """
 
     def __init__(self, model: STPR, half_states: bool = False, precision: str = "fp32", batch: int = 1,
@@ -182,6 +183,7 @@ class _WindowStream:
         self.tail = tail
         # the decoder reads a frame's pixels only as the tail's base when it does not blend frames
         self.u8_base = tail and not model.cfg.pixel_fusion
+        self.fused_head = False  # frames come with a ``head`` (set by ``Enhancer``)
         self.half_states = half_states
         self.device = device
         self.precision = precision
@@ -189,14 +191,16 @@ class _WindowStream:
         self.batch = max(1, int(batch))  # with a pool: its number of threads
         self.half = model.cfg.frames // 2
         self.states: dict[int, FrameState] = {}
-        self.pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        self.pending: list[tuple] = []  # (x, stats, x_u8 or None, head or None)
         self.count = 0
         self.next = 0
 
-    def push(self, x: torch.Tensor, stats: torch.Tensor, x_u8: torch.Tensor | None = None) -> list:
+    def push(self, x: torch.Tensor, stats: torch.Tensor, x_u8: torch.Tensor | None = None,
+             head: Head | None = None) -> list:
         """x: (1, 3, H, W) padded frame in [0, 1]; stats: (1, 6) of the whole frame; x_u8: the same
-        frame as uint8 (``padded_frame_u8``), kept in its state instead of ``x`` with a ``tail``."""
-        self.pending.append((x, stats, x_u8 if self.u8_base else None))
+        frame as uint8 (``padded_frame_u8``), kept in its state instead of ``x`` with a ``tail``;
+        head: its full-resolution encoding inputs, made from ``x_u8`` (``x`` is then ``x_u8``)."""
+        self.pending.append((x, stats, x_u8 if self.u8_base else None, head))
         if len(self.pending) < self.batch:
             return []
         self._encode_pending()
@@ -211,16 +215,19 @@ class _WindowStream:
             return
         if self.pool is not None and len(self.pending) > 1:
             pending, self.pending = self.pending, []
-            for state, (_, _, x_u8) in zip(self.pool.map(lambda p: self._run(self.model.encode_frame, *p[:2]),
-                                                         pending), pending):
+            encode = self.model.encode_frame
+            for state, (_, _, x_u8, _) in zip(self.pool.map(
+                    lambda p: self._run(encode, *p[:2], **({"head": p[3]} if p[3] is not None else {})), pending),
+                    pending):
                 self.states[self.count] = state if x_u8 is None else replace(state, x=x_u8)
                 self.count += 1
             return
-        xs, stats, u8s = zip(*self.pending)
+        xs, stats, u8s, heads = zip(*self.pending)
         self.pending = []
         x = xs[0] if len(xs) == 1 else torch.cat(xs)
+        fused = {"head": heads[0]} if heads[0] is not None else {}  # (one frame a call with heads)
         with autocast(self.device, self.precision):
-            state = self.model.encode_frame(x, stats[0] if len(stats) == 1 else torch.cat(stats))
+            state = self.model.encode_frame(x, stats[0] if len(stats) == 1 else torch.cat(stats), **fused)
         if self.half_states:
             # tiled (large) frames: kept states hold their pixels as uint8, their features as fp16
             state.x = x.mul(255.0).round_().to(torch.uint8)
@@ -242,7 +249,8 @@ class _WindowStream:
             windows = [[self.states[k] for k in window_indices(c, self.count, self.model.cfg.frames)]
                        for c in centres]
             if self.pool is not None:  # whole float32 frames: each window as it is, in its own thread
-                decoded = self.pool.map(lambda w: self._run(self.model.decode, w, tail=self.tail)[0], windows)
+                kw = {"tail": True} if self.tail else {}
+                decoded = self.pool.map(lambda w: self._run(self.model.decode, w, **kw)[0], windows)
                 outs.extend(o if self.tail else o.float() for o in decoded)
                 continue
             window = windows[0] if len(windows) == 1 else [_cat_states(col) for col in zip(*windows)]
@@ -254,7 +262,7 @@ class _WindowStream:
                 if window[j].x.dtype == torch.uint8 and not self.u8_base:
                     window[j] = replace(window[j], x=window[j].x.float().div_(255.0))
             with autocast(self.device, self.precision):
-                out, _ = self.model.decode(window, tail=self.tail)
+                out, _ = self.model.decode(window, **({"tail": True} if self.tail else {}))
             if self.tail:  # one window per call
                 outs.append(out)
                 continue
@@ -381,7 +389,7 @@ class Enhancer:
         temporal_flow: the filter's flow and tolerance, one of ``stpr.temporal.FLOW_SETTINGS``
             ("medium"; :meth:`from_pretrained` picks "fast" for the shipped fast model).
         compile: run the network's full-resolution last step and the conversion to uint8 as one
-            pass built by ``torch.compile`` (:mod:`stpr.models.tail`), reading the frame as uint8
+            pass built by ``torch.compile`` (:mod:`stpr.models.fused`), reading the frame as uint8
             (the same output within one level; the first frame waits while it is built, 2-20 s).
             None: on a CPU, for whole (untiled) frames of at least ``AUTO_COMPILE_MIN_PIXELS`` where
             Inductor is usable (a C++ compiler; ``STPR_COMPILE=0`` turns it off). False: never.
@@ -515,6 +523,12 @@ class Enhancer:
             return True
         return self.device.type == "cpu" and h * w >= AUTO_COMPILE_MIN_PIXELS and compile_usable()
 
+    @property
+    def _head_format(self) -> tuple[torch.dtype, bool]:
+        """(dtype, channels-last) in which the convolutions read a frame (``cast_convolutions``)."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
+        return dtype, dtype != torch.float32 and self.device.type == "cpu"
+
     def _stream(self, half: bool, batch: int, pool: ThreadPoolExecutor | None = None,
                 tail: bool = False) -> _WindowStream:
         return _WindowStream(self._net, half, self.precision, batch, self.device, pool, tail)
@@ -524,8 +538,11 @@ class Enhancer:
         batch = self.batch_for(h, w) if pool is None else workers
         dev = self.device
         if t == 0:
-            return [_Tile(0, 0, h, w, self._stream(bool(self.half_states), batch, pool, self.compiles_for(h, w)),
-                          torch.ones(1, 1, h, w, device=dev))]
+            tail = self.compiles_for(h, w)
+            stream = self._stream(bool(self.half_states), batch, pool, tail)
+            # the first step fused too where the model reads the frame only through its normalised copy
+            stream.fused_head = tail and head_supported(self.model.cfg) and head_usable(h, w)
+            return [_Tile(0, 0, h, w, stream, torch.ones(1, 1, h, w, device=dev))]
         ov = min(self.tile_overlap, t // 2)
         th, ys = _tile_starts(h, t, ov, self.model.multiple)
         tw, xs = _tile_starts(w, t, ov, self.model.multiple)
@@ -636,10 +653,13 @@ class Enhancer:
                 pushed += 1
                 # uint8 crosses the bus (a quarter of float32) and is converted on the device
                 frame_u8 = torch.from_numpy(frame).to(self.device)
-                padded_u8 = None
+                padded_u8 = frame_head = None
                 if len(tiles) > 1:  # each tile converted on its own: no full-frame float copy stays alive
                     stats = frame_stats(frame_u8.permute(2, 0, 1)[None].float().div_(255.0))
                     padded = None
+                elif tiles[0].stream.fused_head:  # the first step from the uint8 frame, fused
+                    padded = padded_u8 = padded_frame_u8(frame_u8, self.model.multiple)
+                    stats, frame_head = head(padded_u8, shape, *self._head_format)
                 else:  # one tile: the frame converted once, padded, for the statistics and the network
                     padded = padded_frame(frame_u8, self.model.multiple)
                     stats = frame_stats(padded, size=shape)
@@ -652,7 +672,7 @@ class Enhancer:
                         xt, _ = self.model.pad(crop.permute(2, 0, 1)[None].float().div_(255.0))
                     else:
                         xt = padded
-                    outs = t.stream.push(xt, stats, padded_u8)
+                    outs = t.stream.push(xt, stats, padded_u8, frame_head)
                     blend(t, outs, emitted)
                     n_out = len(outs)
                 emitted += n_out

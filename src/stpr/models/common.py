@@ -89,12 +89,17 @@ def frame_stats(x: torch.Tensor, eps: float = 1e-3, size: tuple[int, int] | None
         x = x[..., :h, :w]
     else:
         small = F.avg_pool2d(x, 8, ceil_mode=True) if min(x.shape[-2:]) >= 16 else x
+    step = 4 if min(x.shape[-2:]) >= 64 else 1
+    return stats_from(small, luma(srgb_to_linear(x[..., ::step, ::step])).mean(dim=(2, 3)), eps)
+
+
+def stats_from(small: torch.Tensor, lin_y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``frame_stats`` from its two full-resolution reductions: ``small`` (B, 3, h, w) the frame's
+    1/8 thumbnail and ``lin_y`` (B, 1) its mean linear-light luma. Returns (B, 6)."""
     rgb = torch.log(small.mean(dim=(2, 3)) + eps)
     y = luma(small)
     ly = torch.log(y + eps)
     spread = ly.flatten(1).std(dim=1, keepdim=True, correction=0)
-    step = 4 if min(x.shape[-2:]) >= 64 else 1
-    lin_y = luma(srgb_to_linear(x[..., ::step, ::step])).mean(dim=(2, 3))
     return torch.cat([rgb, torch.log(y.mean(dim=(2, 3)) + eps), spread, torch.log(lin_y + 1e-5)], dim=1)
 
 
@@ -110,9 +115,13 @@ def normalize_brightness(x: torch.Tensor, stats: torch.Tensor, target: float = 0
     Returns:
         (B, 3, H, W) in [0, 1].
     """
+    return (x * brightness_gain(stats, target, max_gain)).clamp_(0.0, 1.0)  # in place: one pass fewer
+
+
+def brightness_gain(stats: torch.Tensor, target: float = 0.45, max_gain: float = 60.0) -> torch.Tensor:
+    """``normalize_brightness``'s factor: (B, 6) stats -> (B, 1, 1, 1)."""
     mean = torch.exp(stats[:, 3]).view(-1, 1, 1, 1)
-    gain = (target / mean).clamp(max=max_gain)
-    return (x * gain).clamp_(0.0, 1.0)  # in place: one pass fewer over the full frame
+    return (target / mean).clamp(max=max_gain)
 
 
 def gaussian_blur3(x: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from stpr.models.common import act, cat_channels, conv3x3
-from stpr.models.tail import Tail
+from stpr.models.fused import Tail
 
 
 class STReconstruction(nn.Module):

@@ -26,7 +26,7 @@ from stpr.models.prrd_arch import PRRDConfig, PyramidRecursiveRDN
 from stpr.models.propagation_arch import (FeaturePropagation, FrameEncoder, PropagationConfig, StridedFrameEncoder,
                                           log_brightness)
 from stpr.models.reconstruction_arch import STReconstruction
-from stpr.models.tail import Tail
+from stpr.models.fused import Head, Tail, head_supported
 from stpr.models.warp import flow_grid, flow_warp
 
 FLOW_MODES = ("learned", "dis", "zero")
@@ -255,17 +255,27 @@ class STPR(nn.Module):
         return x, (h, w)
 
     # ---------------------------------------------------------------- per frame
-    def encode_frame(self, x: torch.Tensor, stats: torch.Tensor | None = None) -> FrameState:
+    def encode_frame(self, x: torch.Tensor, stats: torch.Tensor | None = None,
+                     head: Head | None = None) -> FrameState:
         """Per-frame work.
 
         Args:
-            x: (B, 3, H, W) in [0, 1], H, W multiples of ``multiple`` (a whole frame or a tile).
+            x: (B, 3, H, W) in [0, 1], H, W multiples of ``multiple`` (a whole frame or a tile); with
+                ``head``, the uint8 frame it was made from (only kept, for the output step).
             stats: (B, 6) ``frame_stats`` of the whole frame; computed from ``x`` when None.
+            head: the full-resolution part of this work already done from the uint8 frame
+                (:func:`stpr.models.fused.head`; models where ``head_supported``).
         """
-        if stats is None:
-            stats = frame_stats(x)
-        x_norm = normalize_brightness(x, stats)
-        norm_small = F.avg_pool2d(x_norm, 4)
+        if head is not None:
+            if not head_supported(self.cfg):
+                raise ValueError("this model reads the full frame beyond its normalised copy: no fused head")
+            x_norm, norm_small, logb = head.x_norm, head.norm_small, head.logb
+        else:
+            if stats is None:
+                stats = frame_stats(x)
+            x_norm = normalize_brightness(x, stats)
+            norm_small = F.avg_pool2d(x_norm, 4)
+            logb = log_brightness(x)
         needs_pyr = self.cfg.flow_mode == "learned" and self.cfg.frames > 1
         if self.cfg.encoder == "unshuffle":
             feats = self.encoder(x, x_norm)
@@ -275,7 +285,7 @@ class STPR(nn.Module):
             x=x,
             stats=stats,
             norm_small=norm_small,
-            logb=log_brightness(x),
+            logb=logb,
             feats=feats,
             flow_pyr=self._flow_pyramid(x_norm, norm_small) if needs_pyr else None,
         )
@@ -318,7 +328,7 @@ class STPR(nn.Module):
             flows: optional precomputed flows centre -> each neighbour (in window order, centre
                 skipped), each (B, 2, H/4, W/4).
             look: optional (B,) int64 look per sample (models with ``cfg.looks``; None: ``self.look``).
-            tail: return the full-resolution last step unrun, as a :class:`~stpr.models.tail.Tail`
+            tail: return the full-resolution last step unrun, as a :class:`~stpr.models.fused.Tail`
                 (inference: ``Enhancer`` runs it fused with the conversion to uint8). Without pixel
                 fusion the centre state's ``x`` may then be the uint8 frame.
 

@@ -1,5 +1,5 @@
-"""The network's full-resolution last step held back and run fused (stpr.models.tail), and
-``Enhancer``'s use of it (``compile``)."""
+"""The network's full-resolution first and last steps as fused passes (stpr.models.fused), and
+``Enhancer``'s use of them (``compile``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from stpr.enhance import AUTO_COMPILE_MIN_PIXELS, Enhancer, padded_frame, padded_frame_u8
+from stpr.models.common import frame_stats, normalize_brightness
+from stpr.models.fused import Tail, _bilinear_at, compile_usable, head, head_supported, head_usable
+from stpr.models.propagation_arch import log_brightness
 from stpr.models.stpr_arch import window_indices
-from stpr.models.tail import Tail, _bilinear_at, compile_usable
 
 from helpers import dark_clip, tiny_model
+
+NO_FUSION = {"pixel_fusion": False}  # the decoder reads only the centre frame: its state keeps uint8
+# the fast model's kind: what the fused first step stands in for
+STRIDED = {"encoder": "strided", "flow_stride": 8, "pixel_fusion": False}
 
 
 def _tail(seed: int = 0, local: bool = True, u8: bool = False, h: int = 24, w: int = 40) -> Tail:
@@ -25,7 +31,7 @@ def _tail(seed: int = 0, local: bool = True, u8: bool = False, h: int = 24, w: i
                 local=torch.randn(1, 1, h // 4, w // 4, generator=g) * 0.5 if local else None)
 
 
-@pytest.mark.parametrize("kw", [{}, {"pixel_fusion": True}, {"local_gain": False}])
+@pytest.mark.parametrize("kw", [{}, NO_FUSION, {"local_gain": False}])
 def test_decode_tail_is_the_clamped_output(kw):
     model = tiny_model(**kw)
     clip = torch.from_numpy(dark_clip(n=3)).permute(0, 3, 1, 2)[None].float() / 255.0
@@ -87,13 +93,66 @@ def test_padded_uint8_frame_is_the_float_frame():
         torch.testing.assert_close(u8.float() / 255.0, padded_frame(f, multiple), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("kw,enh", [({}, {}), ({"pixel_fusion": True}, {}), ({}, {"workers": 2}),
-                                    ({}, {"exposure": 0.5}), ({}, {"steady_exposure": False})])
-def test_enhancer_output_equal_with_the_step_held_back(kw, enh):
-    """Whole frames with ``compile`` (the step held back, a uint8 base without pixel fusion, and
-    compiled where usable) give the frames the eager path gives, within one level."""
+
+
+def _padded_u8(h: int, w: int, multiple: int = 16) -> torch.Tensor:
+    return padded_frame_u8(torch.from_numpy(dark_clip(n=1, h=h, w=w)[0]), multiple)
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_head_gives_the_encoders_inputs(compile):
+    if compile and not compile_usable():
+        pytest.skip("torch.compile needs a C++ compiler here")
+    h, w = 72, 104  # padded to 80 x 112
+    x8 = _padded_u8(h, w)
+    x = x8.float() / 255.0
+    stats, hd = head(x8, (h, w), compile=compile)
+    want = frame_stats(x, size=(h, w))
+    torch.testing.assert_close(stats, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(hd.x_norm, normalize_brightness(x, want), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(hd.norm_small, F.avg_pool2d(normalize_brightness(x, want), 4), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(hd.logb, log_brightness(x), rtol=1e-5, atol=1e-5)
+    _, bf = head(x8, (h, w), torch.bfloat16, channels_last=True, compile=compile)
+    assert bf.x_norm.dtype == torch.bfloat16 and bf.x_norm.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(bf.x_norm.float(), hd.x_norm, rtol=0.01, atol=0.004)
+
+
+def test_head_is_for_frames_and_models_it_matches():
+    assert head_usable(1080, 1920) and head_usable(360, 640)
+    assert not head_usable(100, 150) and not head_usable(56, 64)  # not multiples of 8; under 64
+    assert head_supported(tiny_model(**STRIDED).cfg)
+    assert not head_supported(tiny_model(**NO_FUSION).cfg)  # the unshuffle encoder reads the frame itself
+    assert not head_supported(tiny_model(**{**STRIDED, "pixel_fusion": True}).cfg)  # warps the frames
+    assert not head_supported(tiny_model(**{**STRIDED, "flow_stride": 4}).cfg)  # pyramid from the full frame
+
+
+def test_encode_frame_from_a_head():
+    model = tiny_model(**STRIDED)
+    x8 = _padded_u8(64, 96)
+    x = x8.float() / 255.0
+    with torch.no_grad():
+        stats, hd = head(x8, (64, 96), compile=False)
+        ref = model.encode_frame(x, frame_stats(x, size=(64, 96)))
+        got = model.encode_frame(x8, stats, head=hd)
+        torch.testing.assert_close(got.feats, ref.feats, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got.logb, ref.logb, rtol=1e-5, atol=1e-5)
+        assert got.x is x8
+        with pytest.raises(ValueError, match="no fused head"):
+            tiny_model(**NO_FUSION).encode_frame(x8, stats, head=hd)
+
+
+@pytest.mark.parametrize("kw,enh,size", [({}, {}, (45, 70)), (NO_FUSION, {}, (45, 70)),
+                                         (NO_FUSION, {"workers": 2}, (45, 70)), ({}, {"workers": 2}, (45, 70)),
+                                         (NO_FUSION, {"exposure": 0.5}, (45, 70)),
+                                         (NO_FUSION, {"steady_exposure": False}, (45, 70)),
+                                         (STRIDED, {}, (64, 96)), (STRIDED, {"precision": "bf16"}, (64, 96)),
+                                         (STRIDED, {"workers": 2}, (64, 96))])
+def test_enhancer_output_equal_with_the_steps_fused(kw, enh, size):
+    """Whole frames with ``compile`` (the last step held back, a uint8 base without pixel fusion,
+    the first step fused for a strided encoder, compiled where usable) give the frames the eager
+    path gives, within one level."""
     model = tiny_model(**kw)
-    frames = list(dark_clip(n=5, h=45, w=70))  # padded: the output is cropped back
+    frames = list(dark_clip(n=5, h=size[0], w=size[1]))  # 45 x 70 is padded: the output is cropped back
     ref = np.stack(list(Enhancer(model, tile=0, compile=False, **enh).enhance_frames(frames)))
     e = Enhancer(model, tile=0, compile=True, **enh)
     assert e.compiles_for(45, 70)
