@@ -123,7 +123,8 @@ def _add_enhance(sub):
                    help="run the network's last full-resolution step and the conversion to 8 bits as one pass "
                         "built by torch.compile (needs a C++ compiler; the first frame waits 2-20 s while it is "
                         "built): auto (on a CPU, for whole frames of 1280x720 and more; default), on (every "
-                        "whole-frame size), off. STPR_COMPILE=0 in the environment turns it off everywhere")
+                        "whole-frame size), off. In the environment STPR_COMPILE=0 turns it off and STPR_COMPILE=1 on for "
+                        "every command, stpr bench and stpr batch included")
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)  # before --precision: = --precision bf16
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--strip-metadata", action="store_true",

@@ -392,7 +392,8 @@ class Enhancer:
             pass built by ``torch.compile`` (:mod:`stpr.models.fused`), reading the frame as uint8
             (the same output within one level; the first frame waits while it is built, 2-20 s).
             None: on a CPU, for whole (untiled) frames of at least ``AUTO_COMPILE_MIN_PIXELS`` where
-            Inductor is usable (a C++ compiler; ``STPR_COMPILE=0`` turns it off). False: never.
+            Inductor is usable (a C++ compiler; ``STPR_COMPILE=0`` in the environment turns it off,
+            ``STPR_COMPILE=1`` on for every size, as ``stpr bench`` can be told). False: never.
             True: whole frames of every size, one window per call (where it cannot build, the
             same step runs eagerly). The torch engine only.
     """
@@ -519,7 +520,7 @@ class Enhancer:
         if (self.compile is False or not isinstance(self.model, STPR) or self.tile_size_for(h, w) != 0
                 or self.batch_for(h, w) > 1 or self.half_states):
             return False
-        if self.compile:
+        if self.compile or os.environ.get("STPR_COMPILE") == "1":
             return True
         return self.device.type == "cpu" and h * w >= AUTO_COMPILE_MIN_PIXELS and compile_usable()
 
