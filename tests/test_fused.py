@@ -170,9 +170,10 @@ def test_when_the_step_is_compiled(monkeypatch):
     assert Enhancer(model, compile=True).compiles_for(64, 64)
     assert not Enhancer(model, compile=True, tile=128).compiles_for(512, 512)  # tiles: blended eagerly
     assert not Enhancer(model, compile=True, batch=2).compiles_for(64, 64)
-    assert Enhancer(model, memory_mb=100_000).compiles_for(big, big) == compile_usable()
+    assert Enhancer(model, memory_mb=100_000, workers=1).compiles_for(big, big) == compile_usable()
+    assert not Enhancer(model, memory_mb=100_000, workers=2).compiles_for(big, big)  # several at once: slower
     monkeypatch.setenv("STPR_COMPILE", "1")  # on for every size (stpr bench, stpr batch)
     assert Enhancer(model).compiles_for(64, 64) and not Enhancer(model, compile=False).compiles_for(64, 64)
     monkeypatch.setenv("STPR_COMPILE", "0")
     assert not compile_usable()
-    assert not Enhancer(model, memory_mb=100_000).compiles_for(big, big)
+    assert not Enhancer(model, memory_mb=100_000, workers=1).compiles_for(big, big)

@@ -122,7 +122,7 @@ def _add_enhance(sub):
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                    help="run the network's last full-resolution step and the conversion to 8 bits as one pass "
                         "built by torch.compile (needs a C++ compiler; the first frame waits 2-20 s while it is "
-                        "built): auto (on a CPU, for whole frames of 1280x720 and more; default), on (every "
+                        "built): auto (on a CPU, for whole frames of 1280x720 and more enhanced one at a time; default), on (every "
                         "whole-frame size), off. In the environment STPR_COMPILE=0 turns it off and STPR_COMPILE=1 on for "
                         "every command, stpr bench and stpr batch included")
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)  # before --precision: = --precision bf16

@@ -51,9 +51,10 @@ ENGINES = ("torch", "onnx")
 # slower (docs/research/speed-and-memory.md).
 AUTO_WORKERS_MAX_PIXELS = 1280 * 720
 
-# Smallest frame (pixels) whose output step is compiled by default on a CPU (``Enhancer.compile``):
-# the fused step saves ~29 ms a 1080p frame on an AMX CPU, and building it costs the first frame 2-4 s
-# (20 s with Inductor's cache cold), which only frames this large repay within a short video.
+# Smallest frame (pixels) whose full-resolution passes are compiled by default on a CPU
+# (``Enhancer.compile``), where frames go one at a time: end to end 1.07x at 1080p, while building
+# them costs the first frame 2-4 s (about 20 s with Inductor's cache cold), which only frames this
+# large repay within a short video (docs/research/speed-and-memory.md, "Fused first and last steps").
 AUTO_COMPILE_MIN_PIXELS = 1280 * 720
 
 # How often (seconds) one-frame-at-a-time enhancement on a CPU looks at the other processes' load
@@ -391,8 +392,8 @@ class Enhancer:
         compile: run the network's full-resolution last step and the conversion to uint8 as one
             pass built by ``torch.compile`` (:mod:`stpr.models.fused`), reading the frame as uint8
             (the same output within one level; the first frame waits while it is built, 2-20 s).
-            None: on a CPU, for whole (untiled) frames of at least ``AUTO_COMPILE_MIN_PIXELS`` where
-            Inductor is usable (a C++ compiler; ``STPR_COMPILE=0`` in the environment turns it off,
+            None: on a CPU, for whole (untiled) frames of at least ``AUTO_COMPILE_MIN_PIXELS`` enhanced
+            one at a time (``workers`` 1), where Inductor is usable (a C++ compiler; ``STPR_COMPILE=0`` in the environment turns it off,
             ``STPR_COMPILE=1`` on for every size, as ``stpr bench`` can be told). False: never.
             True: whole frames of every size, one window per call (where it cannot build, the
             same step runs eagerly). The torch engine only.
@@ -522,7 +523,9 @@ class Enhancer:
             return False
         if self.compile or os.environ.get("STPR_COMPILE") == "1":
             return True
-        return self.device.type == "cpu" and h * w >= AUTO_COMPILE_MIN_PIXELS and compile_usable()
+        # several frames at once (``workers``) the passes ran slower end to end (0.92x at 640x360)
+        return (self.device.type == "cpu" and h * w >= AUTO_COMPILE_MIN_PIXELS and self.workers_for(h, w) == 1
+                and compile_usable())
 
     @property
     def _head_format(self) -> tuple[torch.dtype, bool]:
