@@ -389,14 +389,16 @@ class Enhancer:
             before the temporal filter; 0 turns it off.
         temporal_flow: the filter's flow and tolerance, one of ``stpr.temporal.FLOW_SETTINGS``
             ("medium"; :meth:`from_pretrained` picks "fast" for the shipped fast model).
-        compile: run the network's full-resolution last step and the conversion to uint8 as one
-            pass built by ``torch.compile`` (:mod:`stpr.models.fused`), reading the frame as uint8
-            (the same output within one level; the first frame waits while it is built, 2-20 s).
-            None: on a CPU, for whole (untiled) frames of at least ``AUTO_COMPILE_MIN_PIXELS`` enhanced
-            one at a time (``workers`` 1), where Inductor is usable (a C++ compiler; ``STPR_COMPILE=0`` in the environment turns it off,
-            ``STPR_COMPILE=1`` on for every size, as ``stpr bench`` can be told). False: never.
-            True: whole frames of every size, one window per call (where it cannot build, the
-            same step runs eagerly). The torch engine only.
+        compile: run the network's full-resolution last step with the conversion to uint8, and
+            for models that read a frame only through its normalised copy (``fast``) the first
+            step, as passes built by ``torch.compile`` (:mod:`stpr.models.fused`) that read the
+            frame as uint8: the same output within one level; the first frame waits 2-20 s while
+            they are built. None: on a CPU, for whole (untiled) frames of at least
+            ``AUTO_COMPILE_MIN_PIXELS`` enhanced one at a time (``workers`` 1), where Inductor is
+            usable (a C++ compiler); ``STPR_COMPILE=0`` in the environment turns it off,
+            ``STPR_COMPILE=1`` on for every size (``stpr bench``, ``stpr batch``). False: never.
+            True: whole frames of every size, one window per call (where the passes cannot be
+            built, the same arithmetic runs eagerly). The torch engine only.
     """
 
     def __init__(self, model: STPR, tile: int | None = None, tile_overlap: int = 32, memory_mb: int | None = None,
@@ -515,9 +517,9 @@ class Enhancer:
         return workers if fits else 1
 
     def compiles_for(self, h: int, w: int) -> bool:
-        """Whether (h, w) frames get the compiled output step (``compile``): whole frames, the torch
-        engine, one window per call, and where left to choose a CPU, Inductor usable and frames of
-        at least ``AUTO_COMPILE_MIN_PIXELS``."""
+        """Whether (h, w) frames get the fused passes (``compile``): whole frames, the torch engine,
+        one window per call, and where left to choose a CPU, one frame at a time, Inductor usable
+        and frames of at least ``AUTO_COMPILE_MIN_PIXELS``."""
         if (self.compile is False or not isinstance(self.model, STPR) or self.tile_size_for(h, w) != 0
                 or self.batch_for(h, w) > 1 or self.half_states):
             return False
