@@ -43,6 +43,7 @@ def main() -> int:
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 4
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, args.out, extra=extra)
     print(f"wrote {args.out}")
     return 0
