@@ -559,7 +559,7 @@ REFERENCES = {"quality": Path(__file__).parent / "data" / "shipped_reference.npz
 def shipped_reference_outputs(name: str = "quality") -> dict[str, np.ndarray]:
     """A shipped model (float32, one thread) on a seeded dark clip: ``model(x)`` of a T = 3
     window, and ``Enhancer.enhance_frames`` on four uint8 frames. ``tests/data/shipped_reference.npz``
-    holds what this gave for the quality model (v8) when it shipped, ``shipped_reference_fast.npz``
+    holds what this gave for the quality model (v9) when it shipped, ``shipped_reference_fast.npz``
     the same for the fast model (``np.savez_compressed(path, **shipped_reference_outputs("fast"))``)."""
     from stpr.checkpoint import load_model
     from stpr.enhance import Enhancer
