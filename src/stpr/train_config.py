@@ -67,13 +67,14 @@ class TrainConfig:
             contrast), ``colour_loss`` (hue and saturation) and ``edge_loss`` (image gradients);
             0 (off) in every model up to v7.
         w_temporal_coarse: weight of ``losses.temporal_coarse_loss`` (the temporal term on 8x8
-            block means), on the clips the temporal term sees; 0 (off) in every model up to v8.
+            block means), on the clips the temporal term sees; 0 (off) in every model up to v8,
+            2.0 in v9's first stage.
         w_black: weight of ``losses.black_loss`` (one-sided: the output's darkest luma quantiles,
             on 4x4 area means, above the truth's), on the clips the tone term sees. 0 (off) in
-            every model up to v8.
+            every model up to v8, 1.0 in v9's three fine-tunes.
         black_along_colour: the share (0-1; true is 1) of the black-level term's gradient that
             darkens along each block's own colour (R, G, B scaled alike) rather than along luma's
-            weights (``losses.black_loss``).
+            weights (``losses.black_loss``); v9 averages fine-tunes at 1.0, 1.0 and 0.5.
         w_chroma: weight of ``losses.chroma_loss`` (chromaticity on 4x4 area means, every block
             weighted alike, so colour in the shadows counts), on the clips the tone term sees. 0
             (off) in every model up to v8.
