@@ -33,19 +33,25 @@ from stpr.models.common import brightness_gain, luma, srgb_to_linear, stats_from
 log = logging.getLogger(__name__)
 
 
-def _eager(residual: torch.Tensor, base: torch.Tensor, gain: torch.Tensor, local: torch.Tensor | None,
-           scale: torch.Tensor | None) -> torch.Tensor:
-    """The tail's arithmetic, as ``STReconstruction`` and ``Enhancer`` did it one pass at a time.
-
-    Returns (B, 3, H, W) float in [0, 1] when ``scale`` is None, else (B, H, W, 3) uint8 of
-    ``clamp(out, 0, 1) * scale``, rounded half up."""
+def compose(residual: torch.Tensor, base: torch.Tensor, gain: torch.Tensor,
+            local: torch.Tensor | None) -> torch.Tensor:
+    """The reconstruction's output (not clamped): ``pixel_shuffle(residual) + base * gain *
+    exp(upsampled local)``; (B, 3, H, W) float32 from :class:`Tail`'s tensors."""
     if base.dtype == torch.uint8:
         base = base.float() / 255.0
     res = F.pixel_shuffle(residual, 4).float()
     if local is not None:
+        # exp(g_local) (one channel) times the per-channel gain: two fewer passes over full-resolution colour
         gain = torch.exp(F.interpolate(local.float(), size=base.shape[-2:], mode="bilinear",
                                        align_corners=False)) * gain
-    out = torch.addcmul(res, base, gain).clamp(0.0, 1.0)
+    return torch.addcmul(res, base, gain)
+
+
+def _eager(residual: torch.Tensor, base: torch.Tensor, gain: torch.Tensor, local: torch.Tensor | None,
+           scale: torch.Tensor | None) -> torch.Tensor:
+    """The tail's arithmetic, one pass at a time: (B, 3, H, W) float in [0, 1] when ``scale`` is
+    None, else (B, H, W, 3) uint8 of ``clamp(out, 0, 1) * scale``, rounded half up."""
+    out = compose(residual, base, gain, local).clamp(0.0, 1.0)
     if scale is None:
         return out
     # the conversion then truncates: + 0.5 rounds half up, the clamp keeps it in 0-255

@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from stpr.models.common import act, cat_channels, conv3x3
-from stpr.models.fused import Tail
+from stpr.models.fused import Tail, compose
 
 
 class STReconstruction(nn.Module):
@@ -124,14 +124,7 @@ class STReconstruction(nn.Module):
             g_global = g_global + self.look_gain[look]
         g_global = g_global[:, :, None, None]
         gain = torch.exp(base + g_global).float()
+        local = self.local_gain(feats) if self.local_gain is not None else None
         if tail:
-            local = self.local_gain(feats) if self.local_gain is not None else None
             return Tail(self.residual(feats), x, gain, local)
-        residual = F.pixel_shuffle(self.residual(feats), 4).float()
-        if self.local_gain is not None:
-            g_local = F.interpolate(self.local_gain(feats).float(), size=x.shape[-2:], mode="bilinear",
-                                    align_corners=False)
-            # exp(base + g_global + g_local) as exp(g_local) (one channel) times a per-channel
-            # scalar: the same gain with two fewer passes over full-resolution colour
-            gain = torch.exp(g_local) * gain
-        return torch.addcmul(residual, x, gain)
+        return compose(self.residual(feats), x, gain, local)
