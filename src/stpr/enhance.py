@@ -516,11 +516,13 @@ class Enhancer:
         fits = self.tile is not None or h * w * BYTES_PER_PIXEL * workers <= self.budget_mb() * 2 ** 20
         return workers if fits else 1
 
-    def compiles_for(self, h: int, w: int) -> bool:
+    def compiles_for(self, h: int, w: int, tile: int | None = None) -> bool:
         """Whether (h, w) frames get the fused passes (``compile``): whole frames, the torch engine,
         one window per call, and where left to choose a CPU, one frame at a time, Inductor usable
-        and frames of at least ``AUTO_COMPILE_MIN_PIXELS``."""
-        if (self.compile is False or not isinstance(self.model, STPR) or self.tile_size_for(h, w) != 0
+        and frames of at least ``AUTO_COMPILE_MIN_PIXELS``. ``tile``: ``tile_size_for(h, w)``
+        when the caller has it."""
+        tile = self.tile_size_for(h, w) if tile is None else tile
+        if (self.compile is False or not isinstance(self.model, STPR) or tile != 0
                 or self.batch_for(h, w) > 1 or self.half_states):
             return False
         if self.compile or os.environ.get("STPR_COMPILE") == "1":
@@ -544,7 +546,7 @@ class Enhancer:
         batch = self.batch_for(h, w) if pool is None else workers
         dev = self.device
         if t == 0:
-            tail = self.compiles_for(h, w)
+            tail = self.compiles_for(h, w, t)
             stream = self._stream(bool(self.half_states), batch, pool, tail)
             # the first step fused too where the model reads the frame only through its normalised copy
             stream.fused_head = tail and head_supported(self.model.cfg) and head_usable(h, w)
