@@ -120,11 +120,11 @@ def _add_enhance(sub):
                         "be a folder made by stpr export --onnx)")
     _add_hardware_options(p)
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
-                   help="run the network's last full-resolution step and the conversion to 8 bits as one pass "
-                        "built by torch.compile (needs a C++ compiler; the first frame waits 2-20 s while it is "
-                        "built): auto (on a CPU, for whole frames of 1280x720 and more enhanced one at a time; default), on (every "
-                        "whole-frame size), off. In the environment STPR_COMPILE=0 turns it off and STPR_COMPILE=1 on for "
-                        "every command, stpr bench and stpr batch included")
+                   help="run the network's first and last full-resolution steps (with the conversion to 8 bits) "
+                        "as passes built by torch.compile (needs a C++ compiler; the first frame waits 2-20 s "
+                        "while they are built): auto (on a CPU, for whole frames of 1280x720 and more enhanced one "
+                        "at a time; default), on (every whole-frame size), off. In the environment STPR_COMPILE=0 "
+                        "turns it off and STPR_COMPILE=1 on for every command, stpr bench and stpr batch included")
     p.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)  # before --precision: = --precision bf16
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--strip-metadata", action="store_true",

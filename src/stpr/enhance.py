@@ -179,12 +179,12 @@ class _WindowStream:
 
     def __init__(self, model: STPR, half_states: bool = False, precision: str = "fp32", batch: int = 1,
                  device: torch.device = torch.device("cpu"), pool: ThreadPoolExecutor | None = None,
-                 tail: bool = False):
+                 tail: bool = False, fused_head: bool = False):
         self.model = model
         self.tail = tail
         # the decoder reads a frame's pixels only as the tail's base when it does not blend frames
         self.u8_base = tail and not model.cfg.pixel_fusion
-        self.fused_head = False  # frames come with a ``head`` (set by ``Enhancer``)
+        self.fused_head = fused_head  # frames come with a ``head``
         self.half_states = half_states
         self.device = device
         self.precision = precision
@@ -538,8 +538,8 @@ class Enhancer:
         return dtype, dtype != torch.float32 and self.device.type == "cpu"
 
     def _stream(self, half: bool, batch: int, pool: ThreadPoolExecutor | None = None,
-                tail: bool = False) -> _WindowStream:
-        return _WindowStream(self._net, half, self.precision, batch, self.device, pool, tail)
+                tail: bool = False, fused_head: bool = False) -> _WindowStream:
+        return _WindowStream(self._net, half, self.precision, batch, self.device, pool, tail, fused_head)
 
     def _make_tiles(self, h: int, w: int, pool: ThreadPoolExecutor | None = None, workers: int = 1) -> list[_Tile]:
         t = self.tile_size_for(h, w)
@@ -547,10 +547,10 @@ class Enhancer:
         dev = self.device
         if t == 0:
             tail = self.compiles_for(h, w, t)
-            stream = self._stream(bool(self.half_states), batch, pool, tail)
             # the first step fused too where the model reads the frame only through its normalised copy
-            stream.fused_head = tail and head_supported(self.model.cfg) and head_usable(h, w)
-            return [_Tile(0, 0, h, w, stream, torch.ones(1, 1, h, w, device=dev))]
+            fused_head = tail and head_supported(self.model.cfg) and head_usable(h, w)
+            return [_Tile(0, 0, h, w, self._stream(bool(self.half_states), batch, pool, tail, fused_head),
+                          torch.ones(1, 1, h, w, device=dev))]
         ov = min(self.tile_overlap, t // 2)
         th, ys = _tile_starts(h, t, ov, self.model.multiple)
         tw, xs = _tile_starts(w, t, ov, self.model.multiple)

@@ -1,4 +1,4 @@
-"""The reconstruction's full-resolution last step, held back so that it runs as one pass.
+"""The network's full-resolution first and last steps as fused passes.
 
 ``STReconstruction`` ends at full resolution: the residual is pixel-shuffled up from 1/4
 resolution, the local gain map upsampled and exponentiated, and ``out = residual + base * gain``;
@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from stpr.models.common import brightness_gain, luma, srgb_to_linear, stats_from
+from stpr.models.propagation_arch import log_brightness_pooled
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,6 @@ class Tail:
     base: torch.Tensor
     gain: torch.Tensor
     local: torch.Tensor | None
-
-    @property
-    def shape(self) -> torch.Size:
-        """(B, 3, H, W), the output's shape."""
-        return self.base.shape
 
     def float(self) -> torch.Tensor:
         """(B, 3, H, W) float32 output in [0, 1], as ``decode`` returns it without ``tail``."""
@@ -234,6 +230,6 @@ def head(x_u8: torch.Tensor, size: tuple[int, int], dtype: torch.dtype = torch.f
     pool4, lin_y = _call(_pools, compile, x_u8, h, w)
     # the 1/8 thumbnail as the 1/4 one's 2x2 averages (the same blocks of the frame)
     stats = stats_from(F.avg_pool2d(pool4, 2)[..., :h // 8, :w // 8], lin_y)
-    logb = torch.log(luma(pool4) + 1e-3)  # log_brightness
+    logb = log_brightness_pooled(pool4)
     x_norm, norm_small = _call(_normalised, compile, x_u8, brightness_gain(stats), dtype, channels_last)
     return stats, Head(x_norm, norm_small, logb)

@@ -89,7 +89,12 @@ def log_brightness(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Local log-brightness at 1/4 resolution. (B, 3, H, W) -> (B, 1, H/4, W/4).
     Luma of the pooled frame (the same as pooled luma: both are linear), so the only full-resolution
     work is the pooling."""
-    return torch.log(luma(F.avg_pool2d(x, 4)) + eps)
+    return log_brightness_pooled(F.avg_pool2d(x, 4), eps)
+
+
+def log_brightness_pooled(pooled: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``log_brightness`` from the frame's 1/4 average (B, 3, H/4, W/4) -> (B, 1, H/4, W/4)."""
+    return torch.log(luma(pooled) + eps)
 
 
 class FeaturePropagation(nn.Module):
